@@ -1,0 +1,59 @@
+# relance: `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# No telemetry from any tool, ever (tests, CI, demo).
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint format ui bench lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
+
+demo: $(STAMP) ## Generate demo data and run the daily pipeline on it (embedded defaults)
+	$(BIN)/relance demo
+
+test: $(STAMP) ## Run the whole test suite (unit, integration, e2e)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP) ## Unit tests only
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+lint: $(STAMP) ## ruff + sqlfluff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+ui: $(STAMP) ## Prefect UI (:4200), MLflow UI (:5000), dbt docs (:8080) on 127.0.0.1
+	$(BIN)/relance ui
+
+bench: $(STAMP) ## Pipeline benchmark at demo size and 1M invoices (prints seconds per stage, peak memory)
+	$(BIN)/python bench/bench_pipeline.py --sizes 60000 1000000
+
+lock: ## Re-resolve requirements.lock from pyproject.toml (names no index host)
+	$(PYTHON) -m venv /tmp/relance-lock && /tmp/relance-lock/bin/pip install --quiet uv
+	/tmp/relance-lock/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+clean: ## Remove the demo data directory (not the venv)
+	rm -rf data

@@ -1,0 +1,35 @@
+"""Lineage identifiers gathered once per run and stamped on every row and message.
+
+The chain: reminder_key -> ops.reminders_planned (flow run id, model version, MLflow run id, dbt invocation id)
+-> ml.ml_invoice_features (dbt invocation id) -> staging (raw_batch_id) -> raw rows (_batch_id, _file_hash).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def git_sha(project_root: Path) -> str:
+    """The checked-out commit, or 'unknown' outside a git checkout (e.g. an installed wheel)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(project_root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def dbt_invocation_id(target_dir: Path) -> str:
+    """The invocation id of the last dbt command, from its run_results.json (written by every build)."""
+    path = target_dir / "run_results.json"
+    try:
+        return json.loads(path.read_text())["metadata"]["invocation_id"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise RuntimeError(f"cannot read the dbt invocation id from {path}: {exc}") from exc

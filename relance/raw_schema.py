@@ -1,0 +1,124 @@
+"""The canonical raw model: what every source (demo export, ledger file, FEC, ERP) is loaded into.
+
+One table per entity in the DuckDB schema ``raw``. Raw tables are append-only: each row also carries the load
+metadata columns of :data:`LOAD_METADATA`. dbt reads them through ``source('raw', <entity>)`` and nothing else.
+
+Money is DECIMAL(18,2) with an explicit ISO 4217 currency. Credit notes are rows of ``invoices`` with
+``document_type = 'credit_note'``, a negative amount and ``credited_invoice_id`` set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RAW_SCHEMA = "raw"
+
+# Column name -> DuckDB type, in file order. Keys are the natural keys of each entity.
+ENTITIES: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "VARCHAR",
+        "customer_name": "VARCHAR",
+        "customer_type": "VARCHAR",  # 'B2B' | 'B2C'
+        "siren": "VARCHAR",  # 9 digits, Luhn-valid; null for B2C
+        "naf_code": "VARCHAR",  # e.g. '41.20A'; null for B2C
+        "sector_section": "VARCHAR",  # NAF section letter, 'F' = construction; null for B2C
+        "size_band": "VARCHAR",  # 'micro' | 'small' | 'medium' | 'large'; null for B2C
+        "region": "VARCHAR",
+        "country_code": "VARCHAR",  # ISO 3166-1 alpha-2
+        "email": "VARCHAR",
+        "phone": "VARCHAR",  # E.164
+        "credit_limit": "DECIMAL(18,2)",
+        "currency": "VARCHAR",
+        "payment_terms_days": "INTEGER",  # 30 | 45 | 60
+        "is_end_of_month_terms": "BOOLEAN",  # '45 jours fin de mois'
+        "created_date": "DATE",
+    },
+    "invoices": {
+        "invoice_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "document_type": "VARCHAR",  # 'invoice' | 'credit_note'
+        "credited_invoice_id": "VARCHAR",  # credit notes only
+        "issue_date": "DATE",
+        "due_date": "DATE",
+        "amount": "DECIMAL(18,2)",  # tax included; negative for credit notes
+        "currency": "VARCHAR",
+        "payment_terms_days": "INTEGER",
+        "is_end_of_month_terms": "BOOLEAN",
+    },
+    "payments": {
+        "payment_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "payment_date": "DATE",  # value date: the day the money is known to have arrived
+        "amount": "DECIMAL(18,2)",
+        "currency": "VARCHAR",
+        "payment_method": "VARCHAR",  # 'transfer' | 'direct_debit' | 'cheque' | 'card'
+    },
+    "payment_allocations": {
+        "payment_id": "VARCHAR",
+        "invoice_id": "VARCHAR",
+        "allocated_amount": "DECIMAL(18,2)",
+    },
+    "disputes": {
+        "dispute_id": "VARCHAR",
+        "invoice_id": "VARCHAR",
+        "opened_date": "DATE",
+        "resolved_date": "DATE",  # null while open
+        "reason": "VARCHAR",
+    },
+    "reminders": {
+        "reminder_id": "VARCHAR",
+        "invoice_id": "VARCHAR",
+        "customer_id": "VARCHAR",
+        "sent_at": "TIMESTAMP",  # UTC
+        "channel": "VARCHAR",  # 'email' | 'sms' | 'letter' | 'call'
+        "tone": "VARCHAR",  # 'preventive' | 'cordial' | 'firm'
+        "response": "VARCHAR",  # 'none' | 'promise_to_pay' | 'dispute' | 'paid'
+        "responded_at": "TIMESTAMP",  # null when response = 'none'
+        "promised_date": "DATE",  # promise_to_pay only
+    },
+}
+
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "invoices": ("invoice_id",),
+    "payments": ("payment_id",),
+    "payment_allocations": ("payment_id", "invoice_id"),
+    "disputes": ("dispute_id",),
+    "reminders": ("reminder_id",),
+}
+
+# Appended by the loader to every raw row.
+LOAD_METADATA: dict[str, str] = {
+    "_batch_id": "VARCHAR",
+    "_source_file": "VARCHAR",
+    "_file_hash": "VARCHAR",
+    "_row_hash": "VARCHAR",
+    "_loaded_at": "TIMESTAMP",
+    "_flow_run_id": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    columns: dict[str, str]
+    key: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{RAW_SCHEMA}.{self.name}"
+
+    def ddl(self) -> str:
+        cols = {**self.columns, **LOAD_METADATA}
+        body = ",\n  ".join(f"{c} {t}" for c, t in cols.items())
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  {body}\n)"
+
+
+def entity(name: str) -> Entity:
+    if name not in ENTITIES:
+        raise KeyError(f"unknown raw entity {name!r}; known: {', '.join(ENTITIES)}")
+    return Entity(name, ENTITIES[name], NATURAL_KEYS[name])
+
+
+def all_entities() -> list[Entity]:
+    return [entity(n) for n in ENTITIES]

@@ -1,0 +1,151 @@
+"""One typed configuration object, built once at the entry point and passed down.
+
+Every setting can be overridden by an environment variable with the ``RELANCE_`` prefix
+(``RELANCE_DATA_DIR=/srv/relance``) or a ``.env`` file; ``.env.example`` lists them all.
+All embedded defaults live under one data directory so a demo never touches anything else.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- locations -------------------------------------------------------------------------
+    project_root: Path = Field(
+        default_factory=Path.cwd, description="Checkout root: dbt_project/ and expectations/ live here."
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Everything the pipeline writes. Default: <project_root>/data."
+    )
+    warehouse_path: Path | None = Field(default=None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="Default: sqlite:///<data_dir>/mlflow/mlflow.db"
+    )
+    mlflow_artifact_root: Path | None = Field(default=None, description="Default: <data_dir>/mlflow/artifacts")
+    prefect_home: Path | None = Field(default=None, description="Default: <data_dir>/prefect")
+    landing_dir: Path | None = Field(
+        default=None, description="Where source exports are dropped. Default: <data_dir>/landing"
+    )
+
+    # --- ML ----------------------------------------------------------------------------------
+    model_name: str = "payment_delay"
+    horizon_days: int = Field(default=30, description="Label: invoice still unpaid this many days after as-of.")
+    snapshot_interval_days: int = Field(default=28, description="Spacing of as-of snapshots in the training grid.")
+    history_start_days: int = Field(
+        default=120, description="First training snapshot this many days after the first invoice."
+    )
+    min_auc_gain: float = Field(
+        default=0.0, description="A candidate becomes champion only if its test AUC beats the baseline by this."
+    )
+
+    # --- reminders and channels --------------------------------------------------------------
+    sender_email: str = "relances@example.com"
+    sender_name: str = "Service recouvrement"
+    sendgrid_api_key: SecretStr | None = Field(
+        default=None, description="Unset: emails are written to the local outbox instead of sent."
+    )
+    sendgrid_host: str = "https://api.sendgrid.com"
+    max_reminders_per_run: int = 5000
+
+    # --- reports -----------------------------------------------------------------------------
+    report_top_n: int = 20
+
+    @field_validator("project_root", mode="after")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    # Derived paths: one place decides the layout under data_dir.
+    @cached_property
+    def data(self) -> Path:
+        return (self.data_dir or self.project_root / "data").expanduser().resolve()
+
+    @cached_property
+    def warehouse(self) -> Path:
+        return self.warehouse_path or self.data / "warehouse.duckdb"
+
+    @cached_property
+    def landing(self) -> Path:
+        return self.landing_dir or self.data / "landing"
+
+    @cached_property
+    def ground_truth_dir(self) -> Path:
+        return self.data / "ground_truth"
+
+    @cached_property
+    def outbox(self) -> Path:
+        return self.data / "outbox"
+
+    @cached_property
+    def reports_dir(self) -> Path:
+        return self.data / "reports"
+
+    @cached_property
+    def gx_dir(self) -> Path:
+        return self.data / "gx"
+
+    @cached_property
+    def mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+
+    @cached_property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow_artifact_root or self.data / "mlflow" / "artifacts"
+
+    @cached_property
+    def prefect_dir(self) -> Path:
+        return self.prefect_home or self.data / "prefect"
+
+    @cached_property
+    def dbt_project_dir(self) -> Path:
+        return self.project_root / "dbt_project"
+
+    @cached_property
+    def dbt_target_dir(self) -> Path:
+        """dbt artefacts (manifest, run_results, docs site) stay with the data, not in the checkout."""
+        return self.data / "dbt" / "target"
+
+    def ensure_dirs(self) -> None:
+        for p in (self.data, self.landing, self.outbox, self.reports_dir, self.gx_dir,
+                  self.mlflow_artifacts, self.prefect_dir, self.warehouse.parent):
+            p.mkdir(parents=True, exist_ok=True)
+
+    def tool_environment(self) -> dict[str, str]:
+        """Environment variables that point dbt, MLflow and Prefect at this configuration.
+
+        Set by entry points (CLI, tests) before those libraries are imported; never read back by library code.
+        """
+        return {
+            "RELANCE_WAREHOUSE_PATH": str(self.warehouse),
+            "DBT_PROFILES_DIR": str(self.dbt_project_dir),
+            "DBT_PROJECT_DIR": str(self.dbt_project_dir),
+            "DBT_TARGET_PATH": str(self.dbt_target_dir),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "PREFECT_HOME": str(self.prefect_dir),
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
+
+
+def parse_as_of(value: str | date | None, default: date) -> date:
+    if value is None:
+        return default
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"as-of date must be YYYY-MM-DD, got {value!r}") from exc

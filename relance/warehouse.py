@@ -1,0 +1,69 @@
+"""DuckDB warehouse access: one connection helper and the operational (non-dbt) tables.
+
+dbt owns every relational transformation. Python writes only raw loads (schema ``raw``) and operational facts
+(schema ``ops``: load batches, quarantine, predictions, planned and sent reminders, report runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from relance.raw_schema import RAW_SCHEMA, all_entities
+
+OPS_DDL: tuple[str, ...] = (
+    "CREATE SCHEMA IF NOT EXISTS ops",
+    """CREATE TABLE IF NOT EXISTS ops.ingest_batches (
+        batch_id VARCHAR PRIMARY KEY, entity VARCHAR, source_file VARCHAR, file_hash VARCHAR,
+        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unchanged BIGINT,
+        status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.quarantine (
+        batch_id VARCHAR, entity VARCHAR, row_number BIGINT, natural_key VARCHAR, expectation VARCHAR,
+        severity VARCHAR, reason VARCHAR, row_json VARCHAR, quarantined_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.validation_runs (
+        validation_id VARCHAR PRIMARY KEY, batch_ids VARCHAR, success BOOLEAN, critical_failures INTEGER,
+        warning_failures INTEGER, data_docs_path VARCHAR, validated_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.predictions (
+        invoice_id VARCHAR, as_of_date DATE, p_unpaid_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
+        model_run_id VARCHAR, dbt_invocation_id VARCHAR, scored_at TIMESTAMP, flow_run_id VARCHAR,
+        PRIMARY KEY (invoice_id, as_of_date))""",
+    """CREATE TABLE IF NOT EXISTS ops.reminders_planned (
+        reminder_key VARCHAR PRIMARY KEY, invoice_id VARCHAR, customer_id VARCHAR, as_of_date DATE,
+        step VARCHAR, channel VARCHAR, tone VARCHAR, p_unpaid_30d DOUBLE, open_amount DECIMAL(18,2),
+        currency VARCHAR, recipient VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
+        dbt_invocation_id VARCHAR, planned_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.reminder_sends (
+        reminder_key VARCHAR PRIMARY KEY, channel VARCHAR, status VARCHAR, provider_message_id VARCHAR,
+        outbox_path VARCHAR, attempts INTEGER, last_error VARCHAR, sent_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.report_runs (
+        report_id VARCHAR PRIMARY KEY, as_of_date DATE, html_path VARCHAR, csv_paths VARCHAR,
+        model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR)""",
+)
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+@contextlib.contextmanager
+def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw and ops tables if missing. Idempotent."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    for ent in all_entities():
+        con.execute(ent.ddl())
+    for stmt in OPS_DDL:
+        con.execute(stmt)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from relance.settings import Settings, parse_as_of
+
+
+def test_defaults_live_under_one_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELANCE_DATA_DIR", raising=False)
+    s = Settings(project_root=tmp_path)
+    assert s.data == tmp_path / "data"
+    for p in (s.warehouse, s.landing, s.outbox, s.reports_dir, s.gx_dir, s.mlflow_artifacts,
+              s.prefect_dir, s.dbt_target_dir):
+        assert s.data in p.parents
+    assert s.mlflow_uri == f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
+    assert s.sendgrid_api_key is None  # embedded default: local outbox, never a real send
+
+
+def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELANCE_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("RELANCE_HORIZON_DAYS", "45")
+    monkeypatch.setenv("RELANCE_SENDGRID_API_KEY", "SG.secret")
+    s = Settings(project_root=tmp_path)
+    assert s.warehouse == tmp_path / "elsewhere" / "warehouse.duckdb"
+    assert s.horizon_days == 45
+    assert "SG.secret" not in repr(s)  # secrets never end up in logs
+
+
+def test_tool_environment_points_every_tool_at_the_data_dir(tmp_path: Path) -> None:
+    s = Settings(project_root=tmp_path, data_dir=tmp_path / "d")
+    env = s.tool_environment()
+    assert env["PREFECT_HOME"] == str(tmp_path / "d" / "prefect")
+    assert env["RELANCE_WAREHOUSE_PATH"].endswith("warehouse.duckdb")
+    assert env["DO_NOT_TRACK"] == "1"
+
+
+def test_parse_as_of() -> None:
+    assert parse_as_of(None, date(2026, 1, 2)) == date(2026, 1, 2)
+    assert parse_as_of("2026-10-31", date.today()) == date(2026, 10, 31)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_as_of("31/10/2026", date.today())
