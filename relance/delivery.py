@@ -1,0 +1,343 @@
+"""Exactly-once delivery of planned reminders, with DuckDB as the send ledger.
+
+The protocol, per reminder (``reminder_key`` = sha256(invoice_id, step), see ``relance.reminders.policy``):
+
+1. ``ops.reminders_planned`` gets the row once (``ON CONFLICT DO NOTHING``): the first plan of a step wins
+   and keeps its lineage (model version, MLflow run, dbt invocation, flow run).
+2. A key whose ``ops.reminder_sends.status`` is ``'sent'`` is skipped: that is what makes reruns safe.
+3. Otherwise the row is claimed by writing ``'sending'`` *and committing it before the transport is called*,
+   then set to ``'sent'`` (provider message id / outbox path, ``sent_at``) or ``'failed'`` (``last_error``,
+   ``attempts``). ``'failed'`` rows are tried again on the next run.
+4. A row found in ``'sending'`` means a previous run died between claiming and recording the outcome, or the
+   provider did not answer (timeout): the customer *may* have received the message. It is deliberately **not
+   resent automatically** -- an unpaid-invoice reminder sent twice is worse than one sent a day late. It is
+   logged as a warning and counted (``DeliveryReport.stuck_sending``) until someone reconciles it: look the
+   ``reminder_key`` up in the SendGrid activity feed (it is a custom arg) or in the outbox, then set the
+   status to ``'sent'``, or to ``'failed'`` to have the next run send it.
+
+Each ledger statement runs in DuckDB's autocommit mode; call :func:`deliver` with no transaction open on
+``con`` or the ``'sending'`` marks are not durable before the sends they guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from relance.channels.email import DeliveryError, SendResult, Transport, build_mail
+from relance.reminders.policy import PLANNED_COLUMNS
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass
+class DeliveryReport:
+    """What one :func:`deliver` call did. ``by_channel`` counts messages *sent* in this call, per channel."""
+
+    sent: int = 0
+    skipped_already_sent: int = 0
+    failed: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    stuck_sending: int = 0
+    in_doubt: int = 0
+    paused: int = 0
+    failed_keys: list[str] = field(default_factory=list)
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        """One row per outcome, for a Prefect table artifact."""
+        return [
+            {"outcome": "sent", "count": self.sent},
+            {"outcome": "already sent before", "count": self.skipped_already_sent},
+            {"outcome": "failed (retried next run)", "count": self.failed},
+            {
+                "outcome": "left in 'sending' (needs reconciliation)",
+                "count": self.stuck_sending + self.in_doubt,
+            },
+            {"outcome": "not attempted (channel paused)", "count": self.paused},
+        ]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _lineage(lineage: Mapping[str, str | None], *names: str) -> str | None:
+    return next((str(lineage[n]) for n in names if lineage.get(n)), None)
+
+
+def _none_if_missing(value: Any) -> Any:
+    try:
+        return None if value is None or pd.isna(value) else value
+    except (ValueError, TypeError):
+        return value
+
+
+def handled_reminder_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Keys already sent or in flight: pass them to ``plan_reminders(exclude_keys=...)`` so they do not take
+    a place under today's cap."""
+    rows = con.execute("SELECT reminder_key FROM ops.reminder_sends WHERE status IN ('sent', 'sending')")
+    return {r[0] for r in rows.fetchall()}
+
+
+def record_planned(
+    con: duckdb.DuckDBPyConnection,
+    planned: pd.DataFrame,
+    *,
+    lineage: Mapping[str, str | None],
+    flow_run_id: str | None,
+    planned_at: datetime | None = None,
+) -> int:
+    """Insert planned reminders not yet in ``ops.reminders_planned``; returns how many were new."""
+    if planned.empty:
+        return 0
+    frame = planned[list(PLANNED_COLUMNS)].copy()
+    frame["model_version"] = frame["model_version"].where(
+        frame["model_version"].notna(), _lineage(lineage, "model_version", "model.version")
+    )
+    frame["model_run_id"] = frame["model_run_id"].where(
+        frame["model_run_id"].notna(), _lineage(lineage, "model_run_id", "model.run_id")
+    )
+    frame["dbt_invocation_id"] = _lineage(lineage, "dbt_invocation_id", "dbt.invocation_id")
+    frame["planned_at"] = planned_at or _utcnow()
+    frame["flow_run_id"] = flow_run_id or _lineage(lineage, "flow_run_id", "prefect.flow_run_id")
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    for col in ("model_version", "model_run_id", "dbt_invocation_id", "flow_run_id"):
+        frame[col] = frame[col].astype("string")
+    view = f"_relance_planned_{uuid.uuid4().hex}"
+    before = con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0]
+    con.register(view, frame)
+    try:
+        con.execute(
+            f"""INSERT INTO ops.reminders_planned (reminder_key, invoice_id, customer_id, as_of_date,
+                    step, channel, tone, p_unpaid_30d, open_amount, currency, recipient, model_version,
+                    model_run_id, dbt_invocation_id, planned_at, flow_run_id)
+                SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
+                    CAST(p_unpaid_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
+                    model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
+                FROM {view}
+                ON CONFLICT DO NOTHING"""
+        )
+    finally:
+        con.unregister(view)
+    return con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] - before
+
+
+class _Ledger:
+    """The four writes of the protocol on ``ops.reminder_sends``; each statement commits on its own."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, flow_run_id: str | None, now: Callable[[], datetime]):
+        self.con = con
+        self.flow_run_id = flow_run_id
+        self.now = now
+
+    def statuses(self, keys: list[str]) -> dict[str, tuple[str, int]]:
+        if not keys:
+            return {}
+        rows = self.con.execute(
+            "SELECT reminder_key, status, coalesce(attempts, 0) FROM ops.reminder_sends "
+            "WHERE reminder_key IN (SELECT unnest(?::VARCHAR[]))",
+            [keys],
+        ).fetchall()
+        return {k: (s, a) for k, s, a in rows}
+
+    def claim(self, key: str, channel: str) -> int | None:
+        """Mark ``'sending'`` unless sent or in flight; returns the attempts so far, None if not claimed."""
+        row = self.con.execute(
+            """INSERT INTO ops.reminder_sends AS s (reminder_key, channel, status, attempts, flow_run_id)
+               VALUES (?, ?, 'sending', 0, ?)
+               ON CONFLICT (reminder_key) DO UPDATE
+                   SET status = 'sending', channel = excluded.channel, flow_run_id = excluded.flow_run_id
+                   WHERE s.status = 'failed'
+               RETURNING coalesce(attempts, 0)""",
+            [key, channel, self.flow_run_id],
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def sent(self, key: str, result: SendResult, attempts: int) -> None:
+        self.con.execute(
+            """UPDATE ops.reminder_sends SET status = 'sent', provider_message_id = ?, outbox_path = ?,
+                   attempts = ?, last_error = NULL, sent_at = ?, flow_run_id = ?
+               WHERE reminder_key = ?""",
+            [
+                result.provider_message_id,
+                str(result.outbox_path) if result.outbox_path else None,
+                attempts,
+                self.now(),
+                self.flow_run_id,
+                key,
+            ],
+        )
+
+    def failed(self, key: str, channel: str, error: str, attempts: int, *, status: str = "failed") -> None:
+        """Record a failure (or, with ``status='sending'``, an outcome in doubt) with its error text."""
+        self.con.execute(
+            """INSERT INTO ops.reminder_sends AS s
+                   (reminder_key, channel, status, attempts, last_error, flow_run_id)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (reminder_key) DO UPDATE SET status = excluded.status,
+                   attempts = excluded.attempts, last_error = excluded.last_error,
+                   flow_run_id = excluded.flow_run_id
+                   WHERE s.status <> 'sent'""",
+            [key, channel, status, attempts, error[:MAX_ERROR_CHARS], self.flow_run_id],
+        )
+
+
+def deliver(
+    con: duckdb.DuckDBPyConnection,
+    planned: pd.DataFrame,
+    *,
+    transport_for: Callable[[str], Transport],
+    lineage: Mapping[str, str | None],
+    flow_run_id: str | None,
+    sender_email: str,
+    sender_name: str,
+    max_attempts: int = 2,
+    backoff_seconds: float = 1.0,
+    pause_after_consecutive_failures: int = 10,
+    now: Callable[[], datetime] = _utcnow,
+) -> DeliveryReport:
+    """Record ``planned`` in the ledger and send every reminder not sent before, at most once each.
+
+    ``planned`` is the frame of ``relance.reminders.policy.plan_reminders`` (rendering columns such as
+    ``due_date`` and ``customer_name`` are used when present). Requires the ops tables
+    (``relance.warehouse.ensure_schemas``).
+
+    Retryable errors (429, 5xx, connection refused) are retried in this call up to ``max_attempts`` with
+    exponential backoff (``backoff_seconds``, doubled each time); after that, and for any other error, the
+    row is ``'failed'`` and is tried again by the next run. A channel that fails
+    ``pause_after_consecutive_failures`` times in a row is paused for the rest of the call (provider down, bad
+    API key): its remaining rows are left untouched and counted in ``paused`` rather than hammering the
+    provider.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    report = DeliveryReport()
+    if planned.empty:
+        return report
+    flow_run_id = flow_run_id or _lineage(lineage, "flow_run_id", "prefect.flow_run_id")
+    new = record_planned(con, planned, lineage=lineage, flow_run_id=flow_run_id, planned_at=now())
+    log.info("%d planned reminders, %d new in ops.reminders_planned", len(planned), new)
+
+    ledger = _Ledger(con, flow_run_id, now)
+    mail_lineage = {**lineage, "flow_run_id": flow_run_id}
+    statuses = ledger.statuses(planned["reminder_key"].astype(str).tolist())
+    consecutive_failures: dict[str, int] = {}
+
+    for row in planned.to_dict("records"):
+        key, channel = str(row["reminder_key"]), str(row["channel"])
+        status = statuses.get(key, (None, 0))[0]
+        if status == "sent":
+            report.skipped_already_sent += 1
+            continue
+        if status == "sending":
+            report.stuck_sending += 1
+            log.warning(
+                "reminder %s (%s) is still 'sending' from an earlier run: not resent; reconcile it by hand",
+                key,
+                channel,
+            )
+            continue
+        if consecutive_failures.get(channel, 0) >= pause_after_consecutive_failures:
+            report.paused += 1
+            continue
+
+        try:
+            transport = transport_for(channel)
+            message: Any = (
+                build_mail(row, sender_email=sender_email, sender_name=sender_name, lineage=mail_lineage)
+                if channel == "email"
+                else {k: _none_if_missing(v) for k, v in row.items()}
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            # Cannot even build the message: no attempt was made, nothing can have gone out.
+            ledger.failed(key, channel, f"cannot prepare message: {exc}", statuses.get(key, (None, 0))[1])
+            report.failed += 1
+            report.failed_keys.append(key)
+            log.error("reminder %s: cannot prepare %s message: %s", key, channel, exc)
+            continue
+
+        attempts = ledger.claim(key, channel)
+        if attempts is None:  # someone else (another run) got there between our read and our claim
+            report.skipped_already_sent += 1
+            continue
+
+        outcome = _send_with_retries(transport, message, key, attempts, max_attempts, backoff_seconds)
+        attempts = outcome.attempts
+        if outcome.result is not None:
+            ledger.sent(key, outcome.result, attempts)
+            report.sent += 1
+            report.by_channel[channel] = report.by_channel.get(channel, 0) + 1
+            consecutive_failures[channel] = 0
+            continue
+        error = outcome.error
+        assert error is not None
+        if isinstance(error, DeliveryError) and error.ambiguous:
+            ledger.failed(key, channel, f"in doubt: {error}", attempts, status="sending")
+            report.in_doubt += 1
+            log.warning("reminder %s: outcome unknown (%s); left in 'sending' for reconciliation", key, error)
+        else:
+            ledger.failed(key, channel, f"{type(error).__name__}: {error}", attempts)
+            report.failed += 1
+            report.failed_keys.append(key)
+            log.error("reminder %s (%s) failed after %d attempt(s): %s", key, channel, attempts, error)
+        consecutive_failures[channel] = consecutive_failures.get(channel, 0) + 1
+        if consecutive_failures[channel] == pause_after_consecutive_failures:
+            log.error(
+                "%d consecutive %s failures: pausing that channel for this run",
+                pause_after_consecutive_failures,
+                channel,
+            )
+
+    log.info(
+        "delivery: %d sent %s, %d already sent, %d failed, %d stuck in 'sending', %d in doubt, %d paused",
+        report.sent,
+        report.by_channel,
+        report.skipped_already_sent,
+        report.failed,
+        report.stuck_sending,
+        report.in_doubt,
+        report.paused,
+    )
+    return report
+
+
+@dataclass
+class _Outcome:
+    attempts: int
+    result: SendResult | None = None
+    error: Exception | None = None
+
+
+def _send_with_retries(
+    transport: Transport,
+    message: Any,
+    key: str,
+    attempts: int,
+    max_attempts: int,
+    backoff_seconds: float,
+) -> _Outcome:
+    """Call the transport, retrying only errors the provider calls transient and that cannot duplicate."""
+    for attempt in range(max_attempts):
+        attempts += 1
+        try:
+            return _Outcome(attempts=attempts, result=transport.send(message, key))
+        except DeliveryError as exc:
+            if exc.ambiguous or not exc.retryable or attempt == max_attempts - 1:
+                return _Outcome(attempts=attempts, error=exc)
+            delay = backoff_seconds * 2**attempt
+            log.info("reminder %s: transient error (%s), retrying in %.1fs", key, exc.status, delay)
+            if delay > 0:
+                time.sleep(delay)
+        except Exception as exc:  # a bug or an I/O error in a transport: record it, keep the ledger honest
+            return _Outcome(attempts=attempts, error=exc)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,265 @@
+"""The finance report: aged balance (with a chart), DSO per currency, top exposures at risk.
+
+Inputs are the dbt serving relations (``serving.report_aged_balance``, ``serving.report_dso``,
+``serving.report_at_risk_exposure``) read by the flow: every number is computed in SQL, this module only lays
+them out. Output goes to ``<out_dir>/<as_of_date>/``: one CSV per input (for spreadsheets) and one HTML file
+with everything inlined (the chart is a base64 PNG), so it can be mailed or archived as a single file.
+Amounts are never summed across currencies.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jinja2
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+BUCKETS: tuple[str, ...] = ("not_due", "1-30", "31-60", "61-90", "90+")
+BUCKET_COLOURS: tuple[str, ...] = ("#4c9a5b", "#c8b43c", "#e08a2c", "#d2562b", "#a11d21")
+TEMPLATE = "finance_report.html.j2"
+HTML_NAME = "finance_report.html"
+
+AGED_COLUMNS = ("currency", "aging_bucket", "invoice_count", "open_amount")
+DSO_COLUMNS = ("currency", "receivables", "sales_90d", "dso_days")
+AT_RISK_COLUMNS = (
+    "invoice_id",
+    "customer_id",
+    "customer_name",
+    "currency",
+    "open_amount",
+    "days_overdue",
+    "p_unpaid_30d",
+    "expected_at_risk",
+    "risk_rank",
+)
+
+
+@dataclass(frozen=True)
+class FinanceReport:
+    """Where the report was written and a short summary (one row per currency) for a table artifact."""
+
+    html_path: Path
+    csv_paths: dict[str, Path]
+    summary_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{relation} frame is missing columns {missing}; has {list(frame.columns)}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Whole file or nothing, so a reader never opens a half-written report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _money(value: Any, currency: str | None = None) -> str:
+    """``1 234,56 €``-style French formatting; blank for missing values."""
+    if value is None or pd.isna(value):
+        return ""
+    text = f"{float(value):,.2f}".replace(",", "\u202f").replace(".", ",")
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get((currency or "").upper(), currency or "")
+    return f"{text}\u00a0{symbol}".strip()
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    if value is None or pd.isna(value):
+        return "n/d"
+    return f"{float(value):.{digits}f}".replace(".", ",")
+
+
+def _aged_pivot(aged: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(amounts, counts), currency x bucket, every bucket present in a fixed order."""
+    frame = aged.assign(
+        open_amount=pd.to_numeric(aged["open_amount"], errors="coerce").astype(float),
+        invoice_count=pd.to_numeric(aged["invoice_count"], errors="coerce").fillna(0).astype(int),
+    )
+    unknown = set(frame["aging_bucket"]) - set(BUCKETS)
+    if unknown:
+        raise ValueError(f"aged balance has unknown aging buckets {sorted(unknown)}; expected {BUCKETS}")
+    amounts = frame.pivot_table(
+        index="currency", columns="aging_bucket", values="open_amount", aggfunc="sum", fill_value=0.0
+    ).reindex(columns=list(BUCKETS), fill_value=0.0)
+    counts = frame.pivot_table(
+        index="currency", columns="aging_bucket", values="invoice_count", aggfunc="sum", fill_value=0
+    ).reindex(columns=list(BUCKETS), fill_value=0)
+    return amounts, counts
+
+
+def _chart_png(amounts: pd.DataFrame, as_of_date: date) -> str | None:
+    """Aged balance bars, one panel per currency, as base64 PNG. Uses the Agg canvas directly (no pyplot), so
+    no global backend state and no display is needed."""
+    if amounts.empty:
+        return None
+    n = len(amounts.index)
+    fig = Figure(figsize=(6.5, 2.6 * n), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, currency in zip(axes, amounts.index, strict=True):
+        values = amounts.loc[currency, list(BUCKETS)].to_numpy(dtype=float)
+        bars = ax.bar(list(BUCKETS), values, color=BUCKET_COLOURS)
+        ax.bar_label(bars, labels=[f"{v:,.0f}".replace(",", " ") for v in values], fontsize=8, padding=2)
+        ax.set_title(f"Encours par ancienneté ({currency}) au {as_of_date.isoformat()}", fontsize=10)
+        ax.set_ylabel(str(currency))
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.margins(y=0.15)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _summary(amounts: pd.DataFrame, counts: pd.DataFrame, dso: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per currency, same keys in every row (a Prefect table artifact wants rectangular data)."""
+    dso_by_ccy = dso.set_index("currency")["dso_days"] if not dso.empty else pd.Series(dtype=float)
+    rows = []
+    for currency in sorted(set(amounts.index) | set(dso_by_ccy.index)):
+        row: dict[str, Any] = {"currency": str(currency)}
+        for bucket in BUCKETS:
+            row[bucket] = round(float(amounts.loc[currency, bucket]), 2) if currency in amounts.index else 0.0
+        row["total_open"] = round(sum(row[b] for b in BUCKETS), 2)
+        row["invoices"] = int(counts.loc[currency].sum()) if currency in counts.index else 0
+        dso_value = dso_by_ccy.get(currency)
+        row["dso_days"] = None if dso_value is None or pd.isna(dso_value) else round(float(dso_value), 1)
+        rows.append(row)
+    return rows
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("relance.reports", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def write_finance_report(
+    aged: pd.DataFrame,
+    dso: pd.DataFrame,
+    at_risk: pd.DataFrame,
+    *,
+    as_of_date: date,
+    out_dir: Path,
+    model_version: str | None,
+    flow_run_id: str | None,
+    top_n: int | None = None,
+) -> FinanceReport:
+    """Write ``aged_balance.csv``, ``dso.csv``, ``at_risk.csv`` and ``finance_report.html`` to
+    ``<out_dir>/<as_of_date>/``. Rewriting the same day replaces the files (reports are derived data).
+
+    ``at_risk`` is written as given to the CSV; the HTML shows it by ``risk_rank`` (the first ``top_n`` rows
+    if given).
+    """
+    _require(aged, AGED_COLUMNS, "report_aged_balance")
+    _require(dso, DSO_COLUMNS, "report_dso")
+    _require(at_risk, AT_RISK_COLUMNS, "report_at_risk_exposure")
+    target = Path(out_dir) / as_of_date.isoformat()
+    target.mkdir(parents=True, exist_ok=True)
+
+    csv_paths: dict[str, Path] = {}
+    for name, frame in (("aged_balance", aged), ("dso", dso), ("at_risk", at_risk)):
+        path = target / f"{name}.csv"
+        _write_atomic(path, frame.to_csv(index=False))
+        csv_paths[name] = path
+
+    amounts, counts = _aged_pivot(aged)
+    top = at_risk.sort_values("risk_rank", kind="mergesort")
+    if top_n is not None:
+        top = top.head(top_n)
+    context = {
+        "as_of_date": as_of_date.isoformat(),
+        "model_version": model_version,
+        "flow_run_id": flow_run_id,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "buckets": BUCKETS,
+        "chart_png": _chart_png(amounts, as_of_date),
+        "aged_rows": [
+            {
+                "currency": ccy,
+                "amounts": {b: _money(amounts.loc[ccy, b], ccy) for b in BUCKETS},
+                "counts": {b: int(counts.loc[ccy, b]) for b in BUCKETS},
+                "total": _money(amounts.loc[ccy].sum(), ccy),
+            }
+            for ccy in amounts.index
+        ],
+        "dso_rows": [
+            {
+                "currency": r["currency"],
+                "receivables": _money(r["receivables"], r["currency"]),
+                "sales_90d": _money(r["sales_90d"], r["currency"]),
+                "dso_days": _number(r["dso_days"]),
+            }
+            for r in dso.sort_values("currency").to_dict("records")
+        ],
+        "at_risk_rows": [
+            {
+                "risk_rank": int(r["risk_rank"]),
+                "invoice_id": r["invoice_id"],
+                "customer_name": r["customer_name"],
+                "open_amount": _money(r["open_amount"], r["currency"]),
+                "days_overdue": "" if pd.isna(r["days_overdue"]) else int(r["days_overdue"]),
+                "p_unpaid_30d": _number(r["p_unpaid_30d"], 2),
+                "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
+            }
+            for r in top.to_dict("records")
+        ],
+        "csv_names": [p.name for p in csv_paths.values()],
+    }
+    html_path = target / HTML_NAME
+    _write_atomic(html_path, _environment().get_template(TEMPLATE).render(**context))
+    summary = _summary(amounts, counts, dso)
+    log.info("finance report for %s written to %s (%d currencies)", as_of_date, html_path, len(summary))
+    return FinanceReport(html_path=html_path, csv_paths=csv_paths, summary_rows=summary)
+
+
+def record_report_run(
+    con: duckdb.DuckDBPyConnection,
+    report: FinanceReport,
+    *,
+    as_of_date: date,
+    model_version: str | None,
+    flow_run_id: str | None,
+    created_at: datetime | None = None,
+) -> str:
+    """Upsert the report into ``ops.report_runs`` and return its id (``finance-<as_of>-<flow run|local>``):
+    one row per (day, run), so rerunning a flow run replaces its row instead of piling up."""
+    report_id = f"finance-{as_of_date.isoformat()}-{flow_run_id or 'local'}"
+    con.execute(
+        """INSERT INTO ops.report_runs AS r
+               (report_id, as_of_date, html_path, csv_paths, model_version, created_at, flow_run_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (report_id) DO UPDATE SET html_path = excluded.html_path,
+               csv_paths = excluded.csv_paths, model_version = excluded.model_version,
+               created_at = excluded.created_at""",
+        [
+            report_id,
+            as_of_date,
+            str(report.html_path),
+            json.dumps({k: str(v) for k, v in report.csv_paths.items()}, sort_keys=True),
+            model_version,
+            created_at or datetime.now(UTC).replace(tzinfo=None),
+            flow_run_id,
+        ],
+    )
+    return report_id
