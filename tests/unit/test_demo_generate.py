@@ -1,0 +1,400 @@
+"""The demo generator writes a coherent export as of end_date, matching the raw schema, plus ground truth."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from stdnum.fr import siren as stdnum_siren
+
+from relance.demo import LANDING_ENTITIES, DemoSummary, arrow_schema, generate_demo
+from relance.raw_schema import ENTITIES
+
+END = date(2025, 6, 30)
+SMALL = {"n_customers": 200, "n_invoices": 5000, "months": 18, "end_date": END, "seed": 7}
+
+
+def _generate(root: Path, **kwargs: object) -> DemoSummary:
+    return generate_demo(root / "landing", root / "truth", **{**SMALL, **kwargs})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary]:
+    root = tmp_path_factory.mktemp("demo")
+    return root, _generate(root)
+
+
+@pytest.fixture(scope="module")
+def con(demo: tuple[Path, DemoSummary]) -> duckdb.DuckDBPyConnection:
+    """The landing CSVs read with the raw schema's types, plus the ground truth, in an in-memory DuckDB."""
+    root, _ = demo
+    c = duckdb.connect()
+    for name in LANDING_ENTITIES:
+        types = ", ".join(f"'{col}': '{typ}'" for col, typ in ENTITIES[name].items())
+        path = root / "landing" / f"{name}.csv"
+        c.execute(
+            f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}', header=true, columns={{{types}}})"
+        )
+    c.execute(f"CREATE TABLE invoice_truth AS SELECT * FROM '{root / 'truth' / 'invoice_truth.parquet'}'")
+    c.execute(f"CREATE TABLE customer_truth AS SELECT * FROM '{root / 'truth' / 'customer_truth.parquet'}'")
+    return c
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_files_have_exactly_the_raw_schema_columns_and_parse_with_its_types(demo):
+    root, summary = demo
+    for name in LANDING_ENTITIES:
+        path = root / "landing" / f"{name}.csv"
+        assert summary.files[name] == path
+        header = path.read_text(encoding="utf-8").splitlines()[0]
+        assert header.replace('"', "").split(",") == list(ENTITIES[name])
+        schema = arrow_schema(name)
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=schema))
+        assert table.schema.names == list(ENTITIES[name])
+        assert table.num_rows > 0, name
+    assert summary.customers == 200 and summary.invoices == 5000
+
+
+def test_csv_format_iso_dates_two_decimals_and_lowercase_booleans(demo):
+    root, _ = demo
+    lines = (root / "landing" / "invoices.csv").read_text(encoding="utf-8").splitlines()[1:50]
+    for line in lines:
+        fields = line.split(",")
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", fields[4]) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", fields[5])
+        assert re.fullmatch(r"-?\d+\.\d{2}", fields[6])
+        assert fields[9] in ("true", "false")
+        assert fields[3] == ""  # invoices have no credited_invoice_id (null -> empty)
+
+
+def test_counts_in_summary_match_files(con, demo):
+    _, summary = demo
+    assert _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'invoice'") == summary.invoices
+    assert (
+        _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'credit_note'") == summary.credit_notes
+    )
+    assert _one(con, "SELECT count(*) FROM payments") == summary.payments
+    assert _one(con, "SELECT count(*) FROM payment_allocations") == summary.allocations
+    assert _one(con, "SELECT count(*) FROM reminders") == summary.reminders
+    assert _one(con, "SELECT count(*) FROM disputes") == summary.disputes
+    assert _one(con, "SELECT count(*) FROM invoice_truth") == summary.invoices
+
+
+def test_natural_keys_are_unique(con):
+    for name, key in {
+        "customers": "customer_id",
+        "invoices": "invoice_id",
+        "payments": "payment_id",
+        "payment_allocations": "payment_id, invoice_id",
+        "disputes": "dispute_id",
+        "reminders": "reminder_id",
+    }.items():
+        dupes = _one(con, f"SELECT count(*) FROM (SELECT {key} FROM {name} GROUP BY ALL HAVING count(*) > 1)")
+        assert dupes == 0, name
+
+
+def test_allocations_reconcile_with_payments_and_invoices(con):
+    payment_mismatch = _one(
+        con,
+        """SELECT count(*) FROM payments p JOIN (SELECT payment_id, sum(allocated_amount) s
+           FROM payment_allocations GROUP BY 1) a USING (payment_id) WHERE a.s <> p.amount""",
+    )
+    assert payment_mismatch == 0
+    assert (
+        _one(
+            con,
+            "SELECT count(*) FROM payments WHERE payment_id NOT IN "
+            "(SELECT payment_id FROM payment_allocations)",
+        )
+        == 0
+    )
+    over_allocated = _one(
+        con,
+        """WITH cn AS (SELECT credited_invoice_id AS invoice_id, sum(amount) c FROM invoices
+                       WHERE document_type = 'credit_note' GROUP BY 1),
+                al AS (SELECT invoice_id, sum(allocated_amount) a FROM payment_allocations GROUP BY 1)
+           SELECT count(*) FROM invoices i JOIN al USING (invoice_id) LEFT JOIN cn USING (invoice_id)
+           WHERE i.document_type = 'invoice' AND al.a > i.amount + coalesce(cn.c, 0)""",
+    )
+    assert over_allocated == 0
+    # allocations only to invoices (never credit notes) of the paying customer
+    foreign = _one(
+        con,
+        """SELECT count(*) FROM payment_allocations a JOIN payments p USING (payment_id)
+           JOIN invoices i USING (invoice_id)
+           WHERE i.customer_id <> p.customer_id OR i.document_type <> 'invoice'""",
+    )
+    assert foreign == 0
+
+
+def test_payments_and_allocations_are_many_to_many(con):
+    batch_payments = _one(
+        con,
+        "SELECT count(*) FROM (SELECT payment_id FROM payment_allocations GROUP BY 1 HAVING count(*) > 1)",
+    )
+    instalments = _one(
+        con,
+        "SELECT count(*) FROM (SELECT invoice_id FROM payment_allocations GROUP BY 1 HAVING count(*) > 1)",
+    )
+    assert batch_payments > 10 and instalments > 10
+
+
+def test_nothing_is_dated_after_end_date(con):
+    end = f"DATE '{END.isoformat()}'"
+    assert _one(con, "SELECT max(issue_date) FROM invoices") <= END
+    assert _one(con, "SELECT max(payment_date) FROM payments") <= END
+    assert (
+        _one(con, "SELECT max(greatest(opened_date, coalesce(resolved_date, opened_date))) FROM disputes")
+        <= END
+    )
+    assert (
+        _one(con, f"SELECT count(*) FROM reminders WHERE sent_at >= {end} + 1 OR responded_at >= {end} + 1")
+        == 0
+    )
+    assert _one(con, "SELECT max(created_date) FROM customers") <= END
+    # the ground truth does know the future: some invoices settle after end_date
+    assert _one(con, f"SELECT count(*) FROM invoice_truth WHERE settle_date > {end}") > 0
+
+
+def test_reminder_responses_are_consistent(con):
+    assert (
+        _one(con, "SELECT count(*) FROM reminders WHERE (response = 'none') <> (responded_at IS NULL)") == 0
+    )
+    assert (
+        _one(
+            con,
+            "SELECT count(*) FROM reminders WHERE promised_date IS NOT NULL AND response <> 'promise_to_pay'",
+        )
+        == 0
+    )
+    assert _one(con, "SELECT count(*) FROM reminders WHERE responded_at < sent_at") == 0
+    responses = {r[0] for r in con.execute("SELECT DISTINCT response FROM reminders").fetchall()}
+    assert {"none", "promise_to_pay", "paid"} <= responses <= {"none", "promise_to_pay", "dispute", "paid"}
+    channels = {r[0] for r in con.execute("SELECT DISTINCT channel FROM reminders").fetchall()}
+    assert channels == {"email", "sms", "letter", "call"}
+
+
+def test_reminders_are_sent_only_while_the_invoice_is_unpaid(con):
+    """No reminder on or after the day of the payment that completed the invoice."""
+    late = _one(
+        con,
+        """WITH cn AS (SELECT credited_invoice_id AS invoice_id, sum(amount) c, max(issue_date) d
+                       FROM invoices WHERE document_type = 'credit_note' GROUP BY 1),
+                paid AS (SELECT a.invoice_id, sum(a.allocated_amount) s, max(p.payment_date) d
+                         FROM payment_allocations a JOIN payments p USING (payment_id) GROUP BY 1),
+                settled AS (SELECT i.invoice_id, greatest(paid.d, coalesce(cn.d, paid.d)) AS d FROM invoices i
+                            JOIN paid USING (invoice_id) LEFT JOIN cn USING (invoice_id)
+                            WHERE paid.s = i.amount + coalesce(cn.c, 0))
+           SELECT count(*) FROM reminders r JOIN settled USING (invoice_id)
+           WHERE CAST(r.sent_at AS DATE) >= settled.d""",
+    )
+    assert late == 0
+
+
+def test_sirens_naf_and_contact_details(con):
+    rows = con.execute(
+        "SELECT customer_type, country_code, siren, naf_code, sector_section, size_band, phone, email "
+        "FROM customers"
+    ).fetchall()
+    sirens = [r[2] for r in rows if r[2] is not None]
+    assert len(sirens) > 100 and len(set(sirens)) == len(sirens)
+    assert all(stdnum_siren.is_valid(s) for s in sirens)
+    for ctype, country, siren, naf, section, size, phone, email in rows:
+        assert re.fullmatch(r"\+[1-9]\d{9,13}", phone), phone
+        assert "@" in email
+        if ctype == "B2C":
+            assert siren is None and naf is None and section is None and size is None
+            assert phone[:4] in ("+336", "+337")
+        else:
+            assert (
+                re.fullmatch(r"\d{2}\.\d{2}[A-Z]", naf)
+                and section
+                and size in ("micro", "small", "medium", "large")
+            )
+            if country == "FR":
+                assert siren is not None and re.fullmatch(r"\+33[1-5]\d{8}", phone)
+    share_b2c = sum(r[0] == "B2C" for r in rows) / len(rows)
+    assert 0.1 < share_b2c < 0.3
+
+
+def test_due_dates_follow_payment_terms(con):
+    assert _one(con, "SELECT count(*) FROM invoices WHERE due_date < issue_date") == 0
+    wrong = _one(
+        con,
+        """SELECT count(*) FROM invoices i JOIN customers c USING (customer_id)
+           WHERE i.document_type = 'invoice' AND (
+             i.payment_terms_days <> c.payment_terms_days
+             OR i.is_end_of_month_terms <> c.is_end_of_month_terms
+             OR i.due_date <> CASE WHEN i.is_end_of_month_terms THEN last_day(i.issue_date)
+                                   ELSE i.issue_date END + i.payment_terms_days)""",
+    )
+    assert wrong == 0
+    assert _one(con, "SELECT count(DISTINCT is_end_of_month_terms) FROM invoices") == 2
+
+
+def test_credit_notes_are_negative_and_reference_an_earlier_invoice_of_the_customer(con):
+    n_cn = _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'credit_note'")
+    assert 0.01 * 5000 < n_cn < 0.06 * 5000
+    bad = _one(
+        con,
+        """SELECT count(*) FROM invoices cn LEFT JOIN invoices i ON i.invoice_id = cn.credited_invoice_id
+           WHERE cn.document_type = 'credit_note' AND (cn.amount >= 0 OR i.invoice_id IS NULL
+             OR i.customer_id <> cn.customer_id OR cn.issue_date <= i.issue_date OR -cn.amount > i.amount
+             OR NOT starts_with(cn.invoice_id, 'CN-'))""",
+    )
+    assert bad == 0
+    assert _one(con, "SELECT count(*) FROM disputes WHERE resolved_date IS NULL") > 0
+
+
+def test_open_book_spans_several_aging_buckets(con):
+    buckets = con.execute(
+        f"""WITH cn AS (SELECT credited_invoice_id AS invoice_id, sum(amount) c FROM invoices
+                       WHERE document_type = 'credit_note' GROUP BY 1),
+                al AS (SELECT invoice_id, sum(allocated_amount) a FROM payment_allocations GROUP BY 1)
+           SELECT CASE WHEN due_date >= DATE '{END}' THEN 'not_due'
+                       WHEN DATE '{END}' - due_date <= 30 THEN '1-30'
+                       WHEN DATE '{END}' - due_date <= 60 THEN '31-60'
+                       WHEN DATE '{END}' - due_date <= 90 THEN '61-90' ELSE '90+' END AS bucket, count(*)
+           FROM invoices i LEFT JOIN al USING (invoice_id) LEFT JOIN cn USING (invoice_id)
+           WHERE i.document_type = 'invoice' AND i.amount + coalesce(cn.c, 0) - coalesce(al.a, 0) > 0
+           GROUP BY 1"""
+    ).fetchall()
+    counts = dict(buckets)
+    assert set(counts) == {"not_due", "1-30", "31-60", "61-90", "90+"}, counts
+    assert counts["not_due"] > counts["90+"] > 0
+
+
+def test_construction_pays_later_than_commerce(con):
+    rows = dict(
+        con.execute(
+            """WITH last_pay AS (SELECT a.invoice_id, max(p.payment_date) d FROM payment_allocations a
+                                 JOIN payments p USING (payment_id) GROUP BY 1)
+               SELECT c.sector_section, avg(l.d - i.due_date)
+               FROM invoices i JOIN last_pay l USING (invoice_id)
+               JOIN customers c USING (customer_id) WHERE c.sector_section IN ('F', 'G') GROUP BY 1"""
+        ).fetchall()
+    )
+    assert rows["F"] > rows["G"] + 2
+
+
+def test_ground_truth_call_beats_email_for_overdue_construction(con):
+    call, email = con.execute(
+        """SELECT avg(effect_call), avg(effect_email)
+           FROM invoice_truth t JOIN customers c USING (customer_id)
+           WHERE c.sector_section = 'F'"""
+    ).fetchone()
+    assert call > 2 * email
+    # ... while B2C answers SMS better than calls
+    sms, b2c_call = con.execute(
+        """SELECT avg(effect_sms), avg(effect_call) FROM invoice_truth t JOIN customers c USING (customer_id)
+           WHERE c.customer_type = 'B2C'"""
+    ).fetchone()
+    assert sms > b2c_call
+
+
+def test_ground_truth_probability_is_calibrated_against_simulated_outcomes(con):
+    """The closed-form P(unpaid 30 days after due) matches what the simulation then did."""
+    predicted, observed, n = con.execute(
+        """SELECT avg(t.p_unpaid_30d_after_due),
+                  avg(CASE WHEN t.settle_date IS NULL OR t.settle_date > i.due_date + 30 THEN 1 ELSE 0 END),
+                  count(*)
+           FROM invoice_truth t JOIN invoices i USING (invoice_id)"""
+    ).fetchone()
+    assert n == 5000
+    assert 0.03 < observed < 0.4
+    assert abs(predicted - observed) < 0.025
+    assert (
+        _one(con, "SELECT count(*) FROM invoice_truth WHERE p_unpaid_30d_after_due NOT BETWEEN 0 AND 1") == 0
+    )
+
+
+def test_customer_truth_has_drift_and_propensities(con):
+    drifted, deteriorated = con.execute(
+        """SELECT count(*), avg(CASE WHEN propensity_end > propensity_start THEN 1 ELSE 0 END)
+           FROM customer_truth WHERE drift_date IS NOT NULL AND drift_date < DATE '2025-03-01'"""
+    ).fetchone()
+    assert drifted > 5 and deteriorated == 1
+
+
+def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(demo, tmp_path):
+    root, first = demo
+    again = _generate(tmp_path / "same")
+    other = _generate(tmp_path / "other", seed=8)
+    for key, path in first.files.items():
+        assert path.read_bytes() == again.files[key].read_bytes(), key
+    assert first.files["invoices"].read_bytes() != other.files["invoices"].read_bytes()
+
+
+def test_bodacc_notices_reference_insolvent_customers(tmp_path):
+    summary = generate_demo(
+        tmp_path / "landing",
+        tmp_path / "truth",
+        n_customers=3000,
+        n_invoices=3000,
+        months=24,
+        end_date=END,
+        seed=3,
+    )
+    payload = json.loads((tmp_path / "landing" / "risk" / "bodacc_notices.json").read_text(encoding="utf-8"))
+    assert summary.insolvencies > 0
+    assert payload["total_count"] == len(payload["results"]) > 0
+    truth = pq.read_table(tmp_path / "truth" / "customer_truth.parquet").to_pandas()
+    customers = pacsv.read_csv(tmp_path / "landing" / "customers.csv").to_pandas()
+    insolvent_ids = set(truth.loc[truth["insolvency_date"].notna(), "customer_id"])
+    insolvent_sirens = {
+        f"{int(s):09d}" for s in customers.loc[customers["customer_id"].isin(insolvent_ids), "siren"]
+    }
+    noticed = set()
+    for rec in payload["results"]:
+        assert rec["familleavis"] == "collective" and rec["publicationavis"] == "A"
+        assert rec["dateparution"] <= END.isoformat()
+        plain = {re.sub(r"\D", "", r) for r in rec["registre"]}
+        assert len(plain) == 1 and len(rec["registre"]) == 2
+        siren = plain.pop()
+        assert siren in insolvent_sirens
+        noticed.add(siren)
+        jugement = json.loads(rec["jugement"])
+        assert set(jugement) >= {"date", "famille", "nature", "type"}
+        assert jugement["date"] <= rec["dateparution"]
+        assert json.loads(rec["listepersonnes"])["personne"]["typePersonne"] == "pm"
+    # every judgment at least three weeks before end_date has been published
+    early = truth["insolvency_date"].notna() & (truth["insolvency_date"] <= date(2025, 6, 9))
+    early_sirens = {
+        f"{int(s):09d}"
+        for s in customers.loc[customers["customer_id"].isin(set(truth.loc[early, "customer_id"])), "siren"]
+    }
+    assert early_sirens and early_sirens <= noticed
+
+
+def test_parquet_output_has_the_same_columns(tmp_path):
+    summary = _generate(tmp_path, n_customers=50, n_invoices=800, file_format="parquet")
+    for name in LANDING_ENTITIES:
+        schema = pq.read_schema(summary.files[name])
+        assert schema.names == list(ENTITIES[name])
+        assert schema.equals(arrow_schema(name, "parquet"))
+    assert pq.read_metadata(summary.files["invoices"]).num_rows == summary.invoices + summary.credit_notes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_customers": 0}, "n_customers"),
+        ({"n_invoices": -5}, "n_invoices"),
+        ({"months": 0}, "months"),
+        ({"file_format": "xlsx"}, "file_format"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_parameters_are_rejected_with_a_clear_message(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _generate(tmp_path, **kwargs)
