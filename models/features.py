@@ -1,0 +1,142 @@
+"""Read the dbt-built ML relations into frames: training rows (features + known label) and scoring rows.
+
+Python computes no feature: it selects the contract columns of ``ml.ml_invoice_features`` as dbt built them.
+The label join happens in DuckDB, on (invoice_id, as_of_date), and only ``is_unpaid_30d`` comes back from the
+label relation: ``days_late`` and ``settled_date`` are outcomes and never reach a training frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from models.contract import (
+    CATEGORICAL_FEATURES,
+    CONTEXT_COLUMNS,
+    FEATURE_COLUMNS,
+    FEATURES_RELATION,
+    KEY_COLUMNS,
+    LABEL_COLUMNS,
+    LABELS_RELATION,
+    NUMERIC_FEATURES,
+    TARGET,
+)
+
+logger = logging.getLogger(__name__)
+
+DBT_HINT = "run `dbt build` (or the daily flow) for this as-of date first"
+
+
+class FeatureDataError(RuntimeError):
+    """The ML relations are missing, incomplete or hold no rows for the requested date."""
+
+
+def _relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    schema, name = relation.split(".", 1)
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    if not rows:
+        raise FeatureDataError(f"relation {relation} does not exist in the warehouse; {DBT_HINT}")
+    return [r[0] for r in rows]
+
+
+def _check_contract(con: duckdb.DuckDBPyConnection, relation: str, required: tuple[str, ...]) -> None:
+    present = set(_relation_columns(con, relation))
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise FeatureDataError(
+            f"relation {relation} lacks contract column(s) {missing} (see models/contract.py); {DBT_HINT}"
+        )
+
+
+def _feature_select(alias: str) -> str:
+    """Keys, context and features, typed as the model expects (numbers DOUBLE, categories VARCHAR)."""
+    cols = [f"{alias}.{c}" for c in KEY_COLUMNS]
+    cols[KEY_COLUMNS.index("as_of_date")] = f"CAST({alias}.as_of_date AS DATE) AS as_of_date"
+    cols += [f"{alias}.{c}" for c in CONTEXT_COLUMNS]
+    cols += [f"CAST({alias}.{c} AS DOUBLE) AS {c}" for c in NUMERIC_FEATURES]
+    cols += [f"CAST({alias}.{c} AS VARCHAR) AS {c}" for c in CATEGORICAL_FEATURES]
+    return ",\n  ".join(cols)
+
+
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    df["as_of_date"] = pd.to_datetime(df["as_of_date"])
+    return df
+
+
+def load_training_frame(
+    con: duckdb.DuckDBPyConnection, as_of_date: date, *, horizon_days: int | None = None
+) -> pd.DataFrame:
+    """Labelled rows strictly before ``as_of_date``: contract features + keys + context + ``is_unpaid_30d``.
+
+    Only rows whose label is known (``is_label_known``) are returned. When ``horizon_days`` is given the
+    window is also checked here (``as_of_date_row + horizon_days <= as_of_date``), so a labels table built for
+    a later date cannot leak outcomes the run could not have observed.
+    """
+    _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
+    _check_contract(con, LABELS_RELATION, LABEL_COLUMNS)
+    horizon_filter = ""
+    params: list[object] = [as_of_date]
+    if horizon_days is not None:
+        horizon_filter = "\n  AND CAST(f.as_of_date AS DATE) + CAST(? AS INTEGER) <= CAST(? AS DATE)"
+        params += [int(horizon_days), as_of_date]
+    sql = f"""
+SELECT
+  {_feature_select("f")},
+  CAST(l.{TARGET} AS INTEGER) AS {TARGET}
+FROM {FEATURES_RELATION} AS f
+JOIN {LABELS_RELATION} AS l
+  ON l.invoice_id = f.invoice_id AND CAST(l.as_of_date AS DATE) = CAST(f.as_of_date AS DATE)
+WHERE l.is_label_known
+  AND l.{TARGET} IS NOT NULL
+  AND CAST(f.as_of_date AS DATE) < CAST(? AS DATE){horizon_filter}
+ORDER BY f.as_of_date, f.invoice_id
+"""
+    df = con.execute(sql, params).df()
+    if df.empty:
+        raise FeatureDataError(
+            f"no labelled rows in {FEATURES_RELATION} x {LABELS_RELATION} before {as_of_date} "
+            f"(is_label_known and as_of_date < {as_of_date}); {DBT_HINT} with enough history"
+        )
+    df = _normalise(df)
+    logger.info(
+        "training frame: %d rows, %d snapshots (%s .. %s), positive share %.3f",
+        len(df),
+        df["as_of_date"].nunique(),
+        df["as_of_date"].min().date(),
+        df["as_of_date"].max().date(),
+        df[TARGET].mean(),
+    )
+    return df
+
+
+def load_scoring_frame(con: duckdb.DuckDBPyConnection, as_of_date: date) -> pd.DataFrame:
+    """Feature rows of the snapshot ``as_of_date`` (keys + context + features; no label column)."""
+    _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
+    sql = f"""
+SELECT
+  {_feature_select("f")}
+FROM {FEATURES_RELATION} AS f
+WHERE CAST(f.as_of_date AS DATE) = CAST(? AS DATE)
+ORDER BY f.invoice_id
+"""
+    df = con.execute(sql, [as_of_date]).df()
+    if df.empty:
+        raise FeatureDataError(f"{FEATURES_RELATION} has no rows for as_of_date {as_of_date}; {DBT_HINT}")
+    logger.info("scoring frame for %s: %d invoices", as_of_date, len(df))
+    return _normalise(df)
+
+
+def dataset_hash(df: pd.DataFrame) -> str:
+    """sha256 over column names, dtypes and values (row order matters; loaders sort deterministically)."""
+    h = hashlib.sha256()
+    h.update(repr([(str(c), str(t)) for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()

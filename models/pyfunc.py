@@ -1,0 +1,198 @@
+"""The serving wrapper: an MLflow ``PythonModel`` around the fitted LightGBM booster and its preprocessing.
+
+Everything fitted on the training rows (the category levels of every categorical feature, the ordered feature
+list, the booster) is stored as artifacts *inside* the logged model, so scoring never refits anything and a
+model keeps working after the feature contract grows. The same ``FeatureSpec.transform`` turns a frame into
+the booster's input on the training path and on the serving path; the lifecycle test checks both give the same
+probabilities.
+
+The model is logged as code ("models from code"): MLflow stores this file next to the artifacts and runs it
+under its own module name when loading, so nothing is pickled and the logged model loads without the relance
+package on the path (this file imports only mlflow, lightgbm, numpy and pandas; keep it that way). The booster
+is saved in LightGBM's text format and the spec as JSON, both readable in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.models
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+logger = logging.getLogger(__name__)
+
+BOOSTER_ARTIFACT = "booster"
+SPEC_ARTIFACT = "feature_spec"
+BOOSTER_FILE = "booster.txt"
+SPEC_FILE = "feature_spec.json"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The model's view of its input: ordered features and the category levels seen in training.
+
+    Categorical values become the index of their level (as float); a level never seen in training, and a
+    missing value, become NaN, which LightGBM routes as "missing". Numeric features are cast to float64.
+    """
+
+    numeric: tuple[str, ...]
+    categorical_levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    output_column: str = "p_unpaid_30d"
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(self.categorical_levels)
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @classmethod
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        *,
+        numeric: Iterable[str],
+        categorical: Iterable[str],
+        output_column: str = "p_unpaid_30d",
+    ) -> FeatureSpec:
+        numeric, categorical = tuple(numeric), tuple(categorical)
+        _require_columns(df, numeric + categorical)
+        levels = {col: tuple(sorted({str(v) for v in df[col].dropna().unique()})) for col in categorical}
+        return cls(numeric=numeric, categorical_levels=levels, output_column=output_column)
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Frame -> float64 matrix in ``feature_columns`` order. Extra columns are ignored."""
+        _require_columns(df, self.feature_columns)
+        out = np.empty((len(df), len(self.feature_columns)), dtype=np.float64)
+        for j, col in enumerate(self.numeric):
+            out[:, j] = pd.to_numeric(df[col], errors="raise").astype("float64").to_numpy(na_value=np.nan)
+        offset = len(self.numeric)
+        for j, (col, levels) in enumerate(self.categorical_levels.items()):
+            codes = {level: float(i) for i, level in enumerate(levels)}
+            values = df[col].astype(object)
+            out[:, offset + j] = [
+                np.nan if _is_missing(v) else codes.get(str(v), np.nan) for v in values.to_numpy()
+            ]
+        return out
+
+    def unseen_levels(self, df: pd.DataFrame) -> dict[str, list[str]]:
+        """Categorical values in ``df`` that training never saw (scored as missing)."""
+        unseen: dict[str, list[str]] = {}
+        for col, levels in self.categorical_levels.items():
+            known = set(levels)
+            new = sorted({str(v) for v in df[col].dropna().unique()} - known)
+            if new:
+                unseen[col] = new
+        return unseen
+
+    def signature(self) -> ModelSignature:
+        """Input: every feature, nullable. Output: one probability column."""
+        inputs = Schema(
+            [ColSpec("double", c, required=False) for c in self.numeric]
+            + [ColSpec("string", c, required=False) for c in self.categorical]
+        )
+        outputs = Schema([ColSpec("double", self.output_column)])
+        return ModelSignature(inputs=inputs, outputs=outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.numeric),
+            "categorical_levels": {k: list(v) for k, v in self.categorical_levels.items()},
+            "output_column": self.output_column,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        return cls(
+            numeric=tuple(d["numeric"]),
+            categorical_levels={k: tuple(v) for k, v in d["categorical_levels"].items()},
+            output_column=d["output_column"],
+        )
+
+
+class PaymentDelayModel(mlflow.pyfunc.PythonModel):
+    """``predict`` returns a DataFrame with one column, the probability of the positive class.
+
+    Build it in memory with ``from_fitted`` (training path); MLflow builds it from the logged artifacts via
+    ``load_context`` (serving path). Both run the same ``predict_proba``.
+    """
+
+    def __init__(self) -> None:
+        self._booster: lgb.Booster | None = None
+        self._spec: FeatureSpec | None = None
+
+    @classmethod
+    def from_fitted(cls, booster: lgb.Booster, spec: FeatureSpec) -> PaymentDelayModel:
+        model = cls()
+        model._booster, model._spec = booster, spec
+        return model
+
+    @property
+    def spec(self) -> FeatureSpec:
+        if self._spec is None:
+            raise RuntimeError(
+                "PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()"
+            )
+        return self._spec
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            raise RuntimeError(
+                "PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()"
+            )
+        return self._booster
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self._booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+        spec_text = Path(context.artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8")
+        self._spec = FeatureSpec.from_dict(json.loads(spec_text))
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        unseen = self.spec.unseen_levels(df)
+        if unseen:
+            logger.info("categorical levels unseen in training, scored as missing: %s", unseen)
+        if len(df) == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self.booster.predict(self.spec.transform(df)), dtype=np.float64)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
+        return pd.DataFrame(
+            {self.spec.output_column: self.predict_proba(model_input)}, index=model_input.index
+        )
+
+    def save_artifacts(self, directory: Path | str) -> dict[str, str]:
+        """Write booster and spec under ``directory``; returns the ``artifacts`` mapping for log_model."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        booster_path, spec_path = directory / BOOSTER_FILE, directory / SPEC_FILE
+        self.booster.save_model(str(booster_path))
+        spec_path.write_text(json.dumps(self.spec.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+        return {BOOSTER_ARTIFACT: str(booster_path), SPEC_ARTIFACT: str(spec_path)}
+
+
+def _is_missing(v: object) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
+def _require_columns(df: pd.DataFrame, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"input frame lacks feature column(s) {missing}; it has {list(df.columns)}")
+
+
+# Models from code: when MLflow executes this file to load a logged model it runs under a generated module
+# name and picks up the object given to set_model(). Imported normally (models.pyfunc) it registers nothing.
+if __name__ != "models.pyfunc":
+    mlflow.models.set_model(PaymentDelayModel())

@@ -1,0 +1,317 @@
+"""Train a LightGBM candidate, log what is needed to trust it to MLflow, register it as ``@challenger``.
+
+``train_and_maybe_promote`` is the one call a flow makes: load labelled rows, split by time with a purge,
+train, compare with baselines and with the current champion on the same test rows, and move ``@champion``
+only if the gate in ``models.registry.promote_if_better`` passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import date
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import lightgbm as lgb
+import mlflow
+import mlflow.data
+import numpy as np
+import pandas as pd
+from mlflow.data.code_dataset_source import CodeDatasetSource
+
+from models import pyfunc as pyfunc_module
+from models.contract import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    FEATURES_RELATION,
+    LABELS_RELATION,
+    NUMERIC_FEATURES,
+    PREDICTION,
+    TARGET,
+)
+from models.evaluate import (
+    baseline_metrics,
+    baseline_scores,
+    best_baseline,
+    binary_metrics,
+    compare_to_champion,
+    prefixed,
+    roc_calibration_figure,
+)
+from models.features import dataset_hash, load_training_frame
+from models.pyfunc import FeatureSpec, PaymentDelayModel
+from models.registry import CHALLENGER, client_for, mlflow_uris, promote_if_better
+from models.split import Split, time_split
+
+logger = logging.getLogger(__name__)
+
+NUM_BOOST_ROUND = 200
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 30,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "cat_smooth": 10.0,
+    "num_threads": 2,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbosity": -1,
+}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str
+    model_uri: str
+    metrics: dict[str, float]  # candidate on the test rows: auc, log_loss, brier, pr_auc, base_rate, mean_p
+    baseline_metrics: dict[str, dict[str, float]]  # {"constant": {...}, "cust_late_share": {...}}
+    window: dict[str, str | int]
+    dataset_hash: str
+    champion_metrics: dict[str, float] | None = None  # previous champion on the same test rows
+    champion_version: str | None = None
+    promoted: bool = False
+    reason: str = "not evaluated for promotion"
+    model: PaymentDelayModel | None = field(
+        default=None, repr=False, compare=False
+    )  # in-memory, training path
+
+
+def _ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: Path | str) -> str:
+    client = client_for(tracking_uri)
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (Path(artifact_root) / experiment_name).expanduser().resolve()
+    location.mkdir(parents=True, exist_ok=True)
+    logger.info("creating MLflow experiment %r with artifacts in %s", experiment_name, location)
+    return client.create_experiment(experiment_name, artifact_location=location.as_uri())
+
+
+def _check_labels(split: Split) -> None:
+    for part, frame in (("train", split.train), ("test", split.test)):
+        classes = sorted(frame[TARGET].dropna().unique().tolist())
+        if len(classes) < 2:
+            raise ValueError(
+                f"{part} rows ({len(frame)}, "
+                f"{split.window()[part + '_start']}..{split.window()[part + '_end']}) "
+                f"hold a single {TARGET} class {classes}: cannot train or evaluate a classifier"
+            )
+
+
+def _fit(split: Split, params: dict[str, Any], num_boost_round: int) -> PaymentDelayModel:
+    spec = FeatureSpec.fit(
+        split.train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION
+    )
+    dataset = lgb.Dataset(
+        spec.transform(split.train),
+        label=split.train[TARGET].to_numpy(dtype=np.float64),
+        feature_name=list(spec.feature_columns),
+        categorical_feature=list(spec.categorical),
+        params={"verbosity": -1},
+        free_raw_data=False,
+    )
+    booster = lgb.train(params, dataset, num_boost_round=num_boost_round)
+    return PaymentDelayModel.from_fitted(booster, spec)
+
+
+def _pip_requirements() -> list[str]:
+    return [f"{p}=={pkg_version(p)}" for p in ("mlflow", "lightgbm", "pandas", "numpy")]
+
+
+def train_candidate(
+    split: Split,
+    *,
+    tracking_uri: str,
+    artifact_root: Path | str,
+    experiment_name: str,
+    model_name: str,
+    lineage: dict[str, str],
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    num_boost_round: int = NUM_BOOST_ROUND,
+) -> TrainResult:
+    """Fit on ``split.train``, evaluate on ``split.test`` beside the baselines, log one MLflow run, register
+    the model under ``model_name`` and point ``@challenger`` at the new version."""
+    _check_labels(split)
+    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    model = _fit(split, lgb_params, num_boost_round)
+
+    y_test = split.test[TARGET].to_numpy()
+    p_test = model.predict_proba(split.test)
+    metrics = binary_metrics(y_test, p_test)
+    baselines = baseline_metrics(split.train, split.test)
+    best_name, best_auc = best_baseline(baselines)
+    window = split.window()
+    data_hash = dataset_hash(pd.concat([split.train, split.test], ignore_index=True))
+
+    all_metrics: dict[str, float] = {
+        **prefixed("test", metrics),
+        "train_base_rate": float(split.train[TARGET].mean()),
+        "best_baseline_test_auc": best_auc,
+        "test_auc_gain_over_best_baseline": metrics["auc"] - best_auc,
+    }
+    for name, m in baselines.items():
+        all_metrics.update(prefixed(f"baseline_{name}_test", m))
+
+    tags = {str(k): str(v) for k, v in lineage.items()}
+    tags.update(
+        {
+            "dataset.hash": data_hash,
+            "dataset.features_relation": FEATURES_RELATION,
+            "dataset.labels_relation": LABELS_RELATION,
+            "best_baseline": best_name,
+            "model_name": model_name,
+        }
+    )
+    run_params = {
+        **{f"lgbm_{k}": v for k, v in lgb_params.items()},
+        "num_boost_round": num_boost_round,
+        "target": TARGET,
+        "n_features": len(FEATURE_COLUMNS),
+        **window,
+    }
+
+    experiment_id = _ensure_experiment(tracking_uri, experiment_name, artifact_root)
+    run_name = f"{model_name}-cutoff-{split.cutoff_date}"
+    with (
+        mlflow_uris(tracking_uri),
+        tempfile.TemporaryDirectory(prefix="relance-model-") as tmp,
+        mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run,
+    ):
+        mlflow.set_tags(tags)
+        mlflow.log_params(run_params)
+        mlflow.log_metrics(all_metrics)
+        mlflow.log_dict(window, "data_window.json")
+
+        scores = {"model": p_test, **baseline_scores(split.train, split.test)}
+        mlflow.log_figure(roc_calibration_figure(y_test, scores), "plots/roc_calibration.png")
+        importance = pd.DataFrame(
+            {
+                "feature": model.spec.feature_columns,
+                "gain": model.booster.feature_importance("gain"),
+                "split": model.booster.feature_importance("split"),
+            }
+        ).sort_values("gain", ascending=False)
+        mlflow.log_table(importance, "feature_importance.json")
+
+        source = CodeDatasetSource(
+            {"relation": FEATURES_RELATION, "labels": LABELS_RELATION, **window, **tags}
+        )
+        # "integer column" hint concerns the 0/1 target in the logged dataset, not a model input
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            for context, frame in (("training", split.train), ("testing", split.test)):
+                ds = mlflow.data.from_pandas(
+                    frame[[*FEATURE_COLUMNS, TARGET]].reset_index(drop=True),
+                    source=source,
+                    name=f"ml_invoice_features_{context}",
+                    targets=TARGET,
+                )
+                mlflow.log_input(ds, context=context)
+
+        example = split.test[list(FEATURE_COLUMNS)].head(5).reset_index(drop=True)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Path(pyfunc_module.__file__),
+            artifacts=model.save_artifacts(Path(tmp)),
+            registered_model_name=model_name,
+            signature=model.spec.signature(),
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+    model_version = str(info.registered_model_version)
+    client = client_for(tracking_uri)
+    client.set_registered_model_alias(model_name, CHALLENGER, model_version)
+    for key, value in {**tags, "cutoff_date": str(split.cutoff_date)}.items():
+        client.set_model_version_tag(model_name, model_version, key, value)
+    logger.info(
+        "trained %s v%s (run %s): test auc %.4f vs best baseline %s %.4f",
+        model_name,
+        model_version,
+        run.info.run_id,
+        metrics["auc"],
+        best_name,
+        best_auc,
+    )
+    return TrainResult(
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        model_name=model_name,
+        model_version=model_version,
+        model_uri=f"models:/{model_name}/{model_version}",
+        metrics=metrics,
+        baseline_metrics=baselines,
+        window=window,
+        dataset_hash=data_hash,
+        model=model,
+    )
+
+
+def train_and_maybe_promote(
+    con: duckdb.DuckDBPyConnection,
+    as_of_date: date,
+    *,
+    tracking_uri: str,
+    artifact_root: Path | str,
+    experiment_name: str,
+    model_name: str,
+    horizon_days: int,
+    min_gain: float,
+    lineage: dict[str, str],
+    test_fraction: float = 0.25,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> TrainResult:
+    """Load -> time split (purged) -> train candidate (@challenger) -> compare with @champion -> gate."""
+    frame = load_training_frame(con, as_of_date, horizon_days=horizon_days)
+    split = time_split(frame, test_fraction=test_fraction, horizon_days=horizon_days)
+    result = train_candidate(
+        split,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        experiment_name=experiment_name,
+        model_name=model_name,
+        lineage={**lineage, "relance.as_of_date": str(as_of_date)},
+        params=params,
+        seed=seed,
+    )
+    champion = compare_to_champion(
+        split.test, tracking_uri=tracking_uri, model_name=model_name, test_cutoff_date=str(split.cutoff_date)
+    )
+    client = client_for(tracking_uri)
+    if champion is not None:
+        for key, value in prefixed("champion_test", champion.metrics).items():
+            client.log_metric(result.run_id, key, value)
+        client.set_tag(result.run_id, "champion.version", champion.version)
+        if champion.notes:
+            client.set_tag(result.run_id, "champion.notes", "; ".join(champion.notes))
+    _, baseline_auc = best_baseline(result.baseline_metrics)
+    decision = promote_if_better(
+        client,
+        model_name,
+        result.model_version,
+        candidate_auc=result.metrics["auc"],
+        baseline_auc=baseline_auc,
+        champion_auc=None if champion is None else champion.metrics["auc"],
+        min_gain=min_gain,
+    )
+    return dataclasses.replace(
+        result,
+        champion_metrics=None if champion is None else champion.metrics,
+        champion_version=None if champion is None else champion.version,
+        promoted=decision.promoted,
+        reason=decision.reason,
+    )
