@@ -1,0 +1,34 @@
+{#-
+    The run's as-of date as a DATE literal, from the required var `as_of_date` (YYYY-MM-DD).
+    Raises a compiler error when the var is missing, blank or not an ISO date. At parse time
+    (execute = false) vars are not known yet, so a placeholder is returned.
+-#}
+{% macro as_of_date() -%}
+    {%- set raw_value = var('as_of_date', none) -%}
+    {%- if raw_value is none or (raw_value | string | trim) == '' -%}
+        {%- if execute -%}
+            {{ exceptions.raise_compiler_error(
+                "var 'as_of_date' is required (YYYY-MM-DD), e.g. "
+                ~ "dbt build --vars '{\"as_of_date\": \"2026-10-31\"}'") }}
+        {%- endif -%}
+        date '1970-01-01'
+    {%- else -%}
+        {%- set text = raw_value | string | trim -%}
+        {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+            {{ exceptions.raise_compiler_error(
+                "var 'as_of_date' must be an ISO date YYYY-MM-DD, got '" ~ text ~ "'") }}
+        {%- endif -%}
+        {%- set parsed = modules.datetime.date.fromisoformat(text) -%}
+        date '{{ parsed.isoformat() }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A positive integer var, with a clear error otherwise. -#}
+{% macro positive_int_var(name) -%}
+    {%- set value = var(name) | int(-1) -%}
+    {%- if value <= 0 and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "var '" ~ name ~ "' must be a positive integer, got '" ~ var(name) ~ "'") }}
+    {%- endif -%}
+    {{ value }}
+{%- endmacro %}

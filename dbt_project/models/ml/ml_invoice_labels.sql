@@ -1,0 +1,37 @@
+-- Labels for the rows of ml_invoice_features (same grain, same rows). Uses ALL data on purpose: whether the
+-- invoice was settled within horizon_days after as_of_date. Only rows with is_label_known may train.
+{%- set horizon_days = positive_int_var('horizon_days') %}
+
+with
+
+feature_rows as (
+    select
+        invoice_id,
+        as_of_date
+    from {{ ref('ml_invoice_features') }}
+),
+
+settlement as (
+    select * from {{ ref('int_invoice_settlement_dates') }}
+),
+
+final as (
+    select
+        feature_rows.invoice_id,
+        feature_rows.as_of_date,
+        case
+            when
+                settlement.settled_date is null
+                or settlement.settled_date > feature_rows.as_of_date + {{ horizon_days }}
+                then 1
+            else 0
+        end as is_unpaid_30d,
+        settlement.days_late,
+        settlement.settled_date,
+        feature_rows.as_of_date + {{ horizon_days }} <= {{ as_of_date() }} as is_label_known
+    from feature_rows
+    left join settlement
+        on feature_rows.invoice_id = settlement.invoice_id
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- Scored open invoices ranked by expected amount at risk (open_amount * p_unpaid_30d) within currency.
+with
+
+worklist as (
+    select * from {{ ref('collection_worklist') }}
+    where p_unpaid_30d is not null
+),
+
+priced as (
+    select
+        as_of_date,
+        invoice_id,
+        customer_id,
+        customer_name,
+        currency,
+        open_amount,
+        days_overdue,
+        p_unpaid_30d,
+        cast(cast(open_amount as double) * p_unpaid_30d as decimal(18, 2)) as expected_at_risk
+    from worklist
+),
+
+final as (
+    select
+        *,
+        cast(
+            row_number() over (
+                partition by currency order by expected_at_risk desc, invoice_id asc
+            ) as integer
+        ) as risk_rank
+    from priced
+)
+
+select * from final

@@ -1,0 +1,30 @@
+with
+
+source as (
+    {{ current_raw_rows('customers', ['customer_id']) }}
+),
+
+renamed as (
+    select
+        cast(customer_id as varchar) as customer_id,
+        cast(customer_name as varchar) as customer_name,
+        cast(customer_type as varchar) as customer_type,
+        cast(siren as varchar) as siren,
+        cast(naf_code as varchar) as naf_code,
+        cast(sector_section as varchar) as sector_section,
+        cast(size_band as varchar) as size_band,
+        cast(region as varchar) as region,
+        cast(country_code as varchar) as country_code,
+        cast(email as varchar) as email,
+        cast(phone as varchar) as phone,
+        cast(credit_limit as decimal(18, 2)) as credit_limit,
+        cast(currency as varchar) as currency,
+        cast(payment_terms_days as integer) as payment_terms_days,
+        cast(is_end_of_month_terms as boolean) as is_end_of_month_terms,
+        cast(created_date as date) as created_date,
+        _batch_id as raw_batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,20 @@
+with
+
+source as (
+    {{ current_raw_rows('payments', ['payment_id']) }}
+),
+
+renamed as (
+    select
+        cast(payment_id as varchar) as payment_id,
+        cast(customer_id as varchar) as customer_id,
+        cast(payment_date as date) as payment_date,
+        cast(amount as decimal(18, 2)) as amount,
+        cast(currency as varchar) as currency,
+        cast(payment_method as varchar) as payment_method,
+        _batch_id as raw_batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,571 @@
+"""The dbt project end to end on a tiny hand-written raw warehouse.
+
+Builds raw + ops with relance.warehouse.ensure_schemas, inserts a dozen hand-checked rows, runs
+``dbt build --exclude tag:post_scoring`` in-process (models, unit tests, data tests), checks values
+computed by hand, then fakes a scoring run in ops.predictions and builds ``--select tag:post_scoring``.
+A leakage test appends facts dated after an earlier as-of date and proves earlier feature rows do not move.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from models import contract
+from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS
+from relance.warehouse import ensure_schemas
+
+pytestmark = pytest.mark.integration
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+AS_OF = "2026-03-31"
+VARS = {"as_of_date": AS_OF, "history_start_days": 30, "snapshot_interval_days": 28, "horizon_days": 30}
+# Grid: first invoice 2026-01-01 + 30 = 01-31, then every 28 days strictly before AS_OF, plus AS_OF.
+GRID = [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 28), date(2026, 3, 31)]
+
+BATCHES = {
+    "B1": datetime(2026, 3, 1, 6, 0),
+    "B2": datetime(2026, 3, 2, 6, 0),
+    "B3": datetime(2026, 3, 3, 6, 0),
+    "B4": datetime(2026, 4, 20, 6, 0),
+}
+
+_C = ("customer_id", "customer_name", "customer_type", "siren", "sector_section", "size_band", "email")
+CUSTOMERS = [
+    {
+        **dict(zip(_C, ("C1", "Bâti Sud", "B2B", "732829320", "F", "small", "ap@batisud.fr"), strict=True)),
+        **{
+            "credit_limit": 10000,
+            "currency": "EUR",
+            "payment_terms_days": 30,
+            "created_date": date(2025, 1, 1),
+        },
+    },
+    {
+        **dict(zip(_C, ("C2", "Jean Martin", "B2C", None, None, None, "jean@example.fr"), strict=True)),
+        **{
+            "credit_limit": None,
+            "currency": "EUR",
+            "payment_terms_days": 0,
+            "created_date": date(2025, 6, 1),
+        },
+    },
+    {
+        **dict(
+            zip(_C, ("C3", "Acme Corp", "B2B", "552100554", "J", "large", "ap@acme.example"), strict=True)
+        ),
+        **{
+            "credit_limit": 50000,
+            "currency": "USD",
+            "payment_terms_days": 60,
+            "created_date": date(2025, 1, 1),
+        },
+    },
+]
+INVOICES = [
+    # invoice_id, customer_id, type, credited, issue, due, amount, ccy, terms, eom
+    ("I1", "C1", "invoice", None, date(2026, 1, 1), date(2026, 1, 31), 1000, "EUR", 30, False),
+    ("I2", "C1", "invoice", None, date(2026, 1, 5), date(2026, 2, 4), 500, "EUR", 30, False),
+    ("I3", "C1", "invoice", None, date(2026, 1, 10), date(2026, 2, 9), 300, "EUR", 30, False),
+    ("I4", "C1", "invoice", None, date(2026, 2, 1), date(2026, 3, 3), 1200, "EUR", 30, False),
+    ("CN1", "C1", "credit_note", "I4", date(2026, 2, 15), date(2026, 2, 15), -200, "EUR", 0, False),
+    ("I5", "C2", "invoice", None, date(2026, 1, 15), date(2026, 1, 15), 80, "EUR", 0, False),
+    ("I6", "C3", "invoice", None, date(2026, 3, 1), date(2026, 4, 30), 1500, "USD", 60, False),
+]
+PAYMENTS = [
+    ("P1", "C1", date(2026, 1, 20), 300, "EUR", "transfer"),  # partial on I1
+    ("P2", "C1", date(2026, 2, 10), 700, "EUR", "transfer"),  # settles I1, 10 days late
+    ("P3", "C1", date(2026, 2, 1), 800, "EUR", "cheque"),  # one payment for I2 (500) + I3 (300)
+    ("P4", "C1", date(2026, 4, 10), 1000, "EUR", "transfer"),  # after AS_OF: settles I4 (1200 - 200 credit)
+]
+ALLOCATIONS = [("P1", "I1", 300), ("P2", "I1", 700), ("P3", "I2", 500), ("P3", "I3", 300), ("P4", "I4", 1000)]
+DISPUTES = [("D1", "I5", date(2026, 2, 1), None, "goods not received")]
+_R = ("reminder_id", "invoice_id", "customer_id", "sent_at", "channel", "tone", "response")
+REMINDERS = [
+    {
+        **dict(
+            zip(
+                _R,
+                ("R1", "I4", "C1", datetime(2026, 3, 10, 10), "email", "cordial", "promise_to_pay"),
+                strict=True,
+            )
+        ),
+        **{"responded_at": datetime(2026, 3, 11, 9), "promised_date": date(2026, 3, 20)},
+    },
+    # sent on the AS_OF day itself: not known at AS_OF (sent_at < as_of_date midnight)
+    dict(zip(_R, ("R2", "I4", "C1", datetime(2026, 3, 31, 8), "sms", "firm", "none"), strict=True)),
+]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict], batch: str) -> None:
+    """Append rows (full tuples in raw_schema column order, or dicts with missing columns null) to raw."""
+    cols = list(ENTITIES[entity]) + list(LOAD_METADATA)
+    placeholders = ", ".join("?" for _ in cols)
+    for i, given in enumerate(rows):
+        if isinstance(given, dict):
+            assert set(given) <= set(ENTITIES[entity]), (entity, given)
+            row = tuple(given.get(c) for c in ENTITIES[entity])
+        else:
+            row = given
+        assert len(row) == len(ENTITIES[entity]), (entity, row)
+        meta = (batch, f"{entity}_{batch}.csv", f"hash-{batch}", f"row-{batch}-{i}", BATCHES[batch], "flow-1")
+        con.execute(f"INSERT INTO raw.{entity} ({', '.join(cols)}) VALUES ({placeholders})", [*row, *meta])
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, batch: str, entity: str, natural_key: str) -> None:
+    con.execute(
+        "INSERT INTO ops.quarantine VALUES"
+        " (?, ?, 1, ?, 'expect_amount_sane', 'critical', 'test', '{}', ?, 'f')",
+        [batch, entity, natural_key, BATCHES[batch]],
+    )
+
+
+def _seed(path: Path) -> None:
+    with duckdb.connect(str(path)) as con:
+        ensure_schemas(con)
+        _insert(con, "customers", CUSTOMERS, "B1")
+        _insert(con, "invoices", INVOICES, "B1")
+        # I6 corrected in a later batch: staging keeps the latest version (amount 2000, batch B2)
+        _insert(
+            con,
+            "invoices",
+            [("I6", "C3", "invoice", None, date(2026, 3, 1), date(2026, 4, 30), 2000, "USD", 60, False)],
+            "B2",
+        )
+        # I5 re-sent with a bad amount in B3 and quarantined: staging falls back to the B1 version (80)
+        _insert(
+            con,
+            "invoices",
+            [("I5", "C2", "invoice", None, date(2026, 1, 15), date(2026, 1, 15), 99999, "EUR", 0, False)],
+            "B3",
+        )
+        _quarantine(con, "B3", "invoices", "I5")
+        # I7 only ever arrived quarantined: it must not exist downstream
+        _insert(
+            con,
+            "invoices",
+            [("I7", "C1", "invoice", None, date(2026, 3, 5), date(2026, 4, 4), 999, "EUR", 30, False)],
+            "B2",
+        )
+        _quarantine(con, "B2", "invoices", "I7")
+        # a quarantined allocation (two-column natural key) must not settle I5
+        _insert(con, "payments", PAYMENTS, "B1")
+        _insert(con, "payments", [("P9", "C2", date(2026, 2, 2), 80, "EUR", "card")], "B2")
+        _insert(con, "payment_allocations", ALLOCATIONS, "B1")
+        _insert(con, "payment_allocations", [("P9", "I5", 80)], "B2")
+        _quarantine(con, "B2", "payment_allocations", "P9|I5")
+        _insert(con, "disputes", DISPUTES, "B1")
+        _insert(con, "reminders", REMINDERS, "B1")
+
+
+def _dbt(target_path: Path, *args: str, vars_: dict | None = None) -> None:
+    from dbt.cli.main import dbtRunner
+
+    cli = [
+        *args,
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(target_path),
+        "--log-path", str(target_path / "logs"),
+        "--vars", json.dumps(vars_ or VARS),
+    ]  # fmt: skip
+    result = dbtRunner().invoke(cli)
+    failures = []
+    if result.result is not None and hasattr(result.result, "results"):
+        failures = [
+            f"{r.node.unique_id}: {r.status} {r.message}"
+            for r in result.result
+            if r.status not in ("success", "pass")
+        ]
+    assert result.success, f"dbt {' '.join(args)} failed: {result.exception} {failures}"
+
+
+# Plain (read-write) connections: dbt-duckdb keeps its in-process connection to the file open after a run,
+# and DuckDB refuses a second connection to the same file with a different configuration (read_only).
+def _query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(path)) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def _dicts(path: Path, sql: str) -> list[dict]:
+    with duckdb.connect(str(path)) as con:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _build_pre_scoring(tmp: Path) -> Path:
+    """Seed a warehouse under tmp and run the pre-scoring build (RELANCE_WAREHOUSE_PATH must point at it)."""
+    path = tmp / "warehouse.duckdb"
+    _seed(path)
+    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring")
+    return path
+
+
+@pytest.fixture()
+def dbt_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RELANCE_WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeded warehouse, built once for the module: pre-scoring build, fake scores, post_scoring build."""
+    tmp = tmp_path_factory.mktemp("dbt")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RELANCE_WAREHOUSE_PATH", str(tmp / "warehouse.duckdb"))
+    mp.setenv("DO_NOT_TRACK", "1")
+    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    try:
+        path = _build_pre_scoring(tmp)
+        serving = "select count(*) from information_schema.tables where table_schema = 'serving'"
+        assert _query(path, serving) == [(0,)]  # excluded from the pre-scoring build
+        with duckdb.connect(str(path)) as con:
+            con.executemany(
+                "INSERT INTO ops.predictions VALUES (?, ?, ?, 'payment_delay', ?, ?, 'inv', now(), 'flow-2')",
+                [
+                    ("I4", date(2026, 3, 31), 0.8, "3", "run-3"),
+                    ("I5", date(2026, 3, 31), 0.5, "3", "run-3"),
+                    ("I6", date(2026, 3, 28), 0.9, "2", "run-2"),  # another date: must not be used
+                ],
+            )
+        _dbt(tmp / "target", "build", "--select", "tag:post_scoring")
+        yield path
+    finally:
+        mp.undo()
+
+
+# --------------------------------------------------------------------------------------- project shape
+def test_sources_match_raw_schema_contract() -> None:
+    sources = yaml.safe_load((PROJECT_DIR / "models/staging/_sources.yml").read_text())["sources"]
+    raw = next(s for s in sources if s["name"] == "raw")
+    for table in raw["tables"]:
+        declared = {c["name"]: c["data_type"] for c in table["columns"]}
+        expected = {c: t.lower() for c, t in {**ENTITIES[table["name"]], **LOAD_METADATA}.items()}
+        assert declared == expected, table["name"]
+    assert {t["name"] for t in raw["tables"]} == set(ENTITIES)
+
+
+def test_staging_natural_keys_match_raw_schema() -> None:
+    for entity, keys in NATURAL_KEYS.items():
+        sql = (PROJECT_DIR / f"models/staging/stg_{entity}.sql").read_text()
+        match = re.search(r"current_raw_rows\('(\w+)', \[([^\]]*)\]\)", sql)
+        assert match, entity
+        assert match.group(1) == entity
+        assert tuple(re.findall(r"'(\w+)'", match.group(2))) == keys
+
+
+def test_ml_yaml_contract_matches_python_contract() -> None:
+    spec = yaml.safe_load((PROJECT_DIR / "models/ml/_ml__models.yml").read_text())["models"]
+    by_name = {m["name"]: m for m in spec}
+    feats = by_name["ml_invoice_features"]
+    assert feats["config"]["contract"]["enforced"] is True
+    assert [c["name"] for c in feats["columns"]] == [
+        *contract.KEY_COLUMNS,
+        *contract.CONTEXT_COLUMNS,
+        *contract.NUMERIC_FEATURES,
+        *contract.CATEGORICAL_FEATURES,
+        "dbt_invocation_id",
+    ]
+    types = {c["name"]: c["data_type"] for c in feats["columns"]}
+    assert {types[c] for c in contract.NUMERIC_FEATURES} == {"double"}
+    assert {types[c] for c in contract.CATEGORICAL_FEATURES} == {"varchar"}
+    assert [c["name"] for c in by_name["ml_invoice_labels"]["columns"]] == list(contract.LABEL_COLUMNS)
+
+
+def test_missing_as_of_date_is_a_clear_error(dbt_env: Path) -> None:
+    from dbt.cli.main import dbtRunner
+
+    tmp_path = dbt_env
+    result = dbtRunner().invoke([
+        "compile", "--select", "int_feature_dates", "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+        "--log-path", str(tmp_path / "logs"),
+    ])  # fmt: skip
+    assert not result.success
+    assert "as_of_date' is required" in str(result.exception)
+
+
+# --------------------------------------------------------------------------------------- values
+def test_relations_land_in_their_schemas(warehouse: Path) -> None:
+    path = warehouse
+    rows = set(_query(path, "select table_schema, table_name from information_schema.tables"))
+    for rel in (
+        ("staging", "stg_invoices"),
+        ("intermediate", "int_feature_dates"),
+        ("marts", "invoices"),
+        ("marts", "customers"),
+        ("ml", "ml_invoice_features"),
+        ("ml", "ml_invoice_labels"),
+        ("serving", "collection_worklist"),
+        ("serving", "report_aged_balance"),
+        ("serving", "report_dso"),
+        ("serving", "report_at_risk_exposure"),
+    ):
+        assert rel in rows, rel
+
+
+def test_staging_latest_version_and_quarantine(warehouse: Path) -> None:
+    path = warehouse
+    inv = {
+        r[0]: r[1:] for r in _query(path, "select invoice_id, amount, raw_batch_id from staging.stg_invoices")
+    }
+    assert "I7" not in inv  # only version quarantined
+    assert inv["I5"] == (80, "B1")  # newer version quarantined -> previous version
+    assert inv["I6"] == (2000, "B2")  # latest version wins
+    allocs = _query(path, "select payment_id, invoice_id from staging.stg_payment_allocations")
+    assert ("P9", "I5") not in allocs and len(allocs) == len(ALLOCATIONS)
+
+
+def test_feature_grid(warehouse: Path) -> None:
+    path = warehouse
+    assert [
+        r[0] for r in _query(path, "select as_of_date from intermediate.int_feature_dates order by 1")
+    ] == GRID
+    rows = _query(
+        path,
+        "select as_of_date, list(invoice_id order by invoice_id)"
+        " from ml.ml_invoice_features group by 1 order by 1",
+    )
+    assert rows == [
+        (date(2026, 1, 31), ["I1", "I2", "I3", "I5"]),
+        (date(2026, 2, 28), ["I4", "I5"]),
+        (date(2026, 3, 28), ["I4", "I5", "I6"]),
+        (date(2026, 3, 31), ["I4", "I5", "I6"]),
+    ]
+
+
+def test_invoice_mart_as_of(warehouse: Path) -> None:
+    path = warehouse
+    inv = {r["invoice_id"]: r for r in _dicts(path, "select * from marts.invoices")}
+    assert set(inv) == {"I1", "I2", "I3", "I4", "I5", "I6"}  # credit notes net, they are not rows
+    i4 = inv["I4"]  # P4 (04-10) is after the as-of date: not counted
+    assert (i4["credited_amount"], i4["paid_amount"], i4["open_amount"]) == (200, 0, 1000)
+    assert i4["is_open"] and i4["settled_date"] is None
+    assert (i4["days_overdue"], i4["aging_bucket"]) == (28, "1-30")
+    assert inv["I1"]["settled_date"] == date(2026, 2, 10) and not inv["I1"]["is_open"]
+    assert inv["I1"]["aging_bucket"] is None
+    assert (inv["I5"]["days_overdue"], inv["I5"]["aging_bucket"], inv["I5"]["is_disputed"]) == (
+        75,
+        "61-90",
+        True,
+    )
+    assert (inv["I6"]["days_overdue"], inv["I6"]["aging_bucket"]) == (-30, "not_due")
+    cust = {
+        r[0]: r[1:]
+        for r in _query(path, "select customer_id, open_amount, open_invoice_count from marts.customers")
+    }
+    assert cust == {"C1": (1000, 1), "C2": (80, 1), "C3": (2000, 1)}
+
+
+def test_settlement_dates(warehouse: Path) -> None:
+    path = warehouse
+    rows = {
+        r[0]: r[1:]
+        for r in _query(
+            path,
+            "select invoice_id, settled_date, days_late, settling_payment_count"
+            " from intermediate.int_invoice_settlement_dates",
+        )
+    }
+    assert rows["I1"] == (date(2026, 2, 10), 10, 2)  # partial then balance
+    assert rows["I2"] == (date(2026, 2, 1), -3, 1)  # one payment for two invoices
+    assert rows["I3"] == (date(2026, 2, 1), -8, 1)
+    assert rows["I4"] == (date(2026, 4, 10), 38, 1)  # 1000 paid + 200 credit note
+    assert rows["I5"] == (None, None, 0)
+
+
+def test_feature_values_by_hand(warehouse: Path) -> None:
+    path = warehouse
+    rows = _dicts(
+        path, "select * from ml.ml_invoice_features where invoice_id = 'I4' and as_of_date = '2026-03-28'"
+    )
+    assert len(rows) == 1
+    f = rows[0]
+    # C1 history before 03-28: I1 (+10 days, 2 payments), I2 (-3), I3 (-8)
+    expected = {
+        "customer_id": "C1",
+        "currency": "EUR",
+        "amount": 1200.0,
+        "open_amount": 1000.0,
+        "open_share": pytest.approx(1000 / 1200),
+        "days_to_due": -25.0,
+        "invoice_age_days": 55.0,
+        "issue_month": 2.0,
+        "is_disputed": 0.0,
+        "is_end_of_month_terms": 0.0,
+        "cust_settled_invoice_count": 3.0,
+        "cust_late_share": pytest.approx(1 / 3),
+        "cust_mean_days_late": pytest.approx(-1 / 3),
+        "cust_median_days_late": -3.0,
+        "cust_partial_payment_share": pytest.approx(1 / 3),
+        "cust_days_since_last_payment": 46.0,  # P2 on 02-10
+        "cust_open_amount": 1000.0,
+        "cust_open_invoice_count": 1.0,
+        "cust_credit_limit_usage": pytest.approx(0.1),
+        "cust_tenure_days": 451.0,
+        "reminder_count": 1.0,
+        "days_since_last_reminder": 18.0,
+        "promise_count": 1.0,
+        "broken_promise_count": 1.0,  # promised 03-20, still open on 03-28
+        "customer_type": "B2B",
+        "sector_section": "F",
+        "size_band": "small",
+    }
+    assert {k: f[k] for k in expected} == expected
+    assert f["open_amount_ccy"] == 1000
+    assert f["dbt_invocation_id"]
+    # R2 is sent on the as-of day itself: not counted at 03-31
+    r = _query(
+        path,
+        "select reminder_count, days_since_last_reminder from ml.ml_invoice_features"
+        " where invoice_id = 'I4' and as_of_date = '2026-03-31'",
+    )
+    assert r == [(1.0, 21.0)]
+    # no history yet on the first grid date: null ratios, zero counts
+    h = _query(
+        path,
+        "select cust_settled_invoice_count, cust_late_share, cust_mean_days_late,"
+        " cust_days_since_last_payment, open_amount from ml.ml_invoice_features"
+        " where invoice_id = 'I1' and as_of_date = '2026-01-31'",
+    )
+    assert h == [(0.0, None, None, 11.0, 700.0)]
+    b2c = _query(
+        path,
+        "select cust_credit_limit_usage, is_disputed, size_band from ml.ml_invoice_features"
+        " where invoice_id = 'I5' and as_of_date = '2026-03-31'",
+    )
+    assert b2c == [(None, 1.0, None)]
+
+
+def test_features_contract_columns(warehouse: Path) -> None:
+    path = warehouse
+    cols = _query(
+        path,
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = 'ml' and table_name = 'ml_invoice_features' order by ordinal_position",
+    )
+    names = [c[0] for c in cols]
+    assert names == [
+        *contract.KEY_COLUMNS,
+        *contract.CONTEXT_COLUMNS,
+        *contract.FEATURE_COLUMNS,
+        "dbt_invocation_id",
+    ]
+    types = dict(cols)
+    assert types["open_amount_ccy"] == "DECIMAL(18,2)" and types["as_of_date"] == "DATE"
+    assert all(types[c] == "DOUBLE" for c in contract.NUMERIC_FEATURES)
+
+
+def test_labels(warehouse: Path) -> None:
+    path = warehouse
+    labels = {
+        (r[0], r[1]): r[2:]
+        for r in _query(path, f"select {', '.join(contract.LABEL_COLUMNS)} from ml.ml_invoice_labels")
+    }
+    feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features"))
+    assert set(labels) == feats
+    assert labels[("I1", date(2026, 1, 31))] == (0, 10, date(2026, 2, 10), True)  # paid 02-10 <= 03-02
+    assert labels[("I4", date(2026, 2, 28))] == (1, 38, date(2026, 4, 10), True)  # 04-10 > 03-30
+    assert labels[("I4", date(2026, 3, 28))] == (0, 38, date(2026, 4, 10), False)  # 04-27 > AS_OF: unknown
+    assert labels[("I5", date(2026, 3, 31))] == (1, None, None, False)
+
+
+def test_worklist_and_reports(warehouse: Path) -> None:
+    path = warehouse
+    wl = {r["invoice_id"]: r for r in _dicts(path, "select * from serving.collection_worklist")}
+    assert set(wl) == {"I4", "I5", "I6"}
+    assert wl["I4"]["p_unpaid_30d"] == 0.8 and wl["I4"]["model_version"] == "3"
+    assert wl["I4"]["customer_name"] == "Bâti Sud" and wl["I4"]["email"] == "ap@batisud.fr"
+    assert wl["I6"]["p_unpaid_30d"] is None  # only scored for another date
+    assert (wl["I6"]["days_overdue"], wl["I6"]["raw_batch_id"], wl["I6"]["open_amount"]) == (-30, "B2", 2000)
+    assert all(r["as_of_date"] == date(2026, 3, 31) for r in wl.values())
+
+    aged = _query(
+        path,
+        "select currency, aging_bucket, invoice_count, open_amount"
+        " from serving.report_aged_balance order by currency, bucket_order",
+    )
+    assert aged == [
+        ("EUR", "not_due", 0, 0),
+        ("EUR", "1-30", 1, 1000),
+        ("EUR", "31-60", 0, 0),
+        ("EUR", "61-90", 1, 80),
+        ("EUR", "90+", 0, 0),
+        ("USD", "not_due", 1, 2000),
+        ("USD", "1-30", 0, 0),
+        ("USD", "31-60", 0, 0),
+        ("USD", "61-90", 0, 0),
+        ("USD", "90+", 0, 0),
+    ]
+    dso = {
+        r[0]: r[1:]
+        for r in _query(path, "select currency, receivables, sales_90d, dso_days from serving.report_dso")
+    }
+    assert dso["EUR"][:2] == (1080, 3080)
+    assert dso["EUR"][2] == pytest.approx(1080 / 3080 * 90)
+    assert dso["USD"][2] == pytest.approx(90.0)
+    risk = _query(
+        path,
+        "select invoice_id, expected_at_risk, risk_rank from serving.report_at_risk_exposure"
+        " order by currency, risk_rank",
+    )
+    assert risk == [("I4", 800, 1), ("I5", 40, 2)]
+
+
+# --------------------------------------------------------------------------------------- leakage
+def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
+    tmp = dbt_env
+    path = _build_pre_scoring(tmp)
+    cols = ", ".join([*contract.KEY_COLUMNS, *contract.CONTEXT_COLUMNS, *contract.FEATURE_COLUMNS])
+    sql = f"select {cols} from ml.ml_invoice_features where as_of_date <= '2026-02-28' order by all"
+    later = f"select {cols} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
+    before, before_later = _query(path, sql), _query(path, later)
+    assert before
+    with duckdb.connect(str(path)) as con:
+        # all dated on/after 02-28 (a reminder sent during 02-28 is not known at its start): payments, a
+        # customer payment, reminders with a promise, a dispute and a credit note
+        payments = [
+            ("P10", "C2", date(2026, 3, 5), 30, "EUR", "card"),
+            ("P11", "C1", date(2026, 3, 15), 100, "EUR", "transfer"),
+        ]
+        _insert(con, "payments", payments, "B4")
+        _insert(con, "payment_allocations", [("P10", "I5", 30), ("P11", "I4", 100)], "B4")
+        _insert(con, "reminders", [
+            ("R10", "I5", "C2", datetime(2026, 3, 1, 9), "letter", "firm", "promise_to_pay",
+             datetime(2026, 3, 2, 9), date(2026, 3, 10)),
+            ("R11", "I4", "C1", datetime(2026, 2, 28, 12), "call", "firm", "none", None, None),
+        ], "B4")  # fmt: skip
+        _insert(con, "disputes", [("D10", "I4", date(2026, 3, 1), None, "price")], "B4")
+        credit_note = (
+            "CN2",
+            "C2",
+            "credit_note",
+            "I5",
+            date(2026, 3, 10),
+            date(2026, 3, 10),
+            -10,
+            "EUR",
+            0,
+            False,
+        )
+        _insert(con, "invoices", [credit_note], "B4")
+    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring")
+    assert _query(path, sql) == before
+    # the appended facts are really used for the later date (so the check above can fail)
+    after_later = _query(path, later)
+    assert after_later != before_later
+    i5 = _query(
+        path,
+        "select open_amount, reminder_count, broken_promise_count from ml.ml_invoice_features"
+        " where invoice_id = 'I5' and as_of_date = '2026-03-28'",
+    )
+    assert i5 == [(40.0, 1.0, 1.0)]  # 80 - 30 paid - 10 credited
