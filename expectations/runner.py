@@ -1,0 +1,398 @@
+"""Validate raw load batches with the GX suites, quarantine warning rows, record the run.
+
+:func:`validate_batches` reads each batch's rows from ``raw.<entity>`` (``_batch_id`` = the batch) into pandas
+(batches are bounded), adds the derived columns of :mod:`expectations.suites`, and runs one GX checkpoint per
+entity in a *file* context rooted at ``gx_dir`` (suites, validation definitions and checkpoints are written
+there from code on every run; data docs are rebuilt by ``UpdateDataDocsAction``).
+
+* warning failures: every failing row goes to ``ops.quarantine`` (one row per row x expectation) and
+  ``ops.ingest_batches.rows_quarantined`` is set to the number of distinct quarantined rows of the batch.
+  Re-validating a batch replaces its quarantine rows, so nothing is duplicated.
+* critical failures: ``success`` is ``False`` and ``critical_failures`` lists entity, expectation and example
+  values. The caller raises :class:`CriticalValidationError`
+  (:meth:`ValidationSummary.raise_for_critical`) and runs nothing downstream.
+
+Batches with nothing new to validate (status ``unchanged``, or a new file whose rows were all already in raw)
+are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import great_expectations as gx
+import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from expectations.suites import (
+    ROW_NUMBER_COLUMN,
+    SQL_DERIVED_COLUMNS,
+    WARNING,
+    build_suite,
+    derived_source_column,
+    prepare_frame,
+    severity_of,
+    suite_name,
+)
+from relance.raw_schema import NATURAL_KEYS, entity
+from relance.warehouse import ensure_schemas
+
+log = logging.getLogger(__name__)
+
+DATASOURCE_NAME = "relance_raw"
+BATCH_DEFINITION_NAME = "whole_batch"
+DATA_DOCS_INDEX = Path("uncommitted") / "data_docs" / "local_site" / "index.html"
+_ROW_JSON = "_row_json"
+_MAX_EXAMPLES = 5
+
+
+class CriticalValidationError(RuntimeError):
+    """A batch failed a critical expectation: nothing downstream may run.
+
+    Built from a :class:`ValidationSummary` (the message lists every critical failure) or from a plain
+    message; ``summary`` is ``None`` in the latter case.
+    """
+
+    def __init__(self, summary_or_message: ValidationSummary | str) -> None:
+        if isinstance(summary_or_message, str):
+            self.summary: ValidationSummary | None = None
+            super().__init__(summary_or_message)
+            return
+        summary = summary_or_message
+        self.summary = summary
+        lines = "\n  - ".join(summary.critical_failures)
+        docs = f"\nData docs: {summary.data_docs_index}" if summary.data_docs_index else ""
+        super().__init__(
+            f"validation {summary.validation_id} failed {len(summary.critical_failures)} critical "
+            f"expectation(s):\n  - {lines}{docs}"
+        )
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """Outcome of one :func:`validate_batches` call."""
+
+    success: bool
+    critical_failures: list[str]
+    warning_failures: list[str]
+    quarantined_rows: int
+    data_docs_index: Path | None
+    validation_id: str
+    batch_ids: list[str] = field(default_factory=list)
+
+    def raise_for_critical(self) -> None:
+        """Raise :class:`CriticalValidationError` if any critical expectation failed."""
+        if not self.success:
+            raise CriticalValidationError(self)
+
+
+@dataclass
+class _BatchInfo:
+    batch_id: str
+    entity: str
+    status: str
+    rows_read: int
+    rows_loaded: int
+
+
+@dataclass
+class _Outcome:
+    critical: list[str] = field(default_factory=list)
+    warning: list[str] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _context(gx_dir: Path) -> Any:
+    """A quiet GX file context rooted at ``gx_dir`` (``great_expectations.yml`` lives there)."""
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    ctx = gx.get_context(mode="file", context_root_dir=str(gx_dir))
+    current = ctx.variables.progress_bars
+    if current is None or getattr(current, "globally", None) is not False:
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.variables.save()
+    return ctx
+
+
+def _checkpoint(ctx: Any, entity_name: str) -> Any:
+    """(Re)register the suite, validation definition and checkpoint of an entity from code."""
+    try:
+        ds = ctx.data_sources.get(DATASOURCE_NAME)
+    except (KeyError, ValueError):
+        ds = ctx.data_sources.add_pandas(DATASOURCE_NAME)
+    asset_names = {a.name for a in ds.assets}
+    asset = ds.get_asset(entity_name) if entity_name in asset_names else ds.add_dataframe_asset(entity_name)
+    bd_names = {b.name for b in asset.batch_definitions}
+    bd = (
+        asset.get_batch_definition(BATCH_DEFINITION_NAME)
+        if BATCH_DEFINITION_NAME in bd_names
+        else asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    )
+    name = suite_name(entity_name)
+    suite = ctx.suites.add_or_update(build_suite(entity_name))
+    vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=bd, suite=suite))
+    return ctx.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": [*NATURAL_KEYS[entity_name], ROW_NUMBER_COLUMN],
+            },
+        )
+    )
+
+
+def _batch_infos(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> list[_BatchInfo]:
+    rows = con.execute(
+        "SELECT batch_id, entity, status, rows_read, rows_loaded FROM ops.ingest_batches "
+        "WHERE list_contains(?, batch_id)",
+        [batch_ids],
+    ).fetchall()
+    found = {r[0]: _BatchInfo(r[0], r[1], r[2], int(r[3] or 0), int(r[4] or 0)) for r in rows}
+    unknown = [b for b in batch_ids if b not in found]
+    if unknown:
+        raise ValueError(f"unknown batch id(s), not in ops.ingest_batches: {', '.join(unknown)}")
+    return [found[b] for b in dict.fromkeys(batch_ids)]
+
+
+def _read_batch(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> pd.DataFrame:
+    """The batch's raw rows + ``_row_number``, SQL-derived columns and ``_row_json``."""
+    ent = entity(info.entity)
+    cols = ", ".join(f'"{c}"' for c in ent.columns)
+    packed = ", ".join(f'"{c}" := "{c}"' for c in ent.columns)
+    derived = "".join(
+        f", {expr} AS {name}" for name, expr in SQL_DERIVED_COLUMNS.get(info.entity, {}).items()
+    )
+    sql = (
+        f"SELECT {cols}{derived}, to_json(struct_pack({packed}))::VARCHAR AS {_ROW_JSON}, "
+        f"row_number() OVER (ORDER BY rowid) AS {ROW_NUMBER_COLUMN} "
+        f"FROM {ent.qualified} WHERE _batch_id = ? ORDER BY {ROW_NUMBER_COLUMN}"
+    )
+    return con.execute(sql, [info.batch_id]).df()
+
+
+def _column_label(config: Any) -> str:
+    kw = config.kwargs
+    if "column" in kw:
+        return str(kw["column"])
+    if "column_A" in kw:
+        return f"{kw['column_A']},{kw['column_B']}"
+    if "column_list" in kw:
+        return ",".join(kw["column_list"])
+    return ""
+
+
+def _fmt(value: Any) -> str:
+    """A short readable rendering of a cell value for messages."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar -> Python scalar (numpy 2 reprs as np.float64(...))
+        value = value.item()
+    return repr(value)
+
+
+def _row_values(entity_name: str, config: Any, row: pd.Series) -> str:
+    """``col=value`` of the business column(s) an expectation looked at, for one row."""
+    label = _column_label(config)
+    shown = []
+    for col in label.split(",") if label else []:
+        src = derived_source_column(entity_name, col) or col
+        if src in row.index:
+            val = row[src]
+            shown.append(f"{src}={'null' if pd.isna(val) else _fmt(val)}")
+    return ", ".join(shown)
+
+
+def _natural_key(entity_name: str, row: pd.Series) -> str:
+    """Natural key columns of a row joined with ``|`` in NATURAL_KEYS order (null -> empty string)."""
+    return "|".join("" if pd.isna(row[k]) else str(row[k]) for k in NATURAL_KEYS[entity_name])
+
+
+def _examples(entity_name: str, config: Any, result: dict[str, Any], by_row: pd.DataFrame) -> str:
+    """A few failing rows (row number, natural key, values), or the observed value of a table expectation."""
+    index_list = [
+        i for i in result.get("unexpected_index_list") or [] if isinstance(i, dict) and ROW_NUMBER_COLUMN in i
+    ]
+    count = result.get("unexpected_count", len(index_list))
+    if index_list:
+        shown = []
+        for idx in index_list[:_MAX_EXAMPLES]:
+            row = by_row.loc[int(idx[ROW_NUMBER_COLUMN])]
+            values = _row_values(entity_name, config, row)
+            shown.append(
+                f"row {int(idx[ROW_NUMBER_COLUMN])} [{_natural_key(entity_name, row)}] {values}".rstrip()
+            )
+        return f"{count} unexpected, e.g. " + "; ".join(shown)
+    values = result.get("partial_unexpected_list") or result.get("unexpected_list")
+    if values:
+        return f"{count} unexpected, e.g. " + ", ".join(_fmt(v) for v in values[:_MAX_EXAMPLES])
+    if "observed_value" in result:
+        return f"observed {_fmt(result['observed_value'])}"
+    return "no details"
+
+
+def _reason(entity_name: str, config: Any, row: pd.Series) -> str:
+    """Human-readable quarantine reason: the rule and the offending value(s) of the row."""
+    rule = (config.meta or {}).get("rule") or config.type
+    shown = _row_values(entity_name, config, row)
+    return f"{rule}; got {shown}" if shown else rule
+
+
+def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame) -> _Outcome:
+    """Run the entity checkpoint on one batch frame and sort its failures by severity."""
+    frame = prepare_frame(info.entity, df.drop(columns=[_ROW_JSON]))
+    by_row = df.set_index(ROW_NUMBER_COLUMN, drop=False)
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    outcome = _Outcome()
+    for vr in result.run_results.values():
+        for er in vr.results:
+            config = er.expectation_config
+            exc = er.exception_info or {}
+            raised = bool(exc.get("raised_exception")) if isinstance(exc, dict) else False
+            if er.success and not raised:
+                continue
+            sev = severity_of(config)
+            label = _column_label(config)
+            what = f"{config.type}({label})" if label else config.type
+            res = dict(er.result or {})
+            where = f"{info.entity} [batch {info.batch_id}]"
+            if raised:
+                outcome.critical.append(f"{where}: {what} could not run: {exc.get('exception_message')}")
+                continue
+            msg = f"{where}: {what} failed: {_examples(info.entity, config, res, by_row)}"
+            if sev != WARNING:
+                outcome.critical.append(msg)
+                continue
+            outcome.warning.append(msg)
+            for idx in res.get("unexpected_index_list") or []:
+                if not isinstance(idx, dict) or ROW_NUMBER_COLUMN not in idx:
+                    continue
+                row_number = int(idx[ROW_NUMBER_COLUMN])
+                row = by_row.loc[row_number]
+                key = _natural_key(info.entity, row)
+                outcome.quarantine.append(
+                    {
+                        "batch_id": info.batch_id,
+                        "entity": info.entity,
+                        "row_number": row_number,
+                        "natural_key": key,
+                        "expectation": what,
+                        "severity": WARNING,
+                        "reason": _reason(info.entity, config, row),
+                        "row_json": row[_ROW_JSON],
+                    }
+                )
+    return outcome
+
+
+def validate_batches(
+    con: duckdb.DuckDBPyConnection,
+    batch_ids: list[str],
+    *,
+    gx_dir: Path,
+    flow_run_id: str | None,
+) -> ValidationSummary:
+    """Validate raw load batches, quarantine warning rows and record the run in ``ops.validation_runs``.
+
+    Args:
+        con: DuckDB connection to the warehouse (no transaction in progress).
+        batch_ids: ids from :class:`relance.ingest.LoadReport`; unknown ids raise ``ValueError``.
+        gx_dir: root of the GX file context (``great_expectations.yml``, suites, data docs).
+        flow_run_id: orchestrator run id stored with quarantine rows and the run record.
+
+    Returns:
+        A :class:`ValidationSummary`; ``success`` is ``False`` when any critical expectation failed.
+    """
+    ensure_schemas(con)
+    gx_dir = Path(gx_dir).resolve()
+    validation_id = uuid.uuid4().hex
+    infos = _batch_infos(con, list(batch_ids))
+    todo = [i for i in infos if i.status == "loaded" and not (i.rows_loaded == 0 and i.rows_read > 0)]
+    for skipped in (i for i in infos if i not in todo):
+        log.info("batch %s (%s): nothing new to validate, skipped", skipped.batch_id, skipped.entity)
+
+    outcomes: list[tuple[_BatchInfo, _Outcome]] = []
+    if todo:
+        ctx = _context(gx_dir)
+        checkpoints: dict[str, Any] = {}
+        for info in todo:
+            if info.entity not in checkpoints:
+                checkpoints[info.entity] = _checkpoint(ctx, info.entity)
+            df = _read_batch(con, info)
+            outcomes.append((info, _validate_one(checkpoints[info.entity], info, df)))
+            log.info("validated batch %s (%s): %d rows", info.batch_id, info.entity, len(df))
+
+    critical = [m for _, o in outcomes for m in o.critical]
+    warning = [m for _, o in outcomes for m in o.warning]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        q | {"quarantined_at": now, "flow_run_id": flow_run_id} for _, o in outcomes for q in o.quarantine
+    ]
+    docs = gx_dir / DATA_DOCS_INDEX
+    data_docs_index = docs if docs.is_file() else None
+    validated_ids = [i.batch_id for i in todo]
+
+    con.begin()
+    try:
+        if validated_ids:
+            con.execute("DELETE FROM ops.quarantine WHERE list_contains(?, batch_id)", [validated_ids])
+        if rows:
+            qdf = pd.DataFrame(rows)
+            con.register("_relance_quarantine", qdf)
+            try:
+                con.execute(
+                    "INSERT INTO ops.quarantine (batch_id, entity, row_number, natural_key, expectation, "
+                    "severity, reason, row_json, quarantined_at, flow_run_id) "
+                    "SELECT batch_id, entity, row_number, natural_key, expectation, severity, reason, "
+                    "row_json, quarantined_at, flow_run_id FROM _relance_quarantine"
+                )
+            finally:
+                con.unregister("_relance_quarantine")
+        for info in todo:
+            con.execute(
+                "UPDATE ops.ingest_batches SET rows_quarantined = (SELECT count(DISTINCT row_number) "
+                "FROM ops.quarantine WHERE batch_id = ?) WHERE batch_id = ?",
+                [info.batch_id, info.batch_id],
+            )
+        con.execute(
+            "INSERT INTO ops.validation_runs (validation_id, batch_ids, success, critical_failures, "
+            "warning_failures, data_docs_path, validated_at, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                validation_id,
+                ",".join(i.batch_id for i in infos),
+                not critical,
+                len(critical),
+                len(warning),
+                str(data_docs_index) if data_docs_index else None,
+                now,
+                flow_run_id,
+            ],
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+    quarantined = len({(r["batch_id"], r["row_number"]) for r in rows})
+    for msg in critical:
+        log.error("critical: %s", msg)
+    for msg in warning:
+        log.warning("quarantined: %s", msg)
+    return ValidationSummary(
+        success=not critical,
+        critical_failures=critical,
+        warning_failures=warning,
+        quarantined_rows=quarantined,
+        data_docs_index=data_docs_index,
+        validation_id=validation_id,
+        batch_ids=[i.batch_id for i in infos],
+    )

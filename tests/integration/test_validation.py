@@ -1,0 +1,200 @@
+"""Integration tests: real DuckDB file + relance.ingest loads + GX file context validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from expectations.runner import CriticalValidationError, ValidationSummary, validate_batches
+from relance.ingest import LoadReport, load_landing
+from relance.raw_schema import ENTITIES
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS = [
+    "C1,Bati Sud,B2B,732829320,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
+    "10000.00,EUR,30,false,2023-01-15",
+    "C2,Jean Dupont,B2C,,,,,Bretagne,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
+]
+BAD_SIREN_CUSTOMER = (
+    "C3,Toitures Nord,B2B,732829321,43.91A,F,micro,Hauts-de-France,FR,contact@toitures.fr,+33320000000,"
+    "5000.00,EUR,45,true,2023-03-01"
+)
+INVOICES = [
+    "I1,C1,invoice,,2024-01-01,2024-01-31,1200.50,EUR,30,false",
+    "I2,C1,invoice,,2024-01-10,2024-02-09,300.00,EUR,30,false",
+    "I3,C2,credit_note,I1,2024-01-20,2024-01-20,-100.00,EUR,30,false",
+]
+
+
+def write_landing(directory: Path, customers: list[str], invoices: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("customers", customers), ("invoices", invoices)):
+        lines = [",".join(ENTITIES[name]), *rows]
+        (directory / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    yield c
+    c.close()
+
+
+def load_and_validate(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, customers: list[str], invoices: list[str]
+) -> tuple[LoadReport, ValidationSummary]:
+    report = load_landing(con, write_landing(tmp_path / "landing", customers, invoices), flow_run_id="fr-1")
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-1")
+    return report, summary
+
+
+def test_clean_batch_passes_and_builds_data_docs(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, INVOICES)
+
+    assert summary.success, summary.critical_failures
+    assert summary.critical_failures == []
+    assert summary.warning_failures == []
+    assert summary.quarantined_rows == 0
+    assert summary.data_docs_index is not None
+    assert (
+        summary.data_docs_index == tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    )
+    assert summary.data_docs_index.is_file()
+    assert (tmp_path / "gx" / "expectations" / "raw_invoices.json").is_file()
+    summary.raise_for_critical()  # no exception
+    run = con.execute(
+        "SELECT success, critical_failures, warning_failures, flow_run_id FROM ops.validation_runs "
+        "WHERE validation_id = ?",
+        [summary.validation_id],
+    ).fetchone()
+    assert run == (True, 0, 0, "fr-1")
+    assert con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0] == 0
+
+
+def test_suite_json_carries_severity(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    load_and_validate(con, tmp_path, CUSTOMERS, INVOICES)
+    suite = json.loads((tmp_path / "gx" / "expectations" / "raw_invoices.json").read_text())
+    by_rule = {e["meta"]["rule"]: e for e in suite["expectations"]}
+    assert by_rule["invoice_id is unique in the batch"]["severity"] == "critical"
+    assert by_rule["an invoice amount is > 0"]["severity"] == "warning"
+    assert by_rule["an invoice amount is > 0"]["meta"]["severity"] == "warning"
+
+
+def test_warnings_quarantine_exactly_the_bad_rows_and_still_succeed(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    invoices = [INVOICES[0], INVOICES[1].replace("300.00", "-300.00"), INVOICES[2]]
+    report, summary = load_and_validate(con, tmp_path, [*CUSTOMERS, BAD_SIREN_CUSTOMER], invoices)
+
+    assert summary.success, summary.critical_failures
+    assert summary.quarantined_rows == 2
+    assert len(summary.warning_failures) == 2
+    rows = con.execute(
+        "SELECT entity, natural_key, row_number, expectation, severity, reason, row_json, flow_run_id "
+        "FROM ops.quarantine ORDER BY entity"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [("customers", "C3", 3), ("invoices", "I2", 2)]
+    cust, inv = rows
+    assert cust[3] == "expect_column_values_to_be_in_set(_siren_is_valid)"
+    assert "SIREN" in cust[5] and "siren='732829321'" in cust[5]
+    assert inv[3] == "expect_column_values_to_be_between(amount)"
+    assert "invoice amount is > 0" in inv[5] and "amount=-300.0" in inv[5]
+    assert {r[4] for r in rows} == {"warning"} and {r[7] for r in rows} == {"fr-1"}
+    assert json.loads(inv[6])["invoice_id"] == "I2"
+    assert json.loads(inv[6])["amount"] == -300.0
+    per_batch = dict(
+        con.execute("SELECT entity, rows_quarantined FROM ops.ingest_batches").fetchall()  # type: ignore[arg-type]
+    )
+    assert per_batch == {"customers": 1, "invoices": 1}
+
+    # validating the same batches again replaces, never duplicates, quarantine rows
+    again = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-2")
+    assert again.success and again.quarantined_rows == 2
+    assert con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM ops.validation_runs").fetchone()[0] == 2
+
+
+def test_null_invoice_id_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    invoices = [INVOICES[0], INVOICES[1].replace("I2,", ",", 1), INVOICES[2]]
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices)
+
+    assert not summary.success
+    assert any(
+        "invoices" in m and "expect_column_values_to_not_be_null(invoice_id)" in m
+        for m in summary.critical_failures
+    ), summary.critical_failures
+    with pytest.raises(CriticalValidationError, match=r"not_be_null\(invoice_id\)") as err:
+        summary.raise_for_critical()
+    assert err.value.summary is summary
+    assert str(CriticalValidationError("plain message")) == "plain message"
+    assert con.execute("SELECT success FROM ops.validation_runs").fetchone()[0] is False
+
+
+def test_duplicate_invoice_ids_are_critical_with_examples(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    invoices = [*INVOICES, INVOICES[0].replace("1200.50", "99.00")]
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices)
+
+    assert not summary.success
+    [msg] = [m for m in summary.critical_failures if "to_be_unique(invoice_id)" in m]
+    assert "2 unexpected" in msg and "'I1'" in msg
+    assert summary.data_docs_index is not None and summary.data_docs_index.is_file()
+
+
+def test_unknown_customer_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    invoices = [*INVOICES, "I9,C404,invoice,,2024-01-01,2024-01-31,10.00,EUR,30,false"]
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices)
+
+    assert not summary.success
+    assert [m for m in summary.critical_failures if "_customer_exists" in m]
+
+
+def test_unchanged_batches_are_skipped(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    load_and_validate(con, tmp_path, CUSTOMERS, INVOICES)
+    report = load_landing(con, tmp_path / "landing", flow_run_id="fr-3")
+    assert {b.status for b in report.batches} == {"unchanged"}
+
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-3")
+
+    assert summary.success and summary.quarantined_rows == 0
+    with pytest.raises(ValueError, match="unknown batch id"):
+        validate_batches(con, ["nope"], gx_dir=tmp_path / "gx", flow_run_id=None)
+
+
+def test_empty_batch_fails_volume_check(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, [])
+
+    assert not summary.success
+    [msg] = [m for m in summary.critical_failures if "expect_table_row_count_to_be_between" in m]
+    assert msg.startswith("invoices") and "observed 0" in msg
+
+
+def test_optional_entities_rules(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    landing = write_landing(tmp_path / "landing", CUSTOMERS, INVOICES)
+    extra = {
+        "payments": ["P1,C1,2024-02-01,1200.50,EUR,transfer", "P2,C1,2024-02-02,-5.00,EUR,transfer"],
+        "payment_allocations": ["P1,I1,1200.50", "P2,I2,0.00"],
+        "reminders": [
+            "R1,I1,C1,2024-02-05 09:00:00,email,cordial,none,,",
+            "R2,I1,C1,2024-02-06 09:00:00,fax,firm,paid,2024-02-07 00:00:00,",
+        ],
+    }
+    for name, rows in extra.items():
+        (landing / f"{name}.csv").write_text("\n".join([",".join(ENTITIES[name]), *rows]) + "\n")
+    report = load_landing(con, landing, flow_run_id=None)
+
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+
+    assert summary.success, summary.critical_failures
+    got = con.execute("SELECT entity, natural_key, expectation FROM ops.quarantine ORDER BY ALL").fetchall()
+    assert got == [
+        ("payment_allocations", "P2|I2", "expect_column_values_to_be_between(allocated_amount)"),
+        ("payments", "P2", "expect_column_values_to_be_between(amount)"),
+        ("reminders", "R2", "expect_column_values_to_be_in_set(channel)"),
+    ]

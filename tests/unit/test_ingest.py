@@ -1,0 +1,235 @@
+"""Unit tests for relance.ingest: tiny CSV/Parquet files in tmp_path loaded into an in-file DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from relance.ingest import IngestError, LoadReport, file_sha256, load_landing
+from relance.raw_schema import ENTITIES
+
+CUSTOMERS = [
+    "C1,Bati Sud,B2B,732829320,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
+    "10000.00,EUR,30,false,2023-01-15",
+    "C2,Jean Dupont,B2C,,,,,Bretagne,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
+]
+INVOICES = [
+    "I1,C1,invoice,,2024-01-01,2024-01-31,1200.50,EUR,30,false",
+    "I2,C1,invoice,,2024-01-10,2024-02-09,300.00,EUR,30,false",
+    "I3,C2,credit_note,I1,2024-01-20,2024-01-20,-100.00,EUR,30,false",
+]
+PAYMENTS = ["P1,C1,2024-02-01,1200.50,EUR,transfer"]
+
+
+def write_csv(directory: Path, entity: str, rows: list[str], header: list[str] | None = None) -> Path:
+    """Write ``<entity>.csv`` with the raw-schema header (or ``header``) and the given data lines."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cols = header if header is not None else list(ENTITIES[entity])
+    path = directory / f"{entity}.csv"
+    path.write_text("\n".join([",".join(cols), *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    d = tmp_path / "landing"
+    write_csv(d, "customers", CUSTOMERS)
+    write_csv(d, "invoices", INVOICES)
+    write_csv(d, "payments", PAYMENTS)
+    return d
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    yield c
+    c.close()
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_load_inserts_rows_with_metadata(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    report = load_landing(con, landing, flow_run_id="run-1")
+
+    assert isinstance(report, LoadReport)
+    assert [b.entity for b in report.batches] == ["customers", "invoices", "payments"]
+    inv = report.batch("invoices")
+    assert (inv.status, inv.rows_read, inv.rows_loaded, inv.rows_unchanged, inv.rows_quarantined) == (
+        "loaded",
+        3,
+        3,
+        0,
+        0,
+    )
+    assert inv.file_hash == file_sha256(landing / "invoices.csv")
+    assert len(inv.batch_id) == 32
+    assert count(con, "raw.invoices") == 3
+    row = con.execute(
+        "SELECT amount, issue_date, _batch_id, _file_hash, _flow_run_id, length(_row_hash), _source_file, "
+        "_loaded_at IS NOT NULL FROM raw.invoices WHERE invoice_id = 'I1'"
+    ).fetchone()
+    assert str(row[0]) == "1200.50"
+    assert str(row[1]) == "2024-01-01"
+    assert row[2:6] == (inv.batch_id, inv.file_hash, "run-1", 32)
+    assert row[6].endswith("invoices.csv") and row[7] is True
+    # typed: SIREN kept as text with its leading digits, empty cells are NULL
+    assert con.execute("SELECT siren, credit_limit FROM raw.customers WHERE customer_id='C2'").fetchone() == (
+        None,
+        None,
+    )
+    batches = con.execute(
+        "SELECT entity, status, rows_read, rows_loaded, flow_run_id FROM ops.ingest_batches ORDER BY entity"
+    ).fetchall()
+    assert batches == [
+        ("customers", "loaded", 2, 2, "run-1"),
+        ("invoices", "loaded", 3, 3, "run-1"),
+        ("payments", "loaded", 1, 1, "run-1"),
+    ]
+
+
+def test_reload_same_directory_changes_nothing(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    load_landing(con, landing, flow_run_id="run-1")
+    before = {t: count(con, f"raw.{t}") for t in ("customers", "invoices", "payments")}
+
+    report = load_landing(con, landing, flow_run_id="run-2")
+
+    assert {b.status for b in report.batches} == {"unchanged"}
+    assert report.rows_loaded == 0
+    assert report.batch("invoices").rows_unchanged == 3
+    assert report.loaded_batch_ids == []
+    assert {t: count(con, f"raw.{t}") for t in before} == before
+    assert count(con, "raw.invoices WHERE _flow_run_id = 'run-2'") == 0
+
+
+def test_changed_row_is_appended_and_unchanged_rows_are_not(
+    con: duckdb.DuckDBPyConnection, landing: Path
+) -> None:
+    load_landing(con, landing, flow_run_id=None)
+    changed = [
+        INVOICES[0],
+        INVOICES[1].replace("300.00", "350.00"),
+        INVOICES[2],
+        INVOICES[2].replace("I3", "I4"),
+    ]
+    write_csv(landing, "invoices", changed)
+
+    report = load_landing(con, landing, flow_run_id=None)
+
+    inv = report.batch("invoices")
+    assert (inv.status, inv.rows_read, inv.rows_loaded, inv.rows_unchanged) == ("loaded", 4, 2, 2)
+    assert report.batch("customers").status == "unchanged"
+    amounts = con.execute(
+        "SELECT amount FROM raw.invoices WHERE invoice_id = 'I2' ORDER BY _loaded_at"
+    ).fetchall()
+    assert [str(a[0]) for a in amounts] == ["300.00", "350.00"]
+    new_keys = con.execute(
+        "SELECT invoice_id FROM raw.invoices WHERE _batch_id = ? ORDER BY 1", [inv.batch_id]
+    )
+    assert [r[0] for r in new_keys.fetchall()] == ["I2", "I4"]
+
+
+def test_parquet_file_loads_with_same_row_hash_as_csv(
+    con: duckdb.DuckDBPyConnection, landing: Path, tmp_path: Path
+) -> None:
+    load_landing(con, landing, flow_run_id=None)
+    pq_dir = tmp_path / "pq"
+    pq_dir.mkdir()
+    for ent in ("customers", "invoices"):
+        cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ENTITIES[ent].items())
+        con.execute(
+            f"COPY (SELECT {cols} FROM read_csv('{landing / (ent + '.csv')}', header=true, "
+            "all_varchar=true)) "
+            f"TO '{pq_dir / (ent + '.parquet')}' (FORMAT parquet)"
+        )
+
+    report = load_landing(con, pq_dir, flow_run_id=None)
+
+    assert report.batch("invoices").status == "loaded"
+    assert report.batch("invoices").rows_unchanged == 3
+    assert report.rows_loaded == 0
+
+
+def test_missing_required_file(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    d = tmp_path / "landing"
+    write_csv(d, "customers", CUSTOMERS)
+    with pytest.raises(IngestError, match=r"invoices\.csv"):
+        load_landing(con, d, flow_run_id=None)
+
+
+def test_missing_and_extra_columns_are_named_with_the_file(
+    con: duckdb.DuckDBPyConnection, landing: Path
+) -> None:
+    header = [c for c in ENTITIES["invoices"] if c != "due_date"] + ["vat_rate"]
+    rows = [",".join(r.split(",")[:5] + r.split(",")[6:] + ["0.2"]) for r in INVOICES]
+    write_csv(landing, "invoices", rows, header=header)
+
+    with pytest.raises(IngestError) as err:
+        load_landing(con, landing, flow_run_id=None)
+
+    msg = str(err.value)
+    assert "invoices.csv" in msg
+    assert "missing column(s) due_date" in msg
+    assert "unexpected column(s) vat_rate" in msg
+
+
+def test_column_order_does_not_matter(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    cols = list(ENTITIES["payments"])
+    write_csv(
+        landing, "payments", ["EUR,P1,C1,2024-02-01,1200.50,transfer"], header=[cols[4], *cols[:4], cols[5]]
+    )
+    load_landing(con, landing, flow_run_id=None)
+    assert con.execute("SELECT currency, amount FROM raw.payments").fetchone()[0] == "EUR"
+
+
+def test_bad_date_names_file_line_column_and_type(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    rows = [INVOICES[0], INVOICES[1].replace("2024-02-09", "2024-02-31"), INVOICES[2]]
+    write_csv(landing, "invoices", rows)
+
+    with pytest.raises(IngestError) as err:
+        load_landing(con, landing, flow_run_id=None)
+
+    msg = str(err.value)
+    assert "invoices.csv" in msg
+    assert "'due_date'" in msg
+    assert "line 3" in msg
+    assert "DATE" in msg and "2024-02-31" in msg
+    assert isinstance(err.value, ValueError)
+
+
+def test_bad_decimal_in_parquet_is_located(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, landing: Path
+) -> None:
+    d = tmp_path / "pq"
+    d.mkdir()
+    (d / "customers.csv").write_text((landing / "customers.csv").read_text())
+    con.execute(
+        f"COPY (SELECT * FROM read_csv('{landing / 'invoices.csv'}', header=true, all_varchar=true) "
+        f"UNION ALL SELECT 'I9','C1','invoice',NULL,'2024-01-01','2024-01-31','12,5','EUR','30','false') "
+        f"TO '{d / 'invoices.parquet'}' (FORMAT parquet)"
+    )
+    with pytest.raises(IngestError, match=r"invoices\.parquet, row 4, column 'amount'.*DECIMAL"):
+        load_landing(con, d, flow_run_id=None)
+
+
+def test_failure_rolls_back_the_whole_load(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    # customers and invoices are fine and load first; payments has a bad amount and fails last.
+    write_csv(landing, "payments", ["P1,C1,2024-02-01,abc,EUR,transfer"])
+
+    with pytest.raises(IngestError, match=r"payments\.csv.*'amount'"):
+        load_landing(con, landing, flow_run_id=None)
+
+    assert count(con, "raw.customers") == 0
+    assert count(con, "raw.invoices") == 0
+    assert count(con, "ops.ingest_batches") == 0
+    # and the connection is usable again: fixing the file loads everything
+    write_csv(landing, "payments", PAYMENTS)
+    assert load_landing(con, landing, flow_run_id=None).rows_loaded == 6
+
+
+def test_missing_landing_directory(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="does not exist"):
+        load_landing(con, tmp_path / "nope", flow_run_id=None)
