@@ -36,10 +36,10 @@ test: $(STAMP) ## Run the whole test suite (unit, integration, e2e)
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-lint: $(STAMP) ## ruff + sqlfluff
+lint: $(STAMP) ## ruff + sqlfluff (the dbt templater compiles the project, hence a scratch warehouse path)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project/models
+	RELANCE_WAREHOUSE_PATH=$${RELANCE_WAREHOUSE_PATH:-$$(mktemp -d)/lint.duckdb} $(BIN)/sqlfluff lint dbt_project/models
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,53 @@
+"""Run dbt through prefect-dbt: staging -> marts -> as-of ML features, or the post-scoring serving models."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+from relance.lineage import dbt_invocation_id
+from relance.settings import Settings
+
+
+def _runner(settings: Settings) -> PrefectDbtRunner:
+    return PrefectDbtRunner(
+        settings=PrefectDbtSettings(
+            project_dir=settings.dbt_project_dir,
+            profiles_dir=settings.dbt_project_dir,
+            target_path=settings.dbt_target_dir,
+        ),
+        raise_on_failure=True,
+        disable_assets=True,
+    )
+
+
+@flow(name="build-features")
+def build_features(
+    settings: Settings,
+    as_of_date: date,
+    stage: Literal["features", "serving"] = "features",
+    docs: bool = False,
+) -> str:
+    """Returns the dbt invocation id of the build, stamped on every feature row and prediction."""
+    logger = get_run_logger()
+    selector = ["--exclude", "tag:post_scoring"] if stage == "features" else ["--select", "tag:post_scoring"]
+    dbt_vars = json.dumps(
+        {
+            "as_of_date": as_of_date.isoformat(),
+            "snapshot_interval_days": settings.snapshot_interval_days,
+            "history_start_days": settings.history_start_days,
+            "horizon_days": settings.horizon_days,
+        }
+    )
+    runner = _runner(settings)
+    runner.invoke(["build", *selector, "--vars", dbt_vars])
+    invocation_id = dbt_invocation_id(settings.dbt_target_dir)
+    if docs:
+        runner.invoke(["docs", "generate", "--vars", dbt_vars])
+        logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
+    logger.info("dbt %s build done (invocation %s)", stage, invocation_id)
+    return invocation_id

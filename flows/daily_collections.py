@@ -1,0 +1,63 @@
+"""The daily collections pipeline: ingest -> validate -> dbt features -> train -> score -> remind -> report."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+
+from flows._common import current_flow_run_id
+from flows.build_features import build_features
+from flows.ingest_receivables import ingest_receivables
+from flows.publish_finance_report import publish_finance_report
+from flows.score_invoices import score_invoices
+from flows.send_reminders import send_reminders
+from flows.train_model import train_model
+from flows.validate_receivables import validate_receivables
+from relance.lineage import git_sha
+from relance.settings import Settings, parse_as_of
+
+
+@flow(name="daily-collections", log_prints=False)
+def daily_collections(as_of_date: date | None = None, settings: Settings | None = None) -> dict:
+    """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once."""
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    as_of = parse_as_of(as_of_date, date.today())
+    logger = get_run_logger()
+    logger.info("daily collections as of %s, data in %s", as_of, settings.data)
+
+    loads = ingest_receivables(settings)
+    batch_ids = [b.batch_id for b in loads.batches if b.status == "loaded"]
+    validation = validate_receivables(settings, batch_ids) if batch_ids else None
+
+    dbt_invocation = build_features(settings, as_of, stage="features")
+    lineage = {
+        "prefect.flow_run_id": current_flow_run_id() or "",
+        "dbt.invocation_id": dbt_invocation,
+        "git.sha": git_sha(settings.project_root),
+        "as_of_date": as_of.isoformat(),
+        "raw.batch_ids": ",".join(batch_ids),
+    }
+    trained = train_model(settings, as_of, lineage)
+    scoring = score_invoices(settings, as_of, dbt_invocation)
+    build_features(settings, as_of, stage="serving", docs=True)
+    lineage |= {"model.version": scoring["model_version"], "model.run_id": scoring["model_run_id"]}
+    delivery = send_reminders(settings, as_of, lineage)
+    report = publish_finance_report(settings, as_of, scoring["model_version"])
+
+    return {
+        "as_of_date": as_of.isoformat(),
+        "flow_run_id": current_flow_run_id(),
+        "batches_loaded": len(batch_ids),
+        "rows_quarantined": validation.quarantined_rows if validation else 0,
+        "dbt_invocation_id": dbt_invocation,
+        "candidate_version": trained.model_version,
+        "promoted": trained.promoted,
+        "champion_version": scoring["model_version"],
+        "scored": int(scoring["scored"]),
+        "reminders_sent": delivery.sent,
+        "reminders_already_sent": delivery.skipped_already_sent,
+        "reminders_failed": delivery.failed,
+        "report_html": str(report.html_path),
+    }

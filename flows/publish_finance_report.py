@@ -1,0 +1,49 @@
+"""Write the finance report (aged balance, DSO, top at-risk exposure) as HTML + CSV and a Prefect artifact."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_table_artifact
+
+from flows._common import current_flow_run_id
+from relance.reports.finance import FinanceReport, record_report_run, write_finance_report
+from relance.settings import Settings
+from relance.warehouse import connection
+
+
+@flow(name="publish-finance-report")
+def publish_finance_report(settings: Settings, as_of_date: date, model_version: str | None) -> FinanceReport:
+    logger = get_run_logger()
+    flow_run_id = current_flow_run_id()
+    with connection(settings.warehouse) as con:
+
+        def read(rel: str, order: str):
+            return con.sql(
+                f"select * from serving.{rel} where as_of_date = ? order by {order}", params=[as_of_date]
+            ).df()
+
+        report = write_finance_report(
+            read("report_aged_balance", "currency, bucket_order"),
+            read("report_dso", "currency"),
+            read("report_at_risk_exposure", "risk_rank").head(settings.report_top_n),
+            as_of_date=as_of_date,
+            out_dir=settings.reports_dir,
+            model_version=model_version,
+            flow_run_id=flow_run_id,
+        )
+        record_report_run(
+            con,
+            report,
+            as_of_date=as_of_date,
+            model_version=model_version,
+            flow_run_id=flow_run_id,
+            created_at=datetime.now(UTC).replace(tzinfo=None),
+        )
+    create_table_artifact(
+        key="finance-report", table=report.summary_rows, description=f"Aged balance and DSO as of {as_of_date}"
+    )
+    create_link_artifact(key="finance-report-html", link=report.html_path.as_uri(), link_text="Finance report (HTML)")
+    logger.info("finance report at %s", report.html_path)
+    return report

@@ -1,0 +1,33 @@
+"""Score every invoice open on the as-of date with the model that holds the champion alias."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from prefect import flow, get_run_logger
+
+from flows._common import current_flow_run_id
+from models.features import load_scoring_frame
+from models.predict import score, write_predictions
+from relance.settings import Settings
+from relance.warehouse import connection
+
+
+@flow(name="score-invoices")
+def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str) -> dict[str, str]:
+    """Returns the model reference used, for the lineage of everything downstream."""
+    logger = get_run_logger()
+    with connection(settings.warehouse) as con:
+        frame = load_scoring_frame(con, as_of_date)
+        preds = score(frame, tracking_uri=settings.mlflow_uri, model_name=settings.model_name)
+        write_predictions(
+            con,
+            preds,
+            dbt_invocation_id=dbt_invocation_id,
+            flow_run_id=current_flow_run_id(),
+            scored_at=datetime.now(UTC).replace(tzinfo=None),
+        )
+    version = str(preds["model_version"].iloc[0]) if len(preds) else ""
+    run_id = str(preds["model_run_id"].iloc[0]) if len(preds) else ""
+    logger.info("scored %d open invoices with %s v%s", len(preds), settings.model_name, version)
+    return {"model_version": version, "model_run_id": run_id, "scored": str(len(preds))}

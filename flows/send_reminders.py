@@ -1,0 +1,51 @@
+"""Plan reminders from the scored worklist and deliver each exactly once (email, letter, call list)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from flows._common import current_flow_run_id
+from relance.channels import transport_factory
+from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
+from relance.reminders.policy import plan_reminders
+from relance.settings import Settings
+from relance.warehouse import connection
+
+
+@flow(name="send-reminders")
+def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]) -> DeliveryReport:
+    logger = get_run_logger()
+    with connection(settings.warehouse) as con:
+        worklist = con.sql("select * from serving.collection_worklist where as_of_date = ?", params=[as_of_date]).df()
+        planned = plan_reminders(
+            worklist,
+            as_of_date=as_of_date,
+            max_reminders=settings.max_reminders_per_run,
+            exclude_keys=handled_reminder_keys(con),  # steps sent on earlier days do not eat the cap
+        )
+        report = deliver(
+            con,
+            planned,
+            transport_for=transport_factory(settings, as_of_date),
+            lineage=lineage,
+            flow_run_id=current_flow_run_id(),
+            sender_email=settings.sender_email,
+            sender_name=settings.sender_name,
+        )
+    create_table_artifact(
+        key="reminders-sent",
+        table=report.as_rows(),
+        description=(f"{report.sent} sent, {report.skipped_already_sent} already sent before, {report.failed} failed"),
+    )
+    logger.info(
+        "%d planned (skipped: %s), %d sent, %d already sent, %d failed",
+        len(planned),
+        planned.attrs.get("skipped", {}),
+        report.sent,
+        report.skipped_already_sent,
+        report.failed,
+    )
+    return report

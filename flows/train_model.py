@@ -1,0 +1,40 @@
+"""Train a payment-delay candidate on past as-of snapshots, log it to MLflow, promote it if it earns it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from models.train import TrainResult, train_and_maybe_promote
+from relance.settings import Settings
+from relance.warehouse import connection
+
+
+@flow(name="train-model")
+def train_model(settings: Settings, as_of_date: date, lineage: dict[str, str]) -> TrainResult:
+    logger = get_run_logger()
+    with connection(settings.warehouse) as con:  # read-write: in-process dbt keeps the file open
+        result = train_and_maybe_promote(
+            con,
+            as_of_date,
+            tracking_uri=settings.mlflow_uri,
+            artifact_root=settings.mlflow_artifacts,
+            experiment_name=settings.model_name,
+            model_name=settings.model_name,
+            horizon_days=settings.horizon_days,
+            min_gain=settings.min_auc_gain,
+            lineage=lineage,
+        )
+    rows = [{"model": "candidate", **result.metrics}]
+    rows += [{"model": name, **m} for name, m in result.baseline_metrics.items()]
+    if result.champion_metrics:
+        rows.append({"model": "previous champion", **result.champion_metrics})
+    create_table_artifact(
+        key="model-comparison",
+        table=rows,
+        description=f"Test-period metrics, version {result.model_version}: {result.reason}",
+    )
+    logger.info("model version %s: %s", result.model_version, result.reason)
+    return result
