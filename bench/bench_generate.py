@@ -25,9 +25,7 @@ def _dir_size(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=None, help="default: invoices / 30")
     parser.add_argument("--months", type=int, default=24)
@@ -60,14 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         + summary.disputes + summary.reminders
     )  # fmt: skip
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(
-        f"customers={summary.customers:,} invoices={summary.invoices:,} credit_notes={summary.credit_notes:,}"
-    )
+    print(f"customers={summary.customers:,} invoices={summary.invoices:,} credit_notes={summary.credit_notes:,}")
     print(f"payments={summary.payments:,} allocations={summary.allocations:,} disputes={summary.disputes:,}")
     print(f"reminders={summary.reminders:,} insolvencies={summary.insolvencies:,} format={args.format}")
-    print(
-        f"seconds={seconds:.2f}  invoices/s={summary.invoices / seconds:,.0f}  rows/s={rows / seconds:,.0f}"
-    )
+    print(f"seconds={seconds:.2f}  invoices/s={summary.invoices / seconds:,.0f}  rows/s={rows / seconds:,.0f}")
     print(f"peak_rss_mb={peak_rss_mb:,.0f}  output_mb={size_mb:,.1f}")
     if args.tracemalloc:
         _, peak = tracemalloc.get_traced_memory()

@@ -167,9 +167,7 @@ def _read_batch(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> pd.DataFram
     ent = entity(info.entity)
     cols = ", ".join(f'"{c}"' for c in ent.columns)
     packed = ", ".join(f'"{c}" := "{c}"' for c in ent.columns)
-    derived = "".join(
-        f", {expr} AS {name}" for name, expr in SQL_DERIVED_COLUMNS.get(info.entity, {}).items()
-    )
+    derived = "".join(f", {expr} AS {name}" for name, expr in SQL_DERIVED_COLUMNS.get(info.entity, {}).items())
     sql = (
         f"SELECT {cols}{derived}, to_json(struct_pack({packed}))::VARCHAR AS {_ROW_JSON}, "
         f"row_number() OVER (ORDER BY rowid) AS {ROW_NUMBER_COLUMN} "
@@ -228,9 +226,7 @@ def _examples(entity_name: str, config: Any, result: dict[str, Any], by_row: pd.
         for idx in index_list[:_MAX_EXAMPLES]:
             row = by_row.loc[int(idx[ROW_NUMBER_COLUMN])]
             values = _row_values(entity_name, config, row)
-            shown.append(
-                f"row {int(idx[ROW_NUMBER_COLUMN])} [{_natural_key(entity_name, row)}] {values}".rstrip()
-            )
+            shown.append(f"row {int(idx[ROW_NUMBER_COLUMN])} [{_natural_key(entity_name, row)}] {values}".rstrip())
         return f"{count} unexpected, e.g. " + "; ".join(shown)
     values = result.get("partial_unexpected_list") or result.get("unexpected_list")
     if values:
@@ -334,9 +330,7 @@ def validate_batches(
     critical = [m for _, o in outcomes for m in o.critical]
     warning = [m for _, o in outcomes for m in o.warning]
     now = datetime.now(UTC).replace(tzinfo=None)
-    rows = [
-        q | {"quarantined_at": now, "flow_run_id": flow_run_id} for _, o in outcomes for q in o.quarantine
-    ]
+    rows = [q | {"quarantined_at": now, "flow_run_id": flow_run_id} for _, o in outcomes for q in o.quarantine]
     docs = gx_dir / DATA_DOCS_INDEX
     data_docs_index = docs if docs.is_file() else None
     validated_ids = [i.batch_id for i in todo]

@@ -139,14 +139,9 @@ def _common(entity: str) -> list[gxe.Expectation]:
         ),
         _critical(gxe.ExpectTableRowCountToBeBetween, "the batch is not empty", min_value=1),
     ]
-    exps += [
-        _critical(gxe.ExpectColumnValuesToNotBeNull, f"natural key {col} is not null", column=col)
-        for col in key
-    ]
+    exps += [_critical(gxe.ExpectColumnValuesToNotBeNull, f"natural key {col} is not null", column=col) for col in key]
     if len(key) == 1:
-        exps.append(
-            _critical(gxe.ExpectColumnValuesToBeUnique, f"{key[0]} is unique in the batch", column=key[0])
-        )
+        exps.append(_critical(gxe.ExpectColumnValuesToBeUnique, f"{key[0]} is unique in the batch", column=key[0]))
     else:
         exps.append(
             _critical(
@@ -177,9 +172,7 @@ def _in_set(column: str, values: tuple[str, ...]) -> gxe.Expectation:
 
 
 def _positive(column: str) -> gxe.Expectation:
-    return _warning(
-        gxe.ExpectColumnValuesToBeBetween, f"{column} is > 0", column=column, min_value=0, strict_min=True
-    )
+    return _warning(gxe.ExpectColumnValuesToBeBetween, f"{column} is > 0", column=column, min_value=0, strict_min=True)
 
 
 def _specific(entity: str) -> list[gxe.Expectation]:

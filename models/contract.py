@@ -46,10 +46,11 @@ FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 LABEL_COLUMNS: tuple[str, ...] = (
     "invoice_id",
     "as_of_date",
-    "is_unpaid_30d",  # 0/1: not fully paid within horizon_days after as_of_date
+    "is_late_30d",  # 0/1: not fully paid by label_observed_date
     "days_late",  # settled_date - due_date once settled (null while unsettled)
     "settled_date",
-    "is_label_known",  # as_of_date + horizon <= the run's as-of date: only these rows may train
+    "label_observed_date",  # greatest(due_date, as_of_date) + horizon_days: when the label becomes known
+    "is_label_known",  # label_observed_date <= the run's as-of date: only these rows may train
 )
-TARGET = "is_unpaid_30d"
-PREDICTION = "p_unpaid_30d"
+TARGET = "is_late_30d"
+PREDICTION = "p_late_30d"

@@ -108,12 +108,8 @@ def compare_to_champion(
                 f"{test_cutoff_date}: its test AUC is optimistic"
             )
             logger.warning(notes[-1])
-    logger.info(
-        "champion %s v%s on the candidate's test rows: auc %.4f", model_name, ref.version, metrics["auc"]
-    )
-    return ChampionEvaluation(
-        version=ref.version, run_id=ref.run_id, metrics=metrics, cutoff_date=cutoff, notes=notes
-    )
+    logger.info("champion %s v%s on the candidate's test rows: auc %.4f", model_name, ref.version, metrics["auc"])
+    return ChampionEvaluation(version=ref.version, run_id=ref.run_id, metrics=metrics, cutoff_date=cutoff, notes=notes)
 
 
 def roc_calibration_figure(y_true: np.ndarray, scores: dict[str, np.ndarray], bins: int = 10) -> Figure:

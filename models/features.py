@@ -1,7 +1,7 @@
 """Read the dbt-built ML relations into frames: training rows (features + known label) and scoring rows.
 
 Python computes no feature: it selects the contract columns of ``ml.ml_invoice_features`` as dbt built them.
-The label join happens in DuckDB, on (invoice_id, as_of_date), and only ``is_unpaid_30d`` comes back from the
+The label join happens in DuckDB, on (invoice_id, as_of_date), and only ``is_late_30d`` comes back from the
 label relation: ``days_late`` and ``settled_date`` are outcomes and never reach a training frame.
 """
 
@@ -74,28 +74,32 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 def load_training_frame(
     con: duckdb.DuckDBPyConnection, as_of_date: date, *, horizon_days: int | None = None
 ) -> pd.DataFrame:
-    """Labelled rows strictly before ``as_of_date``: contract features + keys + context + ``is_unpaid_30d``.
+    """Labelled rows strictly before ``as_of_date``: contract features + keys + context + ``is_late_30d``
+    + ``label_observed_date`` (not a feature: the split purges on it).
 
-    Only rows whose label is known (``is_label_known``) are returned. When ``horizon_days`` is given the
-    window is also checked here (``as_of_date_row + horizon_days <= as_of_date``), so a labels table built for
-    a later date cannot leak outcomes the run could not have observed.
+    Only rows whose label was observable by ``as_of_date`` are returned (``label_observed_date <= as_of_date``,
+    checked here as well as through ``is_label_known``, so a labels table built for a later date cannot leak
+    outcomes the run could not have observed). When ``horizon_days`` is given the minimal window
+    ``as_of_date_row + horizon_days <= as_of_date`` is checked too.
     """
     _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
     _check_contract(con, LABELS_RELATION, LABEL_COLUMNS)
     horizon_filter = ""
-    params: list[object] = [as_of_date]
+    params: list[object] = [as_of_date, as_of_date]
     if horizon_days is not None:
         horizon_filter = "\n  AND CAST(f.as_of_date AS DATE) + CAST(? AS INTEGER) <= CAST(? AS DATE)"
         params += [int(horizon_days), as_of_date]
     sql = f"""
 SELECT
   {_feature_select("f")},
-  CAST(l.{TARGET} AS INTEGER) AS {TARGET}
+  CAST(l.{TARGET} AS INTEGER) AS {TARGET},
+  CAST(l.label_observed_date AS DATE) AS label_observed_date
 FROM {FEATURES_RELATION} AS f
 JOIN {LABELS_RELATION} AS l
   ON l.invoice_id = f.invoice_id AND CAST(l.as_of_date AS DATE) = CAST(f.as_of_date AS DATE)
 WHERE l.is_label_known
   AND l.{TARGET} IS NOT NULL
+  AND CAST(l.label_observed_date AS DATE) <= CAST(? AS DATE)
   AND CAST(f.as_of_date AS DATE) < CAST(? AS DATE){horizon_filter}
 ORDER BY f.as_of_date, f.invoice_id
 """

@@ -25,9 +25,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 _PREDICTIONS_DDL = next(s for s in OPS_DDL if "ops.predictions" in s)
 
 
-def score(
-    scoring_df: pd.DataFrame, *, tracking_uri: str, model_name: str, alias: str = CHAMPION
-) -> pd.DataFrame:
+def score(scoring_df: pd.DataFrame, *, tracking_uri: str, model_name: str, alias: str = CHAMPION) -> pd.DataFrame:
     """Probabilities for every row of ``scoring_df`` from ``model_name@alias``, with the model's identity.
 
     The alias is resolved once and the pinned version (``models:/<name>/<version>``) is loaded, so the
@@ -36,9 +34,7 @@ def score(
     """
     missing = [c for c in ("invoice_id", "as_of_date", *FEATURE_COLUMNS) if c not in scoring_df.columns]
     if missing:
-        raise KeyError(
-            f"scoring frame lacks column(s) {missing}; load it with models.features.load_scoring_frame"
-        )
+        raise KeyError(f"scoring frame lacks column(s) {missing}; load it with models.features.load_scoring_frame")
     ref = resolve_alias(tracking_uri, model_name, alias)
     model = load_model(ref, tracking_uri)
     features = scoring_df[list(FEATURE_COLUMNS)].reset_index(drop=True)
@@ -77,9 +73,7 @@ def write_predictions(
     dupes = preds.duplicated(["invoice_id", "as_of_date"])
     if dupes.any():
         first = preds.loc[dupes, ["invoice_id", "as_of_date"]].head(3).to_dict("records")
-        raise ValueError(
-            f"{int(dupes.sum())} duplicate (invoice_id, as_of_date) key(s) in predictions, e.g. {first}"
-        )
+        raise ValueError(f"{int(dupes.sum())} duplicate (invoice_id, as_of_date) key(s) in predictions, e.g. {first}")
     if preds[PREDICTION].isna().any():
         raise ValueError(f"{int(preds[PREDICTION].isna().sum())} prediction(s) are missing")
     if scored_at.tzinfo is not None:

@@ -47,7 +47,7 @@ class FeatureSpec:
 
     numeric: tuple[str, ...]
     categorical_levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    output_column: str = "p_unpaid_30d"
+    output_column: str = "p_late_30d"
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ class FeatureSpec:
         *,
         numeric: Iterable[str],
         categorical: Iterable[str],
-        output_column: str = "p_unpaid_30d",
+        output_column: str = "p_late_30d",
     ) -> FeatureSpec:
         numeric, categorical = tuple(numeric), tuple(categorical)
         _require_columns(df, numeric + categorical)
@@ -81,9 +81,7 @@ class FeatureSpec:
         for j, (col, levels) in enumerate(self.categorical_levels.items()):
             codes = {level: float(i) for i, level in enumerate(levels)}
             values = df[col].astype(object)
-            out[:, offset + j] = [
-                np.nan if _is_missing(v) else codes.get(str(v), np.nan) for v in values.to_numpy()
-            ]
+            out[:, offset + j] = [np.nan if _is_missing(v) else codes.get(str(v), np.nan) for v in values.to_numpy()]
         return out
 
     def unseen_levels(self, df: pd.DataFrame) -> dict[str, list[str]]:
@@ -141,17 +139,13 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
     @property
     def spec(self) -> FeatureSpec:
         if self._spec is None:
-            raise RuntimeError(
-                "PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()"
-            )
+            raise RuntimeError("PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()")
         return self._spec
 
     @property
     def booster(self) -> lgb.Booster:
         if self._booster is None:
-            raise RuntimeError(
-                "PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()"
-            )
+            raise RuntimeError("PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()")
         return self._booster
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -168,9 +162,7 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
         return np.asarray(self.booster.predict(self.spec.transform(df)), dtype=np.float64)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
-        return pd.DataFrame(
-            {self.spec.output_column: self.predict_proba(model_input)}, index=model_input.index
-        )
+        return pd.DataFrame({self.spec.output_column: self.predict_proba(model_input)}, index=model_input.index)
 
     def save_artifacts(self, directory: Path | str) -> dict[str, str]:
         """Write booster and spec under ``directory``; returns the ``artifacts`` mapping for log_model."""

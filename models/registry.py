@@ -134,11 +134,7 @@ def promote_if_better(
             f"on the same test rows",
         )
     else:
-        against = (
-            f"champion v{previous} AUC {champion_auc:.4f}"
-            if champion_auc is not None
-            else "no previous champion"
-        )
+        against = f"champion v{previous} AUC {champion_auc:.4f}" if champion_auc is not None else "no previous champion"
         client.set_registered_model_alias(model_name, CHAMPION, version)
         decision = PromotionDecision(
             True,

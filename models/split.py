@@ -1,9 +1,10 @@
 """Time-based train/test split over as-of snapshots, with a purge of label windows.
 
-A row observed at ``as_of_date = d`` has a label about ``(d, d + horizon_days]``. The last snapshots form the
-test set; its first date is the cutoff. A training row is kept only if ``d + horizon_days <= cutoff``: its
-outcome was already observable when the test period starts, so no training label peeks into the test period.
-Snapshots that fall in the gap are dropped (neither train nor test). Never random.
+A row observed at ``as_of_date = d`` has a label that becomes known on its ``label_observed_date`` (at the
+earliest ``d + horizon_days``; later for an invoice not yet due). The last snapshots form the test set; its
+first date is the cutoff. A training row is kept only if its label was observable by the cutoff
+(``d + horizon_days <= cutoff`` and, when the frame has it, ``label_observed_date <= cutoff``), so no training
+label peeks into the test period. Rows that fall in the gap are dropped (neither train nor test). Never random.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Split:
     horizon_days: int
     purged_snapshots: tuple[date, ...] = ()
     date_column: str = "as_of_date"
+    purged_rows: int = 0
 
     def window(self) -> dict[str, str | int]:
         """Data window for logging: date ranges, row and snapshot counts."""
@@ -47,6 +49,7 @@ class Split:
             "n_train_snapshots": int(tr.nunique()),
             "n_test_snapshots": int(te.nunique()),
             "n_purged_snapshots": len(self.purged_snapshots),
+            "n_purged_rows": self.purged_rows,
         }
 
 
@@ -56,10 +59,12 @@ def time_split(
     horizon_days: int = 30,
     *,
     date_column: str = "as_of_date",
+    observed_column: str = "label_observed_date",
 ) -> Split:
     """Split ``df`` by snapshot date: the last ``ceil(n_snapshots * test_fraction)`` snapshots are test.
 
-    Training keeps the earlier snapshots ``d`` with ``d + horizon_days <= cutoff`` (purge). Row order within
+    Training keeps the earlier snapshots ``d`` with ``d + horizon_days <= cutoff`` (purge), and within them only
+    the rows whose ``observed_column`` (if the frame has it) is on or before the cutoff. Row order within
     each part is preserved. Raises ``SplitError`` when there are fewer than two snapshots or when the purge
     leaves no training snapshot.
     """
@@ -76,9 +81,7 @@ def time_split(
     snapshots = sorted(dates.unique())
     n = len(snapshots)
     if n < 2:
-        raise SplitError(
-            f"need at least 2 as-of snapshots for a time split, got {n}; build more history with dbt"
-        )
+        raise SplitError(f"need at least 2 as-of snapshots for a time split, got {n}; build more history with dbt")
     n_test = min(n - 1, max(1, math.ceil(n * test_fraction)))
     cutoff = pd.Timestamp(snapshots[n - n_test])
     horizon = pd.Timedelta(days=horizon_days)
@@ -92,7 +95,17 @@ def time_split(
             f"{n_test} for test); need snapshots at least {horizon_days} days before the test period"
         )
 
-    train_mask = dates.isin(train_snaps).to_numpy()
+    train_mask = dates.isin(train_snaps).to_numpy(copy=True)
+    purged_rows = 0
+    if observed_column in df.columns:
+        observed_ok = (pd.to_datetime(df[observed_column]).dt.normalize() <= cutoff).to_numpy()
+        purged_rows = int((train_mask & ~observed_ok).sum())
+        train_mask &= observed_ok
+        if not train_mask.any():
+            raise SplitError(
+                f"no training row has its label observed by the test cutoff {cutoff.date()} "
+                f"({observed_column}); need more history before the test period"
+            )
     test_mask = (dates >= cutoff).to_numpy()
     split = Split(
         train=df.loc[train_mask].copy(),
@@ -101,13 +114,15 @@ def time_split(
         horizon_days=horizon_days,
         purged_snapshots=purged,
         date_column=date_column,
+        purged_rows=purged_rows,
     )
     logger.info(
-        "time split: %d train snapshots, %d test snapshots from %s, %d purged (%s)",
+        "time split: %d train snapshots, %d test snapshots from %s, %d purged (%s), %d rows purged",
         len(train_snaps),
         n_test,
         cutoff.date(),
         len(purged),
         ", ".join(map(str, purged)) or "none",
+        purged_rows,
     )
     return split

@@ -84,9 +84,7 @@ class TrainResult:
     champion_version: str | None = None
     promoted: bool = False
     reason: str = "not evaluated for promotion"
-    model: PaymentDelayModel | None = field(
-        default=None, repr=False, compare=False
-    )  # in-memory, training path
+    model: PaymentDelayModel | None = field(default=None, repr=False, compare=False)  # in-memory, training path
 
 
 def _ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: Path | str) -> str:
@@ -207,9 +205,7 @@ def train_candidate(
         ).sort_values("gain", ascending=False)
         mlflow.log_table(importance, "feature_importance.json")
 
-        source = CodeDatasetSource(
-            {"relation": FEATURES_RELATION, "labels": LABELS_RELATION, **window, **tags}
-        )
+        source = CodeDatasetSource({"relation": FEATURES_RELATION, "labels": LABELS_RELATION, **window, **tags})
         # "integer column" hint concerns the 0/1 target in the logged dataset, not a model input
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")

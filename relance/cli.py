@@ -74,8 +74,13 @@ def generate(
     settings = _settings()
     with console.status(f"generating {invoices:,} invoices for {customers:,} customers"):
         summary = generate_demo(
-            settings.landing, settings.ground_truth_dir, n_customers=customers, n_invoices=invoices,
-            months=months, end_date=parse_as_of(end_date, DEMO_END_DATE), seed=seed,
+            settings.landing,
+            settings.ground_truth_dir,
+            n_customers=customers,
+            n_invoices=invoices,
+            months=months,
+            end_date=parse_as_of(end_date, DEMO_END_DATE),
+            seed=seed,
             file_format=file_format,  # type: ignore[arg-type]
         )
     console.print(
@@ -105,8 +110,14 @@ def demo(
         shutil.rmtree(settings.data)
     settings = _settings()
     if not any(settings.landing.glob("customers.*")):
-        generate(customers=customers, invoices=invoices, months=24, end_date=DEMO_END_DATE.isoformat(),
-                 seed=42, file_format="csv")
+        generate(
+            customers=customers,
+            invoices=invoices,
+            months=24,
+            end_date=DEMO_END_DATE.isoformat(),
+            seed=42,
+            file_format="csv",
+        )
     t0 = time.perf_counter()
     result = _run_daily(settings, DEMO_END_DATE)
     _print_result(result)
@@ -120,7 +131,9 @@ def demo(
 
 @app.command()
 def ui(
-    prefect_port: int = 4200, mlflow_port: int = 5000, docs_port: int = 8080,
+    prefect_port: int = 4200,
+    mlflow_port: int = 5000,
+    docs_port: int = 8080,
 ) -> None:
     """Start the Prefect UI, the MLflow UI and the dbt docs site on 127.0.0.1 (Ctrl-C stops them)."""
     settings = _settings()
@@ -129,14 +142,39 @@ def ui(
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     procs = [
-        subprocess.Popen([str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1",
-                          "--port", str(prefect_port)], env=env),
-        subprocess.Popen([str(bindir / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_uri,
-                          "--host", "127.0.0.1", "--port", str(mlflow_port)], env=env),
+        subprocess.Popen(
+            [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], env=env
+        ),
+        subprocess.Popen(
+            [
+                str(bindir / "mlflow"),
+                "ui",
+                "--backend-store-uri",
+                settings.mlflow_uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+            ],
+            env=env,
+        ),
     ]
     if (settings.dbt_target_dir / "index.html").exists():
-        procs.append(subprocess.Popen([sys.executable, "-m", "http.server", str(docs_port), "--bind",
-                                       "127.0.0.1", "--directory", str(settings.dbt_target_dir)], env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    str(docs_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(settings.dbt_target_dir),
+                ],
+                env=env,
+            )
+        )
     console.print(f"Prefect UI  http://127.0.0.1:{prefect_port}")
     console.print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
     console.print(f"dbt docs    http://127.0.0.1:{docs_port}")
@@ -158,6 +196,8 @@ def ui(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "great_expectations", "urllib3", "alembic", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     app()
 
 

@@ -119,10 +119,10 @@ def record_planned(
     try:
         con.execute(
             f"""INSERT INTO ops.reminders_planned (reminder_key, invoice_id, customer_id, as_of_date,
-                    step, channel, tone, p_unpaid_30d, open_amount, currency, recipient, model_version,
+                    step, channel, tone, p_late_30d, open_amount, currency, recipient, model_version,
                     model_run_id, dbt_invocation_id, planned_at, flow_run_id)
                 SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
-                    CAST(p_unpaid_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
+                    CAST(p_late_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
                     model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
                 FROM {view}
                 ON CONFLICT DO NOTHING"""

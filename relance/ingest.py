@@ -204,9 +204,7 @@ def _cast_error(path: Path, name: str, exc: duckdb.Error) -> IngestError:
                 continue
             if hit:
                 where = f"line {hit[0] + 1}" if path.suffix == ".csv" else f"row {hit[0]}"
-                return IngestError(
-                    f"{path}, {where}, column {col!r}: value {str(hit[1])!r} is not a valid {typ}"
-                )
+                return IngestError(f"{path}, {where}, column {col!r}: value {str(hit[1])!r} is not a valid {typ}")
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return IngestError(f"{path}: values do not match the expected column types: {first_line}")
 
@@ -248,9 +246,7 @@ def _load_file(
         _check_columns(con, path, name)
         reader = _reader_sql(path, ent.columns, typed=True)
         cast_cols = ", ".join(f"CAST({_q(c)} AS {t}) AS {_q(c)}" for c, t in ent.columns.items())
-        hash_expr = "md5(to_json(struct_pack({})))".format(
-            ", ".join(f"{_q(c)} := {_q(c)}" for c in ent.columns)
-        )
+        hash_expr = "md5(to_json(struct_pack({})))".format(", ".join(f"{_q(c)} := {_q(c)}" for c in ent.columns))
         key_match = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in ent.key)
         target_cols = ", ".join(_q(c) for c in [*ent.columns, *LOAD_METADATA])
         select_cols = ", ".join(f"s.{_q(c)}" for c in ent.columns)

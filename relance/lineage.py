@@ -19,7 +19,10 @@ def git_sha(project_root: Path) -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(project_root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

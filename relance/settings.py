@@ -16,9 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- locations -------------------------------------------------------------------------
     project_root: Path = Field(
@@ -28,9 +26,7 @@ class Settings(BaseSettings):
         default=None, description="Everything the pipeline writes. Default: <project_root>/data."
     )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb")
-    mlflow_tracking_uri: str | None = Field(
-        default=None, description="Default: sqlite:///<data_dir>/mlflow/mlflow.db"
-    )
+    mlflow_tracking_uri: str | None = Field(default=None, description="Default: sqlite:///<data_dir>/mlflow/mlflow.db")
     mlflow_artifact_root: Path | None = Field(default=None, description="Default: <data_dir>/mlflow/artifacts")
     prefect_home: Path | None = Field(default=None, description="Default: <data_dir>/prefect")
     landing_dir: Path | None = Field(
@@ -39,7 +35,9 @@ class Settings(BaseSettings):
 
     # --- ML ----------------------------------------------------------------------------------
     model_name: str = "payment_delay"
-    horizon_days: int = Field(default=30, description="Label: invoice still unpaid this many days after as-of.")
+    horizon_days: int = Field(
+        default=30, description="Label: still unpaid this many days after the later of due date and as-of date."
+    )
     snapshot_interval_days: int = Field(default=28, description="Spacing of as-of snapshots in the training grid.")
     history_start_days: int = Field(
         default=120, description="First training snapshot this many days after the first invoice."
@@ -116,8 +114,16 @@ class Settings(BaseSettings):
         return self.data / "dbt" / "target"
 
     def ensure_dirs(self) -> None:
-        for p in (self.data, self.landing, self.outbox, self.reports_dir, self.gx_dir,
-                  self.mlflow_artifacts, self.prefect_dir, self.warehouse.parent):
+        for p in (
+            self.data,
+            self.landing,
+            self.outbox,
+            self.reports_dir,
+            self.gx_dir,
+            self.mlflow_artifacts,
+            self.prefect_dir,
+            self.warehouse.parent,
+        ):
             p.mkdir(parents=True, exist_ok=True)
 
     def tool_environment(self) -> dict[str, str]:

@@ -27,12 +27,12 @@ OPS_DDL: tuple[str, ...] = (
         validation_id VARCHAR PRIMARY KEY, batch_ids VARCHAR, success BOOLEAN, critical_failures INTEGER,
         warning_failures INTEGER, data_docs_path VARCHAR, validated_at TIMESTAMP, flow_run_id VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ops.predictions (
-        invoice_id VARCHAR, as_of_date DATE, p_unpaid_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
+        invoice_id VARCHAR, as_of_date DATE, p_late_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
         model_run_id VARCHAR, dbt_invocation_id VARCHAR, scored_at TIMESTAMP, flow_run_id VARCHAR,
         PRIMARY KEY (invoice_id, as_of_date))""",
     """CREATE TABLE IF NOT EXISTS ops.reminders_planned (
         reminder_key VARCHAR PRIMARY KEY, invoice_id VARCHAR, customer_id VARCHAR, as_of_date DATE,
-        step VARCHAR, channel VARCHAR, tone VARCHAR, p_unpaid_30d DOUBLE, open_amount DECIMAL(18,2),
+        step VARCHAR, channel VARCHAR, tone VARCHAR, p_late_30d DOUBLE, open_amount DECIMAL(18,2),
         currency VARCHAR, recipient VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
         dbt_invocation_id VARCHAR, planned_at TIMESTAMP, flow_run_id VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ops.reminder_sends (

@@ -148,9 +148,7 @@ def format_date(value: Any) -> str | None:
         return None
 
 
-def _texts(
-    tone: str, *, name: str, invoice: str, amount: str, due: str | None, sender: str
-) -> tuple[str, str]:
+def _texts(tone: str, *, name: str, invoice: str, amount: str, due: str | None, sender: str) -> tuple[str, str]:
     """Subject and plain-text body for one tone. Plain French, no threats beyond the next step."""
     due_past = f", échue le {due}," if due else ""
     if tone == "preventive":
@@ -174,8 +172,7 @@ def _texts(
         lines = [
             f"Sauf erreur de notre part, la facture n° {invoice}{due_past} d'un montant restant dû de "
             f"{amount}, demeure impayée à ce jour.",
-            "Nous vous demandons de procéder à son règlement sous huit jours à compter de la réception de ce "
-            "message.",
+            "Nous vous demandons de procéder à son règlement sous huit jours à compter de la réception de ce message.",
             "En cas de difficulté ou de désaccord sur cette facture, répondez à ce message : nous sommes "
             "prêts à en discuter avec vous.",
         ]
@@ -200,9 +197,7 @@ def reminder_text(reminder_row: Mapping[str, Any], *, sender_name: str) -> tuple
 
 def _html(body_text: str) -> str:
     """The same words as the text part, escaped, one paragraph per block: both parts always agree."""
-    paragraphs = "".join(
-        f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in body_text.split("\n\n")
-    )
+    paragraphs = "".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in body_text.split("\n\n"))
     return f'<!doctype html><html lang="fr"><body>{paragraphs}</body></html>'
 
 
@@ -267,9 +262,7 @@ class SendGridTransport:
 
     channel = "email"
 
-    def __init__(
-        self, api_key: str | SecretStr, host: str = "https://api.sendgrid.com", timeout: float = 30.0
-    ):
+    def __init__(self, api_key: str | SecretStr, host: str = "https://api.sendgrid.com", timeout: float = 30.0):
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key:
             raise ValueError("SendGridTransport needs an API key; leave it unset to use the outbox instead")

@@ -39,7 +39,7 @@ CALL_LIST_COLUMNS: tuple[str, ...] = (
     "currency",
     "due_date",
     "days_overdue",
-    "p_unpaid_30d",
+    "p_late_30d",
     "step",
     "tone",
 )
@@ -72,9 +72,7 @@ class LetterOutbox:
         invoice = html.escape(str(row["invoice_id"]))
         amount = html.escape(format_amount(row["open_amount"], str(row["currency"])))
         ref = html.escape(str(row["reminder_key"])[:12])
-        paragraphs = "\n".join(
-            f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in text.split("\n\n")
-        )
+        paragraphs = "\n".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in text.split("\n\n"))
         return f"""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>{html.escape(subject)}</title>
 <style>

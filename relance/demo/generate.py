@@ -28,7 +28,7 @@ answered 'paid')), which is what ``invoice_truth.parquet`` holds.
 
 Ground truth (never read by the pipeline; for evaluation only):
 
-- ``invoice_truth.parquet``: ``invoice_id, customer_id, p_unpaid_30d_after_due`` (the closed form above, i.e.
+- ``invoice_truth.parquet``: ``invoice_id, customer_id, p_late_30d_after_due`` (the closed form above, i.e.
   P(settle_date > due_date + 30) given the customer's latent path, dispute and credit-note timeline),
   ``base_days_late`` (D, before disputes and dunning), ``effect_email|sms|letter|call`` (P(a cordial
   reminder on that channel, sent 30 days after due, is answered by payment within 7 days), for every channel,
@@ -335,9 +335,9 @@ def _make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> _
     credit_limit_cents = (limit_eur * 100).astype(np.int64)
 
     old = rng.random(n) < 0.8
-    created = np.where(
-        old, start - rng.integers(30, 3000, n), rng.integers(start, max(start + 1, end - 60), n)
-    ).astype(np.int64)
+    created = np.where(old, start - rng.integers(30, 3000, n), rng.integers(start, max(start + 1, end - 60), n)).astype(
+        np.int64
+    )
     method = np.where(
         is_b2b,
         rng.choice([0, 1, 2], n, p=[0.80, 0.12, 0.08]),
@@ -389,14 +389,7 @@ def _make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> _
     b2b_mail = "compta@" + slug_words[np.maximum(section, 0) * 5 + w_idx] + "-" + slug_surnames[s_idx] + num
     b2b_mail = b2b_mail + np.where(is_gb, ".co.uk", ".fr").astype(object)
     domains = as_array(B2C_MAIL_DOMAINS)
-    b2c_mail = (
-        slug_firsts[f_idx]
-        + "."
-        + slug_surnames[s_idx]
-        + num
-        + "@"
-        + domains[rng.integers(0, len(domains), n)]
-    )
+    b2c_mail = slug_firsts[f_idx] + "." + slug_surnames[s_idx] + num + "@" + domains[rng.integers(0, len(domains), n)]
     emails = np.where(is_b2b, b2b_mail, b2c_mail)
 
     subscriber = np.char.zfill(rng.integers(0, 100_000_000, n).astype(str), 8).astype(object)
@@ -440,9 +433,7 @@ def _customers_table(c: _Customers) -> pa.Table:
     )
 
 
-def _allocate_invoices(
-    c: _Customers, n_invoices: int, start: int, end: int, rng: np.random.Generator
-) -> np.ndarray:
+def _allocate_invoices(c: _Customers, n_invoices: int, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
     """Invoices per customer, proportional to activity x length of the customer's active window."""
     activity = np.array([SIZE_BANDS[s][4] for s in SIZE_NAMES])
     weight = rng.lognormal(0.0, 0.8, c.n) * np.where(c.is_b2b, activity[np.maximum(c.size, 0)], 0.4)
@@ -724,9 +715,7 @@ def _simulate_block(
     line_inv, line_day, line_cents, line_cust = line_inv[lo], line_day[lo], line_cents[lo], line_cust[lo]
     same_batch = np.zeros(len(lo), dtype=bool)
     if len(lo) > 1:
-        same_batch[1:] = (
-            batch[line_inv[1:]] & (line_cust[1:] == line_cust[:-1]) & (line_day[1:] == line_day[:-1])
-        )
+        same_batch[1:] = batch[line_inv[1:]] & (line_cust[1:] == line_cust[:-1]) & (line_day[1:] == line_day[:-1])
     pay_no = np.cumsum(~same_batch) - 1
     starts = np.flatnonzero(~same_batch)
     n_pay = len(starts)
@@ -794,7 +783,7 @@ def _simulate_block(
         {
             "invoice_id": inv_ids,
             "customer_id": cust_ids,
-            "p_unpaid_30d_after_due": pa.array(p_unpaid),
+            "p_late_30d_after_due": pa.array(p_unpaid),
             "base_days_late": pa.array(base_late.astype(np.int32)),
             **{name: pa.array(v) for name, v in effects.items()},
             "settle_date": _dates(np.minimum(settle, NEVER), null=settle >= NEVER),
@@ -843,9 +832,7 @@ def arrow_schema(entity: str, file_format: FileFormat = "csv") -> pa.Schema:
     Parquet (which has no second unit).
     """
     ts = pa.timestamp("s") if file_format == "csv" else pa.timestamp("us")
-    return pa.schema(
-        [(col, ts if typ == "TIMESTAMP" else _ARROW_TYPES[typ]) for col, typ in ENTITIES[entity].items()]
-    )
+    return pa.schema([(col, ts if typ == "TIMESTAMP" else _ARROW_TYPES[typ]) for col, typ in ENTITIES[entity].items()])
 
 
 class _Sink:
@@ -866,9 +853,7 @@ class _Sink:
         self._writer.close()
 
 
-def _validate(
-    n_customers: int, n_invoices: int, months: int, end_date: date, seed: int, file_format: str
-) -> None:
+def _validate(n_customers: int, n_invoices: int, months: int, end_date: date, seed: int, file_format: str) -> None:
     if not isinstance(n_customers, int) or n_customers < 1:
         raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
     if n_customers > 9_000_000:
@@ -929,9 +914,7 @@ def generate_demo(
     ext = file_format
     files = {e: landing_dir / f"{e}.{ext}" for e in LANDING_ENTITIES}
     sinks = {e: _Sink(files[e], arrow_schema(e, file_format), file_format) for e in LANDING_ENTITIES}
-    totals = dict.fromkeys(
-        ("invoices", "credit_notes", "payments", "allocations", "disputes", "reminders"), 0
-    )
+    totals = dict.fromkeys(("invoices", "credit_notes", "payments", "allocations", "disputes", "reminders"), 0)
     truth_path = ground_truth_dir / "invoice_truth.parquet"
     truth_writer: pq.ParquetWriter | None = None
     try:
@@ -963,9 +946,7 @@ def generate_demo(
             truth_writer.close()
 
     pq.write_table(_customer_truth(customers, start, end), ground_truth_dir / "customer_truth.parquet")
-    insolvencies = _write_bodacc(
-        customers, end_date, landing_dir / "risk" / "bodacc_notices.json", rng_for(4)
-    )
+    insolvencies = _write_bodacc(customers, end_date, landing_dir / "risk" / "bodacc_notices.json", rng_for(4))
     files["bodacc_notices"] = landing_dir / "risk" / "bodacc_notices.json"
     files["invoice_truth"] = truth_path
     files["customer_truth"] = ground_truth_dir / "customer_truth.parquet"

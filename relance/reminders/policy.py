@@ -6,7 +6,7 @@ exact day) so that a pipeline that did not run on day 7 still sends the 7-day re
 ``relance.delivery`` then guarantees the same (invoice, step) is never sent twice, because its key is a pure
 function of the pair.
 
-Steps (``d = days_overdue = as_of_date - due_date``, ``p = p_unpaid_30d``):
+Steps (``d = days_overdue = as_of_date - due_date``, ``p = p_late_30d``):
 
 ===========  ==============  ==========================================  ==========
 step         window          channel                                     tone
@@ -46,7 +46,7 @@ PLANNED_COLUMNS: tuple[str, ...] = (
     "step",
     "channel",
     "tone",
-    "p_unpaid_30d",
+    "p_late_30d",
     "open_amount",
     "currency",
     "recipient",
@@ -76,7 +76,7 @@ REQUIRED_WORKLIST_COLUMNS: tuple[str, ...] = (
     "due_date",
     "days_overdue",
     "is_disputed",
-    "p_unpaid_30d",
+    "p_late_30d",
     "model_version",
     "model_run_id",
 )
@@ -185,7 +185,7 @@ def plan_reminders(
 
     wl = worklist.reset_index(drop=True)
     d = pd.to_numeric(wl["days_overdue"], errors="coerce")
-    p = pd.to_numeric(wl["p_unpaid_30d"], errors="coerce")
+    p = pd.to_numeric(wl["p_late_30d"], errors="coerce")
     amount = pd.to_numeric(wl["open_amount"], errors="coerce").astype(float)
     disputed = wl["is_disputed"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     b2b = _clean_text(wl["customer_type"]).str.upper().eq("B2B").to_numpy(dtype=bool)
@@ -235,7 +235,7 @@ def plan_reminders(
             "step": step,
             "channel": channel,
             "tone": tone,
-            "p_unpaid_30d": p.astype(float),
+            "p_late_30d": p.astype(float),
             "open_amount": amount.round(2),
             "currency": _clean_text(wl["currency"]).str.upper(),
             "recipient": recipient,
@@ -248,9 +248,7 @@ def plan_reminders(
             "expected_exposure": (amount * p.fillna(0.0)).round(2),
         }
     )[keep].copy()
-    out.insert(
-        0, "reminder_key", [reminder_key(i, s) for i, s in zip(out["invoice_id"], out["step"], strict=True)]
-    )
+    out.insert(0, "reminder_key", [reminder_key(i, s) for i, s in zip(out["invoice_id"], out["step"], strict=True)])
     out = out.drop_duplicates("reminder_key", keep="first")
     if exclude_keys:
         out = out[~out["reminder_key"].isin(exclude_keys)]

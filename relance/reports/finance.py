@@ -42,7 +42,7 @@ AT_RISK_COLUMNS = (
     "currency",
     "open_amount",
     "days_overdue",
-    "p_unpaid_30d",
+    "p_late_30d",
     "expected_at_risk",
     "risk_rank",
 )
@@ -219,7 +219,7 @@ def write_finance_report(
                 "customer_name": r["customer_name"],
                 "open_amount": _money(r["open_amount"], r["currency"]),
                 "days_overdue": "" if pd.isna(r["days_overdue"]) else int(r["days_overdue"]),
-                "p_unpaid_30d": _number(r["p_unpaid_30d"], 2),
+                "p_late_30d": _number(r["p_late_30d"], 2),
                 "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
             }
             for r in top.to_dict("records")

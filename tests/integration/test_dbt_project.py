@@ -57,9 +57,7 @@ CUSTOMERS = [
         },
     },
     {
-        **dict(
-            zip(_C, ("C3", "Acme Corp", "B2B", "552100554", "J", "large", "ap@acme.example"), strict=True)
-        ),
+        **dict(zip(_C, ("C3", "Acme Corp", "B2B", "552100554", "J", "large", "ap@acme.example"), strict=True)),
         **{
             "credit_limit": 50000,
             "currency": "USD",
@@ -120,8 +118,7 @@ def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict
 
 def _quarantine(con: duckdb.DuckDBPyConnection, batch: str, entity: str, natural_key: str) -> None:
     con.execute(
-        "INSERT INTO ops.quarantine VALUES"
-        " (?, ?, 1, ?, 'expect_amount_sane', 'critical', 'test', '{}', ?, 'f')",
+        "INSERT INTO ops.quarantine VALUES (?, ?, 1, ?, 'expect_amount_sane', 'critical', 'test', '{}', ?, 'f')",
         [batch, entity, natural_key, BATCHES[batch]],
     )
 
@@ -179,9 +176,7 @@ def _dbt(target_path: Path, *args: str, vars_: dict | None = None) -> None:
     failures = []
     if result.result is not None and hasattr(result.result, "results"):
         failures = [
-            f"{r.node.unique_id}: {r.status} {r.message}"
-            for r in result.result
-            if r.status not in ("success", "pass")
+            f"{r.node.unique_id}: {r.status} {r.message}" for r in result.result if r.status not in ("success", "pass")
         ]
     assert result.success, f"dbt {' '.join(args)} failed: {result.exception} {failures}"
 
@@ -315,9 +310,7 @@ def test_relations_land_in_their_schemas(warehouse: Path) -> None:
 
 def test_staging_latest_version_and_quarantine(warehouse: Path) -> None:
     path = warehouse
-    inv = {
-        r[0]: r[1:] for r in _query(path, "select invoice_id, amount, raw_batch_id from staging.stg_invoices")
-    }
+    inv = {r[0]: r[1:] for r in _query(path, "select invoice_id, amount, raw_batch_id from staging.stg_invoices")}
     assert "I7" not in inv  # only version quarantined
     assert inv["I5"] == (80, "B1")  # newer version quarantined -> previous version
     assert inv["I6"] == (2000, "B2")  # latest version wins
@@ -327,13 +320,10 @@ def test_staging_latest_version_and_quarantine(warehouse: Path) -> None:
 
 def test_feature_grid(warehouse: Path) -> None:
     path = warehouse
-    assert [
-        r[0] for r in _query(path, "select as_of_date from intermediate.int_feature_dates order by 1")
-    ] == GRID
+    assert [r[0] for r in _query(path, "select as_of_date from intermediate.int_feature_dates order by 1")] == GRID
     rows = _query(
         path,
-        "select as_of_date, list(invoice_id order by invoice_id)"
-        " from ml.ml_invoice_features group by 1 order by 1",
+        "select as_of_date, list(invoice_id order by invoice_id) from ml.ml_invoice_features group by 1 order by 1",
     )
     assert rows == [
         (date(2026, 1, 31), ["I1", "I2", "I3", "I5"]),
@@ -360,8 +350,7 @@ def test_invoice_mart_as_of(warehouse: Path) -> None:
     )
     assert (inv["I6"]["days_overdue"], inv["I6"]["aging_bucket"]) == (-30, "not_due")
     cust = {
-        r[0]: r[1:]
-        for r in _query(path, "select customer_id, open_amount, open_invoice_count from marts.customers")
+        r[0]: r[1:] for r in _query(path, "select customer_id, open_amount, open_invoice_count from marts.customers")
     }
     assert cust == {"C1": (1000, 1), "C2": (80, 1), "C3": (2000, 1)}
 
@@ -385,9 +374,7 @@ def test_settlement_dates(warehouse: Path) -> None:
 
 def test_feature_values_by_hand(warehouse: Path) -> None:
     path = warehouse
-    rows = _dicts(
-        path, "select * from ml.ml_invoice_features where invoice_id = 'I4' and as_of_date = '2026-03-28'"
-    )
+    rows = _dicts(path, "select * from ml.ml_invoice_features where invoice_id = 'I4' and as_of_date = '2026-03-28'")
     assert len(rows) == 1
     f = rows[0]
     # C1 history before 03-28: I1 (+10 days, 2 payments), I2 (-3), I3 (-8)
@@ -473,19 +460,23 @@ def test_labels(warehouse: Path) -> None:
     }
     feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features"))
     assert set(labels) == feats
-    assert labels[("I1", date(2026, 1, 31))] == (0, 10, date(2026, 2, 10), True)  # paid 02-10 <= 03-02
-    assert labels[("I4", date(2026, 2, 28))] == (1, 38, date(2026, 4, 10), True)  # 04-10 > 03-30
-    assert labels[("I4", date(2026, 3, 28))] == (0, 38, date(2026, 4, 10), False)  # 04-27 > AS_OF: unknown
-    assert labels[("I5", date(2026, 3, 31))] == (1, None, None, False)
+    # label_observed_date = greatest(due_date, as_of_date) + 30; known when it is on or before AS_OF (03-31)
+    # I1 due 01-31, seen 01-31: observed 03-02, paid 02-10 -> on time, known
+    assert labels[("I1", date(2026, 1, 31))] == (0, 10, date(2026, 2, 10), date(2026, 3, 2), True)
+    # I4 due 03-03, seen 02-28 (not yet due): observed 04-02, paid 04-10 -> late, not known by 03-31
+    assert labels[("I4", date(2026, 2, 28))] == (1, 38, date(2026, 4, 10), date(2026, 4, 2), False)
+    # I4 seen 03-28 (overdue): observed 04-27, paid 04-10 -> paid within 30 days of the as-of date
+    assert labels[("I4", date(2026, 3, 28))] == (0, 38, date(2026, 4, 10), date(2026, 4, 27), False)
+    assert labels[("I5", date(2026, 3, 31))] == (1, None, None, date(2026, 4, 30), False)
 
 
 def test_worklist_and_reports(warehouse: Path) -> None:
     path = warehouse
     wl = {r["invoice_id"]: r for r in _dicts(path, "select * from serving.collection_worklist")}
     assert set(wl) == {"I4", "I5", "I6"}
-    assert wl["I4"]["p_unpaid_30d"] == 0.8 and wl["I4"]["model_version"] == "3"
+    assert wl["I4"]["p_late_30d"] == 0.8 and wl["I4"]["model_version"] == "3"
     assert wl["I4"]["customer_name"] == "Bâti Sud" and wl["I4"]["email"] == "ap@batisud.fr"
-    assert wl["I6"]["p_unpaid_30d"] is None  # only scored for another date
+    assert wl["I6"]["p_late_30d"] is None  # only scored for another date
     assert (wl["I6"]["days_overdue"], wl["I6"]["raw_batch_id"], wl["I6"]["open_amount"]) == (-30, "B2", 2000)
     assert all(r["as_of_date"] == date(2026, 3, 31) for r in wl.values())
 
@@ -507,8 +498,7 @@ def test_worklist_and_reports(warehouse: Path) -> None:
         ("USD", "90+", 0, 0),
     ]
     dso = {
-        r[0]: r[1:]
-        for r in _query(path, "select currency, receivables, sales_90d, dso_days from serving.report_dso")
+        r[0]: r[1:] for r in _query(path, "select currency, receivables, sales_90d, dso_days from serving.report_dso")
     }
     assert dso["EUR"][:2] == (1080, 3080)
     assert dso["EUR"][2] == pytest.approx(1080 / 3080 * 90)

@@ -49,7 +49,7 @@ def _worklist() -> pd.DataFrame:
             "days_overdue": days,
             "aging_bucket": "x",
             "is_disputed": False,
-            "p_unpaid_30d": p,
+            "p_late_30d": p,
             "model_version": "7",
             "model_run_id": "run-7",
             "as_of_date": pd.Timestamp(AS_OF),
@@ -230,8 +230,7 @@ def test_row_left_sending_by_a_crash_is_not_resent(con, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"]
     crashed = emails["reminder_key"].iloc[1]
     con.execute(
-        "INSERT INTO ops.reminder_sends (reminder_key, channel, status, attempts) "
-        "VALUES (?, 'email', 'sending', 1)",
+        "INSERT INTO ops.reminder_sends (reminder_key, channel, status, attempts) VALUES (?, 'email', 'sending', 1)",
         [crashed],
     )
     report = _deliver(con, emails, _router(tmp_path, sg))

@@ -110,13 +110,12 @@ def make_labels(rng: np.random.Generator, feats: pd.DataFrame, *, noise_only: bo
         y = (rng.random(n) < 0.35).astype(int)
     else:
         late = feats["cust_late_share"].fillna(0.4).to_numpy()
-        logit = (
-            -0.6 + 3.0 * (late - 0.4) - 0.06 * feats["days_to_due"].to_numpy() + 1.5 * feats["is_disputed"]
-        )
+        logit = -0.6 + 3.0 * (late - 0.4) - 0.06 * feats["days_to_due"].to_numpy() + 1.5 * feats["is_disputed"]
         logit = logit + rng.normal(0, 0.5, size=n)
         y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     as_of = pd.to_datetime(feats["as_of_date"])
-    known = (as_of + pd.Timedelta(days=HORIZON) <= pd.Timestamp(RUN_AS_OF)).to_numpy(copy=True)
+    observed = np.maximum(as_of, pd.to_datetime(feats["due_date"])) + pd.Timedelta(days=HORIZON)
+    known = (observed <= pd.Timestamp(RUN_AS_OF)).to_numpy(copy=True)
     known[feats.index % 40 == 7] = False  # a few rows whose outcome dbt marks unknown: must never train
     return pd.DataFrame(
         {
@@ -125,6 +124,7 @@ def make_labels(rng: np.random.Generator, feats: pd.DataFrame, *, noise_only: bo
             TARGET: np.where(known, y, -1),
             "days_late": np.where(y == 1, 45.0, 3.0),
             "settled_date": feats["due_date"],
+            "label_observed_date": observed.dt.date,
             "is_label_known": known,
         }
     )
@@ -200,8 +200,9 @@ def test_training_frame_reads_only_known_past_labels_and_no_outcome_columns(scen
     assert len(df) == len(expected)
     assert set(df["invoice_id"]) == set(expected["invoice_id"])
     assert df["as_of_date"].max() < pd.Timestamp(RUN_AS_OF)
-    assert set(df.columns) == {*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, TARGET}
+    assert set(df.columns) == {*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, TARGET, "label_observed_date"}
     assert not {"days_late", "settled_date", "is_label_known"} & set(df.columns)
+    assert not {"label_observed_date", TARGET} & set(FEATURE_COLUMNS)
     assert set(df[TARGET].unique()) == {0, 1}
     # an earlier run date sees fewer rows: nothing from on/after it, nothing whose window is still open
     early = load_training_frame(scenario.con, SNAPSHOTS[6], horizon_days=HORIZON)
@@ -329,11 +330,9 @@ def test_score_and_write_predictions_idempotently(scenario: Scenario) -> None:
     t1 = datetime(2026, 4, 1, 6, 0, tzinfo=UTC)
     assert write_predictions(con, preds, dbt_invocation_id="inv-1", flow_run_id="fr-1", scored_at=t1) == 120
     rescored = preds.assign(**{PREDICTION: preds[PREDICTION] / 2})
-    write_predictions(
-        con, rescored, dbt_invocation_id="inv-2", flow_run_id="fr-2", scored_at=t1 + timedelta(hours=1)
-    )
+    write_predictions(con, rescored, dbt_invocation_id="inv-2", flow_run_id="fr-2", scored_at=t1 + timedelta(hours=1))
     stored = con.execute(
-        "SELECT invoice_id, p_unpaid_30d, dbt_invocation_id, flow_run_id, scored_at FROM ops.predictions "
+        "SELECT invoice_id, p_late_30d, dbt_invocation_id, flow_run_id, scored_at FROM ops.predictions "
         "WHERE as_of_date = ? ORDER BY invoice_id",
         [RUN_AS_OF],
     ).df()
@@ -354,23 +353,15 @@ def test_gate_refuses_a_candidate_worse_than_the_champion(scenario: Scenario) ->
     client.create_registered_model(name)
     v1 = client.create_model_version(name, source=str(scenario.artifact_root / "dummy1")).version
     v2 = client.create_model_version(name, source=str(scenario.artifact_root / "dummy2")).version
-    d1 = promote_if_better(
-        client, name, v1, candidate_auc=0.80, baseline_auc=0.60, champion_auc=None, min_gain=0.01
-    )
+    d1 = promote_if_better(client, name, v1, candidate_auc=0.80, baseline_auc=0.60, champion_auc=None, min_gain=0.01)
     assert d1.promoted
-    d2 = promote_if_better(
-        client, name, v2, candidate_auc=0.78, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01
-    )
+    d2 = promote_if_better(client, name, v2, candidate_auc=0.78, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01)
     assert not d2.promoted and "champion" in d2.reason
     assert client.get_model_version_by_alias(name, "champion").version == v1
     assert client.get_model_version(name, str(v2)).tags["promotion.previous_champion_version"] == str(v1)
-    d3 = promote_if_better(
-        client, name, v2, candidate_auc=0.605, baseline_auc=0.60, champion_auc=None, min_gain=0.01
-    )
+    d3 = promote_if_better(client, name, v2, candidate_auc=0.605, baseline_auc=0.60, champion_auc=None, min_gain=0.01)
     assert not d3.promoted and "baseline" in d3.reason
-    d4 = promote_if_better(
-        client, name, v2, candidate_auc=0.80, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01
-    )
+    d4 = promote_if_better(client, name, v2, candidate_auc=0.80, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01)
     assert d4.promoted  # ties with the champion are not worse
     assert client.get_model_version_by_alias(name, "champion").version == v2
 

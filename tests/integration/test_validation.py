@@ -61,9 +61,7 @@ def test_clean_batch_passes_and_builds_data_docs(con: duckdb.DuckDBPyConnection,
     assert summary.warning_failures == []
     assert summary.quarantined_rows == 0
     assert summary.data_docs_index is not None
-    assert (
-        summary.data_docs_index == tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    )
+    assert summary.data_docs_index == tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert summary.data_docs_index.is_file()
     assert (tmp_path / "gx" / "expectations" / "raw_invoices.json").is_file()
     summary.raise_for_critical()  # no exception
@@ -125,8 +123,7 @@ def test_null_invoice_id_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: P
 
     assert not summary.success
     assert any(
-        "invoices" in m and "expect_column_values_to_not_be_null(invoice_id)" in m
-        for m in summary.critical_failures
+        "invoices" in m and "expect_column_values_to_not_be_null(invoice_id)" in m for m in summary.critical_failures
     ), summary.critical_failures
     with pytest.raises(CriticalValidationError, match=r"not_be_null\(invoice_id\)") as err:
         summary.raise_for_critical()
@@ -135,9 +132,7 @@ def test_null_invoice_id_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: P
     assert con.execute("SELECT success FROM ops.validation_runs").fetchone()[0] is False
 
 
-def test_duplicate_invoice_ids_are_critical_with_examples(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path
-) -> None:
+def test_duplicate_invoice_ids_are_critical_with_examples(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     invoices = [*INVOICES, INVOICES[0].replace("1200.50", "99.00")]
     _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices)
 

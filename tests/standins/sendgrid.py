@@ -45,9 +45,7 @@ def load_validator(spec_path: Path = SPEC_PATH) -> Any:
     from referencing.jsonschema import DRAFT202012
 
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    registry = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012)
-    )
+    registry = Registry().with_resource(SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012))
     schema = {"$ref": f"{SPEC_URI}#{REQUEST_SCHEMA_POINTER}"}
     return Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
 
@@ -112,9 +110,7 @@ class SendGridStandIn:
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 return
 
-            def _reply(
-                self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-            ):
+            def _reply(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
                 payload = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
                 for k, v in (headers or {}).items():
@@ -138,9 +134,7 @@ class SendGridStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sendgrid-standin", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sendgrid-standin", daemon=True)
         self._thread.start()
         return self
 

@@ -38,9 +38,7 @@ def con(demo: tuple[Path, DemoSummary]) -> duckdb.DuckDBPyConnection:
     for name in LANDING_ENTITIES:
         types = ", ".join(f"'{col}': '{typ}'" for col, typ in ENTITIES[name].items())
         path = root / "landing" / f"{name}.csv"
-        c.execute(
-            f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}', header=true, columns={{{types}}})"
-        )
+        c.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}', header=true, columns={{{types}}})")
     c.execute(f"CREATE TABLE invoice_truth AS SELECT * FROM '{root / 'truth' / 'invoice_truth.parquet'}'")
     c.execute(f"CREATE TABLE customer_truth AS SELECT * FROM '{root / 'truth' / 'customer_truth.parquet'}'")
     return c
@@ -80,9 +78,7 @@ def test_csv_format_iso_dates_two_decimals_and_lowercase_booleans(demo):
 def test_counts_in_summary_match_files(con, demo):
     _, summary = demo
     assert _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'invoice'") == summary.invoices
-    assert (
-        _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'credit_note'") == summary.credit_notes
-    )
+    assert _one(con, "SELECT count(*) FROM invoices WHERE document_type = 'credit_note'") == summary.credit_notes
     assert _one(con, "SELECT count(*) FROM payments") == summary.payments
     assert _one(con, "SELECT count(*) FROM payment_allocations") == summary.allocations
     assert _one(con, "SELECT count(*) FROM reminders") == summary.reminders
@@ -113,8 +109,7 @@ def test_allocations_reconcile_with_payments_and_invoices(con):
     assert (
         _one(
             con,
-            "SELECT count(*) FROM payments WHERE payment_id NOT IN "
-            "(SELECT payment_id FROM payment_allocations)",
+            "SELECT count(*) FROM payments WHERE payment_id NOT IN (SELECT payment_id FROM payment_allocations)",
         )
         == 0
     )
@@ -153,23 +148,15 @@ def test_nothing_is_dated_after_end_date(con):
     end = f"DATE '{END.isoformat()}'"
     assert _one(con, "SELECT max(issue_date) FROM invoices") <= END
     assert _one(con, "SELECT max(payment_date) FROM payments") <= END
-    assert (
-        _one(con, "SELECT max(greatest(opened_date, coalesce(resolved_date, opened_date))) FROM disputes")
-        <= END
-    )
-    assert (
-        _one(con, f"SELECT count(*) FROM reminders WHERE sent_at >= {end} + 1 OR responded_at >= {end} + 1")
-        == 0
-    )
+    assert _one(con, "SELECT max(greatest(opened_date, coalesce(resolved_date, opened_date))) FROM disputes") <= END
+    assert _one(con, f"SELECT count(*) FROM reminders WHERE sent_at >= {end} + 1 OR responded_at >= {end} + 1") == 0
     assert _one(con, "SELECT max(created_date) FROM customers") <= END
     # the ground truth does know the future: some invoices settle after end_date
     assert _one(con, f"SELECT count(*) FROM invoice_truth WHERE settle_date > {end}") > 0
 
 
 def test_reminder_responses_are_consistent(con):
-    assert (
-        _one(con, "SELECT count(*) FROM reminders WHERE (response = 'none') <> (responded_at IS NULL)") == 0
-    )
+    assert _one(con, "SELECT count(*) FROM reminders WHERE (response = 'none') <> (responded_at IS NULL)") == 0
     assert (
         _one(
             con,
@@ -203,8 +190,7 @@ def test_reminders_are_sent_only_while_the_invoice_is_unpaid(con):
 
 def test_sirens_naf_and_contact_details(con):
     rows = con.execute(
-        "SELECT customer_type, country_code, siren, naf_code, sector_section, size_band, phone, email "
-        "FROM customers"
+        "SELECT customer_type, country_code, siren, naf_code, sector_section, size_band, phone, email FROM customers"
     ).fetchall()
     sirens = [r[2] for r in rows if r[2] is not None]
     assert len(sirens) > 100 and len(set(sirens)) == len(sirens)
@@ -216,11 +202,7 @@ def test_sirens_naf_and_contact_details(con):
             assert siren is None and naf is None and section is None and size is None
             assert phone[:4] in ("+336", "+337")
         else:
-            assert (
-                re.fullmatch(r"\d{2}\.\d{2}[A-Z]", naf)
-                and section
-                and size in ("micro", "small", "medium", "large")
-            )
+            assert re.fullmatch(r"\d{2}\.\d{2}[A-Z]", naf) and section and size in ("micro", "small", "medium", "large")
             if country == "FR":
                 assert siren is not None and re.fullmatch(r"\+33[1-5]\d{8}", phone)
     share_b2c = sum(r[0] == "B2C" for r in rows) / len(rows)
@@ -305,7 +287,7 @@ def test_ground_truth_call_beats_email_for_overdue_construction(con):
 def test_ground_truth_probability_is_calibrated_against_simulated_outcomes(con):
     """The closed-form P(unpaid 30 days after due) matches what the simulation then did."""
     predicted, observed, n = con.execute(
-        """SELECT avg(t.p_unpaid_30d_after_due),
+        """SELECT avg(t.p_late_30d_after_due),
                   avg(CASE WHEN t.settle_date IS NULL OR t.settle_date > i.due_date + 30 THEN 1 ELSE 0 END),
                   count(*)
            FROM invoice_truth t JOIN invoices i USING (invoice_id)"""
@@ -313,9 +295,7 @@ def test_ground_truth_probability_is_calibrated_against_simulated_outcomes(con):
     assert n == 5000
     assert 0.03 < observed < 0.4
     assert abs(predicted - observed) < 0.025
-    assert (
-        _one(con, "SELECT count(*) FROM invoice_truth WHERE p_unpaid_30d_after_due NOT BETWEEN 0 AND 1") == 0
-    )
+    assert _one(con, "SELECT count(*) FROM invoice_truth WHERE p_late_30d_after_due NOT BETWEEN 0 AND 1") == 0
 
 
 def test_customer_truth_has_drift_and_propensities(con):
@@ -351,9 +331,7 @@ def test_bodacc_notices_reference_insolvent_customers(tmp_path):
     truth = pq.read_table(tmp_path / "truth" / "customer_truth.parquet").to_pandas()
     customers = pacsv.read_csv(tmp_path / "landing" / "customers.csv").to_pandas()
     insolvent_ids = set(truth.loc[truth["insolvency_date"].notna(), "customer_id"])
-    insolvent_sirens = {
-        f"{int(s):09d}" for s in customers.loc[customers["customer_id"].isin(insolvent_ids), "siren"]
-    }
+    insolvent_sirens = {f"{int(s):09d}" for s in customers.loc[customers["customer_id"].isin(insolvent_ids), "siren"]}
     noticed = set()
     for rec in payload["results"]:
         assert rec["familleavis"] == "collective" and rec["publicationavis"] == "A"

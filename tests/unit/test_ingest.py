@@ -105,9 +105,7 @@ def test_reload_same_directory_changes_nothing(con: duckdb.DuckDBPyConnection, l
     assert count(con, "raw.invoices WHERE _flow_run_id = 'run-2'") == 0
 
 
-def test_changed_row_is_appended_and_unchanged_rows_are_not(
-    con: duckdb.DuckDBPyConnection, landing: Path
-) -> None:
+def test_changed_row_is_appended_and_unchanged_rows_are_not(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     load_landing(con, landing, flow_run_id=None)
     changed = [
         INVOICES[0],
@@ -122,13 +120,9 @@ def test_changed_row_is_appended_and_unchanged_rows_are_not(
     inv = report.batch("invoices")
     assert (inv.status, inv.rows_read, inv.rows_loaded, inv.rows_unchanged) == ("loaded", 4, 2, 2)
     assert report.batch("customers").status == "unchanged"
-    amounts = con.execute(
-        "SELECT amount FROM raw.invoices WHERE invoice_id = 'I2' ORDER BY _loaded_at"
-    ).fetchall()
+    amounts = con.execute("SELECT amount FROM raw.invoices WHERE invoice_id = 'I2' ORDER BY _loaded_at").fetchall()
     assert [str(a[0]) for a in amounts] == ["300.00", "350.00"]
-    new_keys = con.execute(
-        "SELECT invoice_id FROM raw.invoices WHERE _batch_id = ? ORDER BY 1", [inv.batch_id]
-    )
+    new_keys = con.execute("SELECT invoice_id FROM raw.invoices WHERE _batch_id = ? ORDER BY 1", [inv.batch_id])
     assert [r[0] for r in new_keys.fetchall()] == ["I2", "I4"]
 
 
@@ -160,9 +154,7 @@ def test_missing_required_file(con: duckdb.DuckDBPyConnection, tmp_path: Path) -
         load_landing(con, d, flow_run_id=None)
 
 
-def test_missing_and_extra_columns_are_named_with_the_file(
-    con: duckdb.DuckDBPyConnection, landing: Path
-) -> None:
+def test_missing_and_extra_columns_are_named_with_the_file(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     header = [c for c in ENTITIES["invoices"] if c != "due_date"] + ["vat_rate"]
     rows = [",".join(r.split(",")[:5] + r.split(",")[6:] + ["0.2"]) for r in INVOICES]
     write_csv(landing, "invoices", rows, header=header)
@@ -178,9 +170,7 @@ def test_missing_and_extra_columns_are_named_with_the_file(
 
 def test_column_order_does_not_matter(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     cols = list(ENTITIES["payments"])
-    write_csv(
-        landing, "payments", ["EUR,P1,C1,2024-02-01,1200.50,transfer"], header=[cols[4], *cols[:4], cols[5]]
-    )
+    write_csv(landing, "payments", ["EUR,P1,C1,2024-02-01,1200.50,transfer"], header=[cols[4], *cols[:4], cols[5]])
     load_landing(con, landing, flow_run_id=None)
     assert con.execute("SELECT currency, amount FROM raw.payments").fetchone()[0] == "EUR"
 
@@ -200,9 +190,7 @@ def test_bad_date_names_file_line_column_and_type(con: duckdb.DuckDBPyConnection
     assert isinstance(err.value, ValueError)
 
 
-def test_bad_decimal_in_parquet_is_located(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path, landing: Path
-) -> None:
+def test_bad_decimal_in_parquet_is_located(con: duckdb.DuckDBPyConnection, tmp_path: Path, landing: Path) -> None:
     d = tmp_path / "pq"
     d.mkdir()
     (d / "customers.csv").write_text((landing / "customers.csv").read_text())

@@ -33,7 +33,7 @@ def test_library_layers_import_no_prefect_and_no_flows(package: str) -> None:
 
 def test_cli_loads_flows_only_lazily_by_import_path() -> None:
     source = (ROOT / "relance" / "cli.py").read_text()
-    assert "import_module(f\"flows." in source
+    assert 'import_module(f"flows.' in source
     assert not (_imports(ROOT / "relance" / "cli.py") & {"prefect", "flows"})
 
 
@@ -46,7 +46,7 @@ def test_flows_one_flow_per_file() -> None:
 
 
 def test_no_package_registry_host_is_committed() -> None:
-    hosts = ("pypi" ".org", "pythonhosted" ".org", "npmjs" ".org", "debian" ".org")
+    hosts = ("pypi.org", "pythonhosted.org", "npmjs.org", "debian.org")
     for name in ("requirements.lock", "pyproject.toml", "Makefile", "README.md"):
         path = ROOT / name
         if path.exists():

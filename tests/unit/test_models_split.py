@@ -14,7 +14,7 @@ from models.split import SplitError, time_split
 
 def snapshots_frame(dates: list[date], rows_per_snapshot: int = 3) -> pd.DataFrame:
     rows = [
-        {"invoice_id": f"INV-{i}-{j}", "as_of_date": pd.Timestamp(d), "x": float(i), "is_unpaid_30d": j % 2}
+        {"invoice_id": f"INV-{i}-{j}", "as_of_date": pd.Timestamp(d), "x": float(i), "is_late_30d": j % 2}
         for i, d in enumerate(dates)
         for j in range(rows_per_snapshot)
     ]
@@ -139,3 +139,20 @@ def test_any_successful_split_is_honest(gaps: list[int], horizon: int, test_frac
     # nothing is thrown away except purged snapshots
     kept = set(split.train["as_of_date"].dt.date) | set(split.test["as_of_date"].dt.date)
     assert kept | set(split.purged_snapshots) == set(dates)
+
+
+def test_rows_whose_label_is_observed_after_the_cutoff_never_train() -> None:
+    """An invoice not yet due at its snapshot is labelled only 30 days after its due date: purge it too."""
+    snaps = pd.to_datetime(["2026-01-05", "2026-02-02", "2026-03-02", "2026-03-30", "2026-04-27"])
+    rows = []
+    for i, s in enumerate(snaps):
+        for j, due_in in enumerate((-10, 5, 60)):
+            due = s + pd.Timedelta(days=due_in)
+            rows.append(
+                {"as_of_date": s, "invoice_id": f"I{i}{j}", "label_observed_date": max(s, due) + pd.Timedelta(days=30)}
+            )
+    split = time_split(pd.DataFrame(rows), test_fraction=0.2, horizon_days=30)
+    assert not split.train.empty
+    assert (pd.to_datetime(split.train["label_observed_date"]) <= pd.Timestamp(split.cutoff_date)).all()
+    assert split.purged_rows > 0
+    assert split.window()["n_purged_rows"] == split.purged_rows

@@ -29,7 +29,7 @@ def _row(invoice_id: str, days_overdue: int, **kw: object) -> dict[str, object]:
         "days_overdue": days_overdue,
         "aging_bucket": "x",
         "is_disputed": False,
-        "p_unpaid_30d": 0.2,
+        "p_late_30d": 0.2,
         "model_version": "3",
         "model_run_id": "run-abc",
         "as_of_date": pd.Timestamp(AS_OF),
@@ -71,7 +71,7 @@ def _step_of(days: int, config: PolicyConfig | None = None, **kw: object) -> tup
     ],
 )
 def test_step_boundaries_b2c(days: int, p: float, expected: tuple[str, str, str] | None) -> None:
-    assert _step_of(days, p_unpaid_30d=p) == expected
+    assert _step_of(days, p_late_30d=p) == expected
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_step_boundaries_b2c(days: int, p: float, expected: tuple[str, str, str]
     ],
 )
 def test_b2b_escalates_to_a_call(days: int, p: float, expected: tuple[str, str, str]) -> None:
-    assert _step_of(days, p_unpaid_30d=p, customer_type="B2B") == expected
+    assert _step_of(days, p_late_30d=p, customer_type="B2B") == expected
 
 
 def test_recipient_follows_channel() -> None:
@@ -128,10 +128,10 @@ def test_non_positive_open_amount_is_not_reminded() -> None:
 
 def test_cap_keeps_highest_expected_exposure() -> None:
     rows = [
-        _row("SMALL", 30, open_amount=10_000.0, p_unpaid_30d=0.01),  # exposure 100
-        _row("BIG", 30, open_amount=1_000.0, p_unpaid_30d=0.9),  # 900
-        _row("MID", 30, open_amount=2_000.0, p_unpaid_30d=0.2),  # 400
-        _row("NOSCORE", 30, open_amount=99_999.0, p_unpaid_30d=None),  # 0: unscored ranks last
+        _row("SMALL", 30, open_amount=10_000.0, p_late_30d=0.01),  # exposure 100
+        _row("BIG", 30, open_amount=1_000.0, p_late_30d=0.9),  # 900
+        _row("MID", 30, open_amount=2_000.0, p_late_30d=0.2),  # 400
+        _row("NOSCORE", 30, open_amount=99_999.0, p_late_30d=None),  # 0: unscored ranks last
     ]
     plan = _plan(rows, max_reminders=2)
     assert plan["invoice_id"].tolist() == ["BIG", "MID"]
@@ -141,7 +141,7 @@ def test_cap_keeps_highest_expected_exposure() -> None:
 
 
 def test_excluded_keys_do_not_use_the_budget() -> None:
-    rows = [_row("BIG", 30, p_unpaid_30d=0.9), _row("MID", 30, p_unpaid_30d=0.5)]
+    rows = [_row("BIG", 30, p_late_30d=0.9), _row("MID", 30, p_late_30d=0.5)]
     plan = _plan(rows, max_reminders=1, exclude_keys={reminder_key("BIG", "overdue_21")})
     assert plan["invoice_id"].tolist() == ["MID"]
 
@@ -153,7 +153,7 @@ def test_key_is_deterministic_and_independent_of_date_and_order() -> None:
     # no separator collision between ("a|b", "c") and ("a", "b|c")
     assert reminder_key("a|b", "c") != reminder_key("a", "b|c")
 
-    rows = [_row(f"F{i}", 8 + i, p_unpaid_30d=0.3) for i in range(5)]
+    rows = [_row(f"F{i}", 8 + i, p_late_30d=0.3) for i in range(5)]
     day1 = _plan(rows)
     day2 = plan_reminders(
         pd.DataFrame([{**r, "days_overdue": r["days_overdue"] + 1, "as_of_date": None} for r in rows[::-1]]),
@@ -175,9 +175,9 @@ def test_one_row_per_invoice_and_step_and_contract_columns() -> None:
 
 def test_config_thresholds_apply() -> None:
     cfg = PolicyConfig(high_risk=0.9, pre_due_days=2, overdue_first=3, overdue_second=10, overdue_third=20)
-    assert _step_of(-3, config=cfg, p_unpaid_30d=0.95) is None
-    assert _step_of(-2, config=cfg, p_unpaid_30d=0.95) == ("pre_due", "email", "preventive")
-    plan = _plan([_row("A", 3), _row("B", 10, customer_type="B2B", p_unpaid_30d=0.8)], config=cfg)
+    assert _step_of(-3, config=cfg, p_late_30d=0.95) is None
+    assert _step_of(-2, config=cfg, p_late_30d=0.95) == ("pre_due", "email", "preventive")
+    plan = _plan([_row("A", 3), _row("B", 10, customer_type="B2B", p_late_30d=0.8)], config=cfg)
     got = dict(zip(plan["invoice_id"], zip(plan["step"], plan["channel"], strict=True), strict=True))
     assert got == {"A": ("overdue_7", "email"), "B": ("overdue_21", "email")}
     with pytest.raises(ValueError, match="increasing"):

@@ -45,7 +45,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "currency": ["EUR", "EUR", "USD"],
             "open_amount": [3000.0, 5000.0, 100.0],
             "days_overdue": [40, 95, 10],
-            "p_unpaid_30d": [0.5, 0.9, 0.2],
+            "p_late_30d": [0.5, 0.9, 0.2],
             "expected_at_risk": [1500.0, 4500.0, 20.0],
             "risk_rank": [2, 1, 3],
         }

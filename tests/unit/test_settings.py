@@ -12,8 +12,16 @@ def test_defaults_live_under_one_data_dir(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("RELANCE_DATA_DIR", raising=False)
     s = Settings(project_root=tmp_path)
     assert s.data == tmp_path / "data"
-    for p in (s.warehouse, s.landing, s.outbox, s.reports_dir, s.gx_dir, s.mlflow_artifacts,
-              s.prefect_dir, s.dbt_target_dir):
+    for p in (
+        s.warehouse,
+        s.landing,
+        s.outbox,
+        s.reports_dir,
+        s.gx_dir,
+        s.mlflow_artifacts,
+        s.prefect_dir,
+        s.dbt_target_dir,
+    ):
         assert s.data in p.parents
     assert s.mlflow_uri == f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
     assert s.sendgrid_api_key is None  # embedded default: local outbox, never a real send

@@ -1,5 +1,7 @@
 -- Labels for the rows of ml_invoice_features (same grain, same rows). Uses ALL data on purpose: whether the
--- invoice was settled within horizon_days after as_of_date. Only rows with is_label_known may train.
+-- invoice was still not fully settled horizon_days after the later of its due date and the as-of date
+-- (lateness for an invoice not yet due, "still unpaid in a month" for an overdue one). The label can be
+-- observed on label_observed_date; only rows observed by the run's as-of date may train.
 {%- set horizon_days = positive_int_var('horizon_days') %}
 
 with
@@ -7,7 +9,8 @@ with
 feature_rows as (
     select
         invoice_id,
-        as_of_date
+        as_of_date,
+        greatest(due_date, as_of_date) + {{ horizon_days }} as label_observed_date
     from {{ ref('ml_invoice_features') }}
 ),
 
@@ -22,13 +25,14 @@ final as (
         case
             when
                 settlement.settled_date is null
-                or settlement.settled_date > feature_rows.as_of_date + {{ horizon_days }}
+                or settlement.settled_date > feature_rows.label_observed_date
                 then 1
             else 0
-        end as is_unpaid_30d,
+        end as is_late_30d,
         settlement.days_late,
         settlement.settled_date,
-        feature_rows.as_of_date + {{ horizon_days }} <= {{ as_of_date() }} as is_label_known
+        feature_rows.label_observed_date,
+        feature_rows.label_observed_date <= {{ as_of_date() }} as is_label_known
     from feature_rows
     left join settlement
         on feature_rows.invoice_id = settlement.invoice_id
