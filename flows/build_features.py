@@ -9,7 +9,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-from relance.lineage import dbt_invocation_id
+from relance.lineage import archive_dbt_invocation
 from relance.settings import Settings
 
 
@@ -45,7 +45,7 @@ def build_features(
     )
     runner = _runner(settings)
     runner.invoke(["build", *selector, "--vars", dbt_vars])
-    invocation_id = dbt_invocation_id(settings.dbt_target_dir)
+    invocation_id = archive_dbt_invocation(settings.dbt_target_dir, settings.dbt_runs_dir)
     if docs:
         runner.invoke(["docs", "generate", "--vars", dbt_vars])
         logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,3 +37,21 @@ def dbt_invocation_id(target_dir: Path) -> str:
         return json.loads(path.read_text())["metadata"]["invocation_id"]
     except (OSError, KeyError, ValueError) as exc:
         raise RuntimeError(f"cannot read the dbt invocation id from {path}: {exc}") from exc
+
+
+DBT_ARTIFACTS = ("run_results.json", "manifest.json")
+
+
+def archive_dbt_invocation(target_dir: Path, archive_root: Path) -> str:
+    """Keep the artefacts of the last dbt command under ``archive_root/<invocation_id>/``; return the id.
+
+    The target directory is overwritten by every dbt command and the ML tables are rebuilt, so without this a
+    dbt invocation id stamped on a prediction or a reminder would stop resolving after the next run.
+    """
+    invocation_id = dbt_invocation_id(target_dir)
+    dest = archive_root / invocation_id
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in DBT_ARTIFACTS:
+        if (target_dir / name).exists():
+            shutil.copy2(target_dir / name, dest / name)
+    return invocation_id

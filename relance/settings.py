@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         """dbt artefacts (manifest, run_results, docs site) stay with the data, not in the checkout."""
         return self.data / "dbt" / "target"
 
+    @cached_property
+    def dbt_runs_dir(self) -> Path:
+        """Artefacts of every dbt invocation, by invocation id, so lineage ids keep resolving."""
+        return self.data / "dbt" / "runs"
+
     def ensure_dirs(self) -> None:
         for p in (
             self.data,

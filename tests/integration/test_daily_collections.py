@@ -22,6 +22,17 @@ pytestmark = pytest.mark.integration
 AS_OF = date(2026, 10, 31)
 
 
+def _corrupted_copy(repo_root: Path, data: Path) -> Settings:
+    """A landing directory whose invoices break a critical contract: one invoice id appears twice."""
+    bad = Settings(project_root=repo_root, data_dir=data)
+    bad.ensure_dirs()
+    generate_demo(bad.landing, bad.ground_truth_dir, n_customers=60, n_invoices=800, months=12, end_date=AS_OF, seed=3)
+    path = bad.landing / "invoices.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines, lines[1]]))
+    return bad
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
     data = tmp_path_factory.mktemp("relance")
@@ -48,6 +59,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
             first = daily_collections(as_of_date=AS_OF, settings=settings)
             outbox_after_first = sorted((settings.outbox / "email").glob("*.json"))
             second = daily_collections(as_of_date=AS_OF, settings=settings)
+            bad = _corrupted_copy(repo_root, data / "bad")
+            with pytest.raises(Exception, match="critical") as critical:
+                daily_collections(as_of_date=AS_OF, settings=bad)
             with get_client(sync_client=True) as client:
                 yield {
                     "settings": settings,
@@ -55,6 +69,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
                     "second": second,
                     "outbox_after_first": outbox_after_first,
                     "prefect": client,
+                    "bad": bad,
+                    "critical": str(critical.value),
                 }
 
 
@@ -150,9 +166,26 @@ def test_lineage_ids_resolve(pipeline) -> None:
         flow_run = prefect.read_flow_run(uuid.UUID(flow_run_id))  # the Prefect flow run exists
         parent_task = prefect.read_task_run(flow_run.parent_task_run_id)
         assert str(parent_task.flow_run_id) == first["flow_run_id"], "sends belong to the daily run"
-        assert dbt_invocation_id == first["dbt_invocation_id"] and dbt_invocation_id in feature_invocations
+        assert dbt_invocation_id == first["dbt_invocation_id"]
+        archived = json.loads((s.dbt_runs_dir / dbt_invocation_id / "run_results.json").read_text())
+        assert archived["metadata"]["invocation_id"] == dbt_invocation_id  # resolves after a rebuild
+        assert any(r["unique_id"] == "model.relance.ml_invoice_features" for r in archived["results"])
+    assert feature_invocations == {pipeline["second"]["dbt_invocation_id"]}, "features carry their build's id"
     trained = client.search_runs(
         [client.get_experiment_by_name(s.model_name).experiment_id],
         filter_string=f"tags.`prefect.flow_run_id` = '{first['flow_run_id']}'",
     )
     assert trained, "the training run is tagged with the daily flow run id"
+
+
+def test_a_critical_contract_failure_stops_the_run_before_anything_downstream(pipeline) -> None:
+    bad: Settings = pipeline["bad"]
+    assert "invoice_id" in pipeline["critical"]
+    with connection(bad.warehouse) as con:
+        schemas = {r[0] for r in con.sql("select schema_name from information_schema.schemata").fetchall()}
+        assert con.sql("select count(*) from raw.invoices").fetchone()[0] > 0, "the bad batch itself is kept"
+        assert con.sql("select count(*) from ops.predictions").fetchone()[0] == 0
+        assert con.sql("select count(*) from ops.reminders_planned").fetchone()[0] == 0
+        assert con.sql("select bool_or(not success) from ops.validation_runs").fetchone()[0]
+    assert "ml" not in schemas, "dbt did not run"
+    assert not list(bad.outbox.rglob("*.json")), "nothing was sent"

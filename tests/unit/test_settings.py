@@ -50,3 +50,19 @@ def test_parse_as_of() -> None:
     assert parse_as_of("2026-10-31", date.today()) == date(2026, 10, 31)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         parse_as_of("31/10/2026", date.today())
+
+
+def test_dbt_invocations_are_archived_by_id(tmp_path: Path) -> None:
+    import json
+
+    from relance.lineage import archive_dbt_invocation
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "run_results.json").write_text(json.dumps({"metadata": {"invocation_id": "abc-1"}, "results": []}))
+    (target / "manifest.json").write_text("{}")
+    assert archive_dbt_invocation(target, tmp_path / "runs") == "abc-1"
+    assert (tmp_path / "runs" / "abc-1" / "manifest.json").exists()
+    (target / "run_results.json").unlink()
+    with pytest.raises(RuntimeError, match="invocation id"):
+        archive_dbt_invocation(target, tmp_path / "runs")
