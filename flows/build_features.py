@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Literal
 
@@ -25,6 +28,21 @@ def _runner(settings: Settings) -> PrefectDbtRunner:
     )
 
 
+@contextmanager
+def _warehouse_for_dbt(settings: Settings) -> Iterator[None]:
+    """dbt's profile reads the warehouse path from the environment: point it at *these* settings' warehouse for
+    the duration of the build, so a flow called with explicit settings never builds another warehouse."""
+    previous = os.environ.get("RELANCE_WAREHOUSE_PATH")
+    os.environ["RELANCE_WAREHOUSE_PATH"] = str(settings.warehouse)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RELANCE_WAREHOUSE_PATH", None)
+        else:
+            os.environ["RELANCE_WAREHOUSE_PATH"] = previous
+
+
 @flow(name="build-features")
 def build_features(
     settings: Settings,
@@ -44,10 +62,11 @@ def build_features(
         }
     )
     runner = _runner(settings)
-    runner.invoke(["build", *selector, "--vars", dbt_vars])
-    invocation_id = archive_dbt_invocation(settings.dbt_target_dir, settings.dbt_runs_dir)
-    if docs:
-        runner.invoke(["docs", "generate", "--vars", dbt_vars])
-        logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
+    with _warehouse_for_dbt(settings):
+        runner.invoke(["build", *selector, "--vars", dbt_vars])
+        invocation_id = archive_dbt_invocation(settings.dbt_target_dir, settings.dbt_runs_dir)
+        if docs:
+            runner.invoke(["docs", "generate", "--vars", dbt_vars])
+            logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
     logger.info("dbt %s build done (invocation %s)", stage, invocation_id)
     return invocation_id

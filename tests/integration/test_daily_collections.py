@@ -24,7 +24,7 @@ AS_OF = date(2026, 10, 31)
 
 def _corrupted_copy(repo_root: Path, data: Path) -> Settings:
     """A landing directory whose invoices break a critical contract: one invoice id appears twice."""
-    bad = Settings(project_root=repo_root, data_dir=data)
+    bad = Settings(project_root=repo_root, data_dir=data, warehouse_path=data / "warehouse.duckdb")
     bad.ensure_dirs()
     generate_demo(bad.landing, bad.ground_truth_dir, n_customers=60, n_invoices=800, months=12, end_date=AS_OF, seed=3)
     path = bad.landing / "invoices.csv"
@@ -60,6 +60,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
             outbox_after_first = sorted((settings.outbox / "email").glob("*.json"))
             second = daily_collections(as_of_date=AS_OF, settings=settings)
             bad = _corrupted_copy(repo_root, data / "bad")
+            assert bad.warehouse != settings.warehouse
             with pytest.raises(Exception, match="critical") as critical:
                 daily_collections(as_of_date=AS_OF, settings=bad)
             with get_client(sync_client=True) as client:
