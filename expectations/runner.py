@@ -6,7 +6,8 @@ entity in a *file* context rooted at ``gx_dir`` (suites, validation definitions 
 there from code on every run; data docs are rebuilt by ``UpdateDataDocsAction``).
 
 * warning failures: every failing row goes to ``ops.quarantine`` (one row per row x expectation) and
-  ``ops.ingest_batches.rows_quarantined`` is set to the number of distinct quarantined rows of the batch.
+  ``ops.ingest_batches.rows_flagged`` is set to the number of distinct quarantined rows of the batch (rows that
+  were loaded into raw and are excluded downstream; ``rows_quarantined`` counts the rows rejected at load).
   Re-validating a batch replaces its quarantine rows, so nothing is duplicated.
 * critical failures: ``success`` is ``False`` and ``critical_failures`` lists entity, expectation and example
   values. The caller raises :class:`CriticalValidationError`
@@ -296,11 +297,13 @@ def validate_batches(
     *,
     gx_dir: Path,
     flow_run_id: str | None,
+    in_transaction: bool = False,
 ) -> ValidationSummary:
     """Validate raw load batches, quarantine warning rows and record the run in ``ops.validation_runs``.
 
     Args:
-        con: DuckDB connection to the warehouse (no transaction in progress).
+        con: DuckDB connection to the warehouse (no transaction in progress, unless ``in_transaction``: then
+            the caller's transaction is used and the caller commits or rolls back, e.g. for a dry run).
         batch_ids: ids from :class:`relance.ingest.LoadReport`; unknown ids raise ``ValueError``.
         gx_dir: root of the GX file context (``great_expectations.yml``, suites, data docs).
         flow_run_id: orchestrator run id stored with quarantine rows and the run record.
@@ -335,10 +338,14 @@ def validate_batches(
     data_docs_index = docs if docs.is_file() else None
     validated_ids = [i.batch_id for i in todo]
 
-    con.begin()
+    if not in_transaction:
+        con.begin()
     try:
         if validated_ids:
-            con.execute("DELETE FROM ops.quarantine WHERE list_contains(?, batch_id)", [validated_ids])
+            con.execute(  # load-time rejects ('load:...') belong to the loader, not to this validation
+                "DELETE FROM ops.quarantine WHERE list_contains(?, batch_id) AND expectation NOT LIKE 'load:%'",
+                [validated_ids],
+            )
         if rows:
             qdf = pd.DataFrame(rows)
             con.register("_relance_quarantine", qdf)
@@ -353,8 +360,8 @@ def validate_batches(
                 con.unregister("_relance_quarantine")
         for info in todo:
             con.execute(
-                "UPDATE ops.ingest_batches SET rows_quarantined = (SELECT count(DISTINCT row_number) "
-                "FROM ops.quarantine WHERE batch_id = ?) WHERE batch_id = ?",
+                "UPDATE ops.ingest_batches SET rows_flagged = (SELECT count(DISTINCT row_number) "
+                "FROM ops.quarantine WHERE batch_id = ? AND expectation NOT LIKE 'load:%') WHERE batch_id = ?",
                 [info.batch_id, info.batch_id],
             )
         con.execute(
@@ -371,9 +378,11 @@ def validate_batches(
                 flow_run_id,
             ],
         )
-        con.commit()
+        if not in_transaction:
+            con.commit()
     except BaseException:
-        con.rollback()
+        if not in_transaction:
+            con.rollback()
         raise
 
     quarantined = len({(r["batch_id"], r["row_number"]) for r in rows})

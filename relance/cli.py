@@ -89,6 +89,57 @@ def generate(
     )
 
 
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="File or directory to import (for --profile sql: the YAML config).")],
+    profile: Annotated[str, typer.Option(help="demo, ibm_ar, fec, sql, or a profile YAML path.")] = "demo",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would load; write nothing.")] = False,
+) -> None:
+    """Import receivables into the raw tables and validate them; print the counts and the validation summary."""
+    from relance.importer import IngestError, SourceError, import_source
+    from relance.warehouse import connection
+
+    settings = _settings()
+    try:
+        with connection(settings.warehouse) as con, console.status(f"importing {path} ({profile})"):
+            report = import_source(
+                con, path, profile=profile, gx_dir=settings.gx_dir, flow_run_id=None, dry_run=dry_run
+            )
+    except (SourceError, IngestError) as exc:
+        console.print(f"[bold red]cannot import[/] {exc}")
+        raise typer.Exit(2) from None
+    verb = "would load" if dry_run else "loaded"
+    table = Table(title=f"{report.source_name}: {verb}" + (" (dry run, nothing written)" if dry_run else ""))
+    for col in ("entity", "status", "read", "loaded", "unchanged", "quarantined"):
+        table.add_column(col, justify="left" if col in ("entity", "status") else "right")
+    for b in report.load.batches:
+        table.add_row(
+            b.entity,
+            b.status,
+            f"{b.rows_read:,}",
+            f"{b.rows_loaded:,}",
+            f"{b.rows_unchanged:,}",
+            f"{b.rows_quarantined:,}",
+        )
+    console.print(table)
+    for r in report.load.rejected[:20]:
+        console.print(f"  [yellow]quarantined[/] {r.entity}: {r.reason}")
+    v = report.validation
+    if v is not None:
+        console.print(
+            f"validation: {'[green]passed[/]' if v.success else '[bold red]FAILED[/]'}, "
+            f"{v.quarantined_rows} row(s) quarantined by data contracts"
+        )
+        for m in v.critical_failures:
+            console.print(f"  [bold red]critical[/] {m}")
+        for m in v.warning_failures[:20]:
+            console.print(f"  [yellow]warning[/] {m}")
+        if v.data_docs_index and not dry_run:
+            console.print(f"GX data docs: {v.data_docs_index}")
+    if not report.success:
+        raise typer.Exit(1)
+
+
 @run_app.command("daily")
 def run_daily(
     as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: today).")] = None,

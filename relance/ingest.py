@@ -22,6 +22,7 @@ untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -32,7 +33,8 @@ from typing import Literal
 
 import duckdb
 
-from relance.raw_schema import ENTITIES, LOAD_METADATA, entity
+from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, entity
+from relance.sources.base import EntityExtract
 from relance.warehouse import ensure_schemas
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class BatchResult:
     rows_unchanged: int
     rows_quarantined: int
     status: BatchStatus
+    source_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,4 +345,289 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing_dir: Path, *, flow_run_
         con.rollback()
         raise
     log.info("loaded %d rows from %s in %d batch(es)", report.rows_loaded, landing_dir, len(report.batches))
+    return report
+
+
+# --- every source: extracts -> raw ---------------------------------------------------------------------------
+
+_STAGE = "_relance_stage"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A source row kept out of raw at load, with the reason (also written to ops.quarantine)."""
+
+    entity: str
+    row_number: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExtractLoadReport(LoadReport):
+    """:class:`LoadReport` of :func:`load_extracts`, with the rejected rows' reasons (a sample per batch)."""
+
+    source_name: str = ""
+    rejected: list[RejectedRow] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def read_watermarks(con: duckdb.DuckDBPyConnection, source_name: str) -> dict[str, str]:
+    """Last stored high-water mark per entity of one source (empty before the first load)."""
+    ensure_schemas(con)
+    rows = con.execute(
+        "SELECT entity, watermark FROM ops.source_watermarks WHERE source_name = ?", [source_name]
+    ).fetchall()
+    return {e: w for e, w in rows if w is not None}
+
+
+def _blank_to_null(col: str) -> str:
+    """Text cells that are empty or blank mean 'no value'; typed cells pass through."""
+    c = _q(col)
+    return f"CASE WHEN TRY_CAST({c} AS VARCHAR) IS NULL OR trim(CAST({c} AS VARCHAR)) = '' THEN NULL ELSE {c} END"
+
+
+def _stage_extract(con: duckdb.DuckDBPyConnection, ext: EntityExtract) -> list[str]:
+    """Materialise the extract as a temp table (scanned once, even when streamed); return its columns."""
+    con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    if isinstance(ext.table, str):
+        source = f"({ext.table})"
+    else:
+        con.register("_relance_extract", ext.table)
+        source = "_relance_extract"
+    try:
+        con.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT * FROM {source}")
+    except duckdb.Error as exc:
+        raise IngestError(f"{ext.source_file}: cannot read {ext.entity} rows: {str(exc).splitlines()[0]}") from exc
+    finally:
+        if not isinstance(ext.table, str):
+            con.unregister("_relance_extract")
+    return [r[0] for r in con.execute(f"DESCRIBE {_STAGE}").fetchall()]
+
+
+def _load_extract(
+    con: duckdb.DuckDBPyConnection,
+    ext: EntityExtract,
+    *,
+    source_name: str,
+    loaded_at: datetime,
+    flow_run_id: str | None,
+    rejected: list[RejectedRow],
+) -> BatchResult:
+    ent = entity(ext.entity)
+    batch_id = uuid.uuid4().hex
+    previous = con.execute(
+        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND file_hash = ? AND status = 'loaded' "
+        "AND coalesce(source_name, '') = ? ORDER BY loaded_at LIMIT 1",
+        [ext.entity, ext.file_hash, source_name],
+    ).fetchone()
+    if previous is not None:
+        n = int(previous[0] or 0)
+        result = BatchResult(batch_id, ext.entity, ext.source_file, ext.file_hash, n, 0, n, 0, "unchanged", source_name)
+        log.info("%s/%s: %s already loaded (hash %s…)", source_name, ext.entity, ext.source_file, ext.file_hash[:12])
+    else:
+        columns = _stage_extract(con, ext)
+        missing = [c for c in ent.columns if c not in columns]
+        if missing:
+            raise IngestError(
+                f"{ext.source_file}: {ext.entity} rows lack column(s) {', '.join(missing)} "
+                f"(has: {', '.join(c for c in columns if c != '_source_row')})"
+            )
+        extra = [c for c in columns if c not in ent.columns and c != "_source_row"]
+        if extra:
+            log.warning("%s: ignoring column(s) %s not in raw.%s", ext.source_file, ", ".join(extra), ext.entity)
+        row_expr = "_source_row" if "_source_row" in columns else "row_number() OVER ()"
+        typed = ", ".join(
+            f"TRY_CAST({_blank_to_null(c)} AS {t}) AS {_q(c)}, {_blank_to_null(c)} AS {_q('_src_' + c)}"
+            for c, t in ent.columns.items()
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _relance_typed AS SELECT CAST({row_expr} AS BIGINT) AS _row, {typed} "
+            f"FROM {_STAGE}"
+        )
+        # a non-empty value that does not cast to its raw type keeps the whole row out of raw, with the reason
+        bad_checks = [
+            (c, t, f"{_q('_src_' + c)} IS NOT NULL AND {_q(c)} IS NULL")
+            for c, t in ent.columns.items()
+            if t != "VARCHAR"
+        ]
+        bad_any = " OR ".join(chk for _, _, chk in bad_checks) or "false"
+        reasons = (
+            " || ".join(
+                f"CASE WHEN {chk} THEN 'column {c}: ' || {_q('_src_' + c)}::VARCHAR || ' is not a valid {t}; ' "
+                "ELSE '' END"
+                for c, t, chk in bad_checks
+            )
+            or "''"
+        )
+        key_expr = "concat_ws('|', " + ", ".join(f"CAST({_q(k)} AS VARCHAR)" for k in NATURAL_KEYS[ext.entity]) + ")"
+        bad = con.execute(
+            f"SELECT _row, {key_expr}, rtrim({reasons}, '; '), to_json(struct_pack("
+            + ", ".join(f"{_q(c)} := {_q('_src_' + c)}" for c in ent.columns)
+            + f")) FROM _relance_typed WHERE {bad_any} ORDER BY _row"
+        ).fetchall()
+        quarantine = [
+            (
+                batch_id,
+                ext.entity,
+                int(r[0]),
+                r[1],
+                "load:cast",
+                "error",
+                f"{ext.source_file}, row {r[0]}: {r[2]}",
+                r[3],
+                loaded_at,
+                flow_run_id,
+            )
+            for r in bad
+        ]
+        quarantine += [
+            (
+                batch_id,
+                ext.entity,
+                rj.row_number,
+                None,
+                "load:parse",
+                "error",
+                f"{ext.source_file}, row {rj.row_number}: {rj.reason}",
+                json.dumps(rj.raw, default=str),
+                loaded_at,
+                flow_run_id,
+            )
+            for rj in ext.rejects
+        ]
+        if quarantine:
+            con.executemany(
+                "INSERT INTO ops.quarantine (batch_id, entity, row_number, natural_key, expectation, severity, "
+                "reason, row_json, quarantined_at, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                quarantine,
+            )
+            rejected += [RejectedRow(ext.entity, q[2], q[6]) for q in quarantine[:50]]
+        hash_expr = "md5(to_json(struct_pack({})))".format(", ".join(f"{_q(c)} := {_q(c)}" for c in ent.columns))
+        key_match = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in ent.key)
+        target_cols = ", ".join(_q(c) for c in [*ent.columns, *LOAD_METADATA])
+        select_cols = ", ".join(f"s.{_q(c)}" for c in ent.columns)
+        good = con.execute(f"SELECT count(*) FROM _relance_typed WHERE NOT ({bad_any})").fetchone()[0]
+        inserted = con.execute(
+            f"""
+            INSERT INTO {ent.qualified} ({target_cols})
+            WITH s AS (
+                SELECT {", ".join(_q(c) for c in ent.columns)}, {hash_expr} AS _row_hash
+                FROM _relance_typed WHERE NOT ({bad_any})
+            )
+            SELECT {select_cols}, ?, ?, ?, s._row_hash, ?, ?
+            FROM s
+            WHERE NOT EXISTS (SELECT 1 FROM {ent.qualified} r WHERE r._row_hash = s._row_hash AND {key_match})
+            """,
+            [batch_id, ext.source_file, ext.file_hash, loaded_at, flow_run_id],
+        ).fetchone()[0]
+        n_read = int(good) + len(bad) + len(ext.rejects)
+        result = BatchResult(
+            batch_id,
+            ext.entity,
+            ext.source_file,
+            ext.file_hash,
+            n_read,
+            int(inserted),
+            int(good) - int(inserted),
+            len(bad) + len(ext.rejects),
+            "loaded",
+            source_name,
+        )
+        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        con.execute("DROP TABLE IF EXISTS _relance_typed")
+        log.info(
+            "%s/%s: read %d, appended %d, unchanged %d, quarantined %d",
+            source_name,
+            ext.entity,
+            n_read,
+            result.rows_loaded,
+            result.rows_unchanged,
+            result.rows_quarantined,
+        )
+    con.execute(
+        "INSERT INTO ops.ingest_batches (batch_id, entity, source_file, file_hash, rows_read, rows_loaded, "
+        "rows_quarantined, rows_unchanged, status, loaded_at, flow_run_id, source_name) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            result.batch_id,
+            result.entity,
+            result.source_file,
+            result.file_hash,
+            result.rows_read,
+            result.rows_loaded,
+            result.rows_quarantined,
+            result.rows_unchanged,
+            result.status,
+            loaded_at,
+            flow_run_id,
+            source_name,
+        ],
+    )
+    if ext.watermark is not None:
+        con.execute(
+            "INSERT INTO ops.source_watermarks (source_name, entity, watermark, updated_at, batch_id) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_name, entity) DO UPDATE SET "
+            "watermark = excluded.watermark, updated_at = excluded.updated_at, batch_id = excluded.batch_id",
+            [source_name, ext.entity, ext.watermark, loaded_at, result.batch_id],
+        )
+    return result
+
+
+def load_extracts(
+    con: duckdb.DuckDBPyConnection,
+    extracts: list[EntityExtract],
+    *,
+    source_name: str,
+    flow_run_id: str | None,
+    dry_run: bool = False,
+    in_transaction: bool = False,
+) -> ExtractLoadReport:
+    """Load what a source adapter extracted into the raw tables, in one transaction.
+
+    Per extract: values are cast to the raw types with ``TRY_CAST``; a row with a non-empty value that does not
+    cast, or that the adapter rejected, goes to ``ops.quarantine`` with the reason (file, row, column, value,
+    expected type) instead of raw; the others are appended unless the same (natural key, row hash) is already
+    there. An extract whose file hash was already loaded for this source is an ``unchanged`` batch. Watermarks
+    move only when the load commits. Counts reconcile per batch: rows read = loaded + unchanged + quarantined.
+
+    With ``dry_run`` everything runs and is reported, then rolled back: nothing is written. With
+    ``in_transaction`` the caller's open transaction is used and the caller commits or rolls back.
+
+    Raises:
+        IngestError: an extract cannot be read or lacks raw columns. Nothing is loaded.
+    """
+    ensure_schemas(con)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    report = ExtractLoadReport(
+        landing_dir=Path(extracts[0].source_file) if extracts else Path("."),
+        flow_run_id=flow_run_id,
+        source_name=source_name,
+        dry_run=dry_run,
+    )
+    con.begin()
+    try:
+        for ext in extracts:
+            report.batches.append(
+                _load_extract(
+                    con,
+                    ext,
+                    source_name=source_name,
+                    loaded_at=loaded_at,
+                    flow_run_id=flow_run_id,
+                    rejected=report.rejected,
+                )
+            )
+        if dry_run:
+            con.rollback()
+        else:
+            con.commit()
+    except IngestError:
+        con.rollback()
+        raise
+    except duckdb.Error as exc:
+        con.rollback()
+        raise IngestError(f"{source_name}: load failed, nothing was loaded: {exc}") from exc
+    except BaseException:
+        con.rollback()
+        raise
     return report

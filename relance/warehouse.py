@@ -20,6 +20,9 @@ OPS_DDL: tuple[str, ...] = (
         batch_id VARCHAR PRIMARY KEY, entity VARCHAR, source_file VARCHAR, file_hash VARCHAR,
         rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unchanged BIGINT,
         status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.source_watermarks (
+        source_name VARCHAR, entity VARCHAR, watermark VARCHAR, updated_at TIMESTAMP, batch_id VARCHAR,
+        PRIMARY KEY (source_name, entity))""",
     """CREATE TABLE IF NOT EXISTS ops.quarantine (
         batch_id VARCHAR, entity VARCHAR, row_number BIGINT, natural_key VARCHAR, expectation VARCHAR,
         severity VARCHAR, reason VARCHAR, row_json VARCHAR, quarantined_at TIMESTAMP, flow_run_id VARCHAR)""",
@@ -38,6 +41,10 @@ OPS_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS ops.reminder_sends (
         reminder_key VARCHAR PRIMARY KEY, channel VARCHAR, status VARCHAR, provider_message_id VARCHAR,
         outbox_path VARCHAR, attempts INTEGER, last_error VARCHAR, sent_at TIMESTAMP, flow_run_id VARCHAR)""",
+    # additive migrations for warehouses created by earlier versions
+    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS source_name VARCHAR",
+    # rows_quarantined: rejected at load (never in raw); rows_flagged: loaded, then quarantined by a data contract
+    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS rows_flagged BIGINT",
     """CREATE TABLE IF NOT EXISTS ops.report_runs (
         report_id VARCHAR PRIMARY KEY, as_of_date DATE, html_path VARCHAR, csv_paths VARCHAR,
         model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR)""",

@@ -106,7 +106,7 @@ def test_warnings_quarantine_exactly_the_bad_rows_and_still_succeed(
     assert json.loads(inv[6])["invoice_id"] == "I2"
     assert json.loads(inv[6])["amount"] == -300.0
     per_batch = dict(
-        con.execute("SELECT entity, rows_quarantined FROM ops.ingest_batches").fetchall()  # type: ignore[arg-type]
+        con.execute("SELECT entity, rows_flagged FROM ops.ingest_batches").fetchall()  # type: ignore[arg-type]
     )
     assert per_batch == {"customers": 1, "invoices": 1}
 

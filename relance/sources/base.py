@@ -1,0 +1,53 @@
+"""What every source adapter hands to the loader.
+
+An adapter reads a source and returns one :class:`EntityExtract` per canonical entity it can provide. It does
+the source-specific work (encodings, separators, column mapping, FEC lettering, SQL queries) and nothing else:
+typing, row hashing, deduplication against what is already loaded, quarantine, batch records and watermarks
+are the loader's (``relance.ingest.load_extracts``), so every source gets the same guarantees.
+
+Values may arrive typed or as text: the loader casts each column to its raw-schema type with ``TRY_CAST`` and
+quarantines a row whose non-empty value does not cast, naming row, column, value and expected type. Rows the
+adapter itself could not parse at all (a truncated line, a row with too many fields) are passed as
+:class:`Reject` so that rows read = rows loaded + rows unchanged + rows quarantined, always.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+
+class SourceError(ValueError):
+    """Input that cannot be read at all, with a specific message: file, row, column, what was expected."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A source row the adapter could not turn into an entity row."""
+
+    entity: str
+    row_number: int  # 1-based position in the source (file line, sheet row, query row) as the user sees it
+    reason: str  # specific: column, value, what was expected
+    raw: dict[str, Any] = field(default_factory=dict)  # the source row as read (for the quarantine's row_json)
+
+
+@dataclass
+class EntityExtract:
+    """Rows of one canonical entity from one source read.
+
+    ``table`` holds exactly the columns of ``relance.raw_schema.ENTITIES[entity]`` (any order; text or typed
+    values) plus optionally ``_source_row`` (int, 1-based row number in the source, for error messages and
+    quarantine). It is an Arrow table, an Arrow ``RecordBatchReader`` (streamed: large files never sit in
+    memory whole), or a DuckDB ``SELECT`` over files (``read_csv``/``read_parquet``) that the loader runs.
+    ``source_file`` and ``file_hash`` identify what was read (for a database: the URL without password and a
+    hash of the query and watermark).
+    """
+
+    entity: str
+    table: pa.Table | pa.RecordBatchReader | str
+    source_file: str
+    file_hash: str
+    rejects: list[Reject] = field(default_factory=list)
+    watermark: str | None = None  # the source's high-water mark after this read (e.g. max updated_at), if any
