@@ -55,7 +55,7 @@ def extract(con: duckdb.DuckDBPyConnection, path: Path | str, *, profile: str) -
         from relance.sources.sql import load_sql_config, load_sql_source
 
         config = load_sql_config(path)
-        return f"sql:{config.name}", load_sql_source(config, watermarks=read_watermarks(con, f"sql:{config.name}"))
+        return config.name, load_sql_source(config, watermarks=read_watermarks(con, config.name))
     from relance.sources.tabular import load_profile, read_tabular
 
     prof = load_profile(profile)

@@ -604,7 +604,9 @@ def load_extracts(
         source_name=source_name,
         dry_run=dry_run,
     )
-    con.begin()
+    own_transaction = not in_transaction
+    if own_transaction:
+        con.begin()
     try:
         for ext in extracts:
             report.batches.append(
@@ -617,17 +619,20 @@ def load_extracts(
                     rejected=report.rejected,
                 )
             )
-        if dry_run:
+        if own_transaction and dry_run:
             con.rollback()
-        else:
+        elif own_transaction:
             con.commit()
     except IngestError:
-        con.rollback()
+        if own_transaction:
+            con.rollback()
         raise
     except duckdb.Error as exc:
-        con.rollback()
+        if own_transaction:
+            con.rollback()
         raise IngestError(f"{source_name}: load failed, nothing was loaded: {exc}") from exc
     except BaseException:
-        con.rollback()
+        if own_transaction:
+            con.rollback()
         raise
     return report

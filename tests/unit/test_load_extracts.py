@@ -105,3 +105,15 @@ def test_sql_extracts_stream_from_files(con, tmp_path: Path) -> None:
     sql = f"SELECT * FROM read_csv('{csv}', header = true, all_varchar = true)"
     report = load_extracts(con, [EntityExtract("invoices", sql, str(csv), "h")], source_name="t", flow_run_id=None)
     assert report.batches[0].rows_loaded == 2
+
+
+def test_inside_a_callers_transaction_the_caller_decides(con) -> None:
+    from relance.warehouse import ensure_schemas
+
+    ensure_schemas(con)
+    t = pa.Table.from_pylist([_invoice("I1")])
+    con.begin()
+    load_extracts(con, [EntityExtract("invoices", t, "a", "h")], source_name="t", flow_run_id=None, in_transaction=True)
+    assert con.sql("select count(*) from raw.invoices").fetchone()[0] == 1  # visible inside the transaction
+    con.rollback()
+    assert con.sql("select count(*) from raw.invoices").fetchone()[0] == 0
