@@ -1,0 +1,1 @@
+"""Column-mapping profiles shipped with relance (YAML files, found by name via importlib.resources)."""
