@@ -70,9 +70,9 @@ def run(n_invoices: int, workdir: Path) -> list[tuple[str, float, int]]:
             print(f"  {name:<12} {stages[-1][1]:8.1f}s  peak {_peak_mib():8.0f} MiB", flush=True)
             return out
 
-        loads = timed("ingest", ingest_receivables, settings, rows=lambda r: sum(b.rows_loaded for b in r.batches))
-        ids = [b.batch_id for b in loads.batches if b.status == "loaded"]
-        timed("validate", validate_receivables, settings, ids, rows=lambda _: sum(b.rows_loaded for b in loads.batches))
+        loads = timed("ingest", ingest_receivables, settings, rows=lambda r: sum(b.rows_loaded for b in r))
+        ids = [b.batch_id for b in loads if b.status == "loaded"]
+        timed("validate", validate_receivables, settings, ids, rows=lambda _: sum(b.rows_loaded for b in loads))
         inv = timed("dbt features", build_features, settings, AS_OF)
         with connection(settings.warehouse, read_only=True) as con:
             n_feat = con.sql("select count(*) from ml.ml_invoice_features").fetchone()[0]

@@ -28,7 +28,7 @@ def daily_collections(as_of_date: date | None = None, settings: Settings | None 
     logger.info("daily collections as of %s, data in %s", as_of, settings.data)
 
     loads = ingest_receivables(settings)
-    batch_ids = [b.batch_id for b in loads.batches if b.status == "loaded"]
+    batch_ids = [b.batch_id for b in loads if b.status == "loaded"]
     validation = validate_receivables(settings, batch_ids) if batch_ids else None
 
     dbt_invocation = build_features(settings, as_of, stage="features")

@@ -1,33 +1,38 @@
-"""Load the receivables exports in the landing directory into the append-only raw tables."""
+"""Load every configured receivables source into the append-only raw tables (idempotent per file and row)."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
 from flows._common import current_flow_run_id
-from relance.ingest import LoadReport, load_landing
-from relance.settings import Settings
+from relance.importer import load_source
+from relance.ingest import BatchResult
+from relance.settings import Settings, SourceSpec
 from relance.warehouse import connection
 
 
-@task(retries=2, retry_delay_seconds=5)
-def load(settings: Settings, flow_run_id: str | None) -> LoadReport:
+@task(retries=2, retry_delay_seconds=5, task_run_name="load {source.profile}: {source.path.name}")
+def load(settings: Settings, source: SourceSpec, flow_run_id: str | None) -> list[BatchResult]:
     with connection(settings.warehouse) as con:
-        return load_landing(con, settings.landing, flow_run_id=flow_run_id)
+        return load_source(con, source.path, profile=source.profile, flow_run_id=flow_run_id).batches
 
 
 @flow(name="ingest-receivables")
-def ingest_receivables(settings: Settings) -> LoadReport:
+def ingest_receivables(settings: Settings) -> list[BatchResult]:
     logger = get_run_logger()
-    report = load(settings, current_flow_run_id())
-    for b in report.batches:
+    batches: list[BatchResult] = []
+    for source in settings.daily_sources:
+        batches += load(settings, source, current_flow_run_id())
+    for b in batches:
         logger.info(
-            "%s: %s, %d read, %d loaded, %d unchanged (batch %s)",
+            "%s/%s: %s, %d read, %d loaded, %d unchanged, %d quarantined (batch %s)",
+            b.source_name,
             b.entity,
             b.status,
             b.rows_read,
             b.rows_loaded,
             b.rows_unchanged,
+            b.rows_quarantined,
             b.batch_id,
         )
-    return report
+    return batches

@@ -46,7 +46,7 @@ from models.evaluate import (
 )
 from models.features import dataset_hash, load_training_frame
 from models.pyfunc import FeatureSpec, PaymentDelayModel
-from models.registry import CHALLENGER, client_for, mlflow_uris, promote_if_better
+from models.registry import CHALLENGER, CHAMPION, client_for, find_alias, mlflow_uris, promote_if_better
 from models.split import Split, time_split
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def train_candidate(
             "dataset.labels_relation": LABELS_RELATION,
             "best_baseline": best_name,
             "model_name": model_name,
+            "relance.default_params": str(params is None).lower(),
         }
     )
     run_params = {
@@ -256,6 +257,40 @@ def train_candidate(
     )
 
 
+def _champion_trained_on(split: Split, *, tracking_uri: str, model_name: str) -> TrainResult | None:
+    """The champion, if it was trained on exactly these rows (same dataset hash, default parameters).
+
+    Re-running a day must not mint a new model version from identical data: the champion stays and nothing is
+    logged. Different data (a new day, a reload that changed rows) always trains a candidate.
+    """
+    ref = find_alias(tracking_uri, model_name, CHAMPION)
+    if ref is None:
+        return None
+    data_hash = dataset_hash(pd.concat([split.train, split.test], ignore_index=True))
+    run = client_for(tracking_uri).get_run(ref.run_id)
+    if run.data.tags.get("dataset.hash") != data_hash or run.data.tags.get("relance.default_params") != "true":
+        return None
+
+    def strip(prefix: str) -> dict[str, float]:
+        return {k[len(prefix) :]: v for k, v in run.data.metrics.items() if k.startswith(prefix)}
+
+    baselines = {name: strip(f"baseline_{name}_test_") for name in ("constant", "cust_late_share")}
+    logger.info("champion v%s was trained on this exact dataset (%s…): not retrained", ref.version, data_hash[:12])
+    return TrainResult(
+        run_id=ref.run_id,
+        experiment_id=run.info.experiment_id,
+        model_name=model_name,
+        model_version=str(ref.version),
+        model_uri=ref.uri,
+        metrics=strip("test_"),
+        baseline_metrics={k: v for k, v in baselines.items() if v},
+        window=split.window(),
+        dataset_hash=data_hash,
+        promoted=False,
+        reason=f"champion v{ref.version} was trained on this exact dataset: kept, not retrained",
+    )
+
+
 def train_and_maybe_promote(
     con: duckdb.DuckDBPyConnection,
     as_of_date: date,
@@ -274,6 +309,10 @@ def train_and_maybe_promote(
     """Load -> time split (purged) -> train candidate (@challenger) -> compare with @champion -> gate."""
     frame = load_training_frame(con, as_of_date, horizon_days=horizon_days)
     split = time_split(frame, test_fraction=test_fraction, horizon_days=horizon_days)
+    if params is None:
+        same = _champion_trained_on(split, tracking_uri=tracking_uri, model_name=model_name)
+        if same is not None:
+            return same
     result = train_candidate(
         split,
         tracking_uri=tracking_uri,

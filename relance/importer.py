@@ -62,6 +62,17 @@ def extract(con: duckdb.DuckDBPyConnection, path: Path | str, *, profile: str) -
     return prof.name, read_tabular(path, prof)
 
 
+def load_source(
+    con: duckdb.DuckDBPyConnection, path: Path | str, *, profile: str, flow_run_id: str | None
+) -> ExtractLoadReport:
+    """Extract and load one source (committed); validation is the caller's next step (the daily flow's)."""
+    ensure_schemas(con)
+    source_name, extracts = extract(con, path, profile=profile)
+    if not extracts:
+        raise SourceError(f"{path}: profile {profile!r} found nothing to import")
+    return load_extracts(con, extracts, source_name=source_name, flow_run_id=flow_run_id)
+
+
 def import_source(
     con: duckdb.DuckDBPyConnection,
     path: Path | str,
@@ -107,4 +118,12 @@ def import_source(
     return report
 
 
-__all__ = ["BUILTIN_ADAPTERS", "ImportReport", "IngestError", "SourceError", "extract", "import_source"]
+__all__ = [
+    "BUILTIN_ADAPTERS",
+    "ImportReport",
+    "IngestError",
+    "SourceError",
+    "extract",
+    "import_source",
+    "load_source",
+]

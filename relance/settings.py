@@ -11,8 +11,15 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SourceSpec(BaseModel):
+    """One receivables source the daily run imports: a path and the profile that reads it."""
+
+    path: Path
+    profile: str = "demo"  # demo | ibm_ar | fec | sql | a profile YAML path
 
 
 class Settings(BaseSettings):
@@ -31,6 +38,12 @@ class Settings(BaseSettings):
     prefect_home: Path | None = Field(default=None, description="Default: <data_dir>/prefect")
     landing_dir: Path | None = Field(
         default=None, description="Where source exports are dropped. Default: <data_dir>/landing"
+    )
+
+    sources: list[SourceSpec] = Field(
+        default_factory=list,
+        description='Sources of the daily run, e.g. [{"path": "exports/FEC.txt", "profile": "fec"}] '
+        "(JSON in RELANCE_SOURCES). Empty: the landing directory with the demo profile.",
     )
 
     # --- ML ----------------------------------------------------------------------------------
@@ -117,6 +130,10 @@ class Settings(BaseSettings):
     def dbt_runs_dir(self) -> Path:
         """Artefacts of every dbt invocation, by invocation id, so lineage ids keep resolving."""
         return self.data / "dbt" / "runs"
+
+    @property
+    def daily_sources(self) -> list[SourceSpec]:
+        return self.sources or [SourceSpec(path=self.landing, profile="demo")]
 
     def ensure_dirs(self) -> None:
         for p in (

@@ -129,6 +129,8 @@ def test_second_run_for_the_same_date_sends_nothing_new(pipeline) -> None:
     s: Settings = pipeline["settings"]
     assert pipeline["first"]["reminders_sent"] > 0
     assert pipeline["second"]["reminders_sent"] == 0
+    assert pipeline["second"]["candidate_version"] == pipeline["first"]["champion_version"], "no retrain on same data"
+    assert not pipeline["second"]["promoted"]
     assert sorted((s.outbox / "email").glob("*.json")) == pipeline["outbox_after_first"]
     with connection(s.warehouse) as con:
         dupes = con.sql("select reminder_key from ops.reminder_sends group by 1 having count(*) > 1").fetchall()

@@ -378,3 +378,23 @@ def test_clear_errors_without_data_or_champion(scenario: Scenario, tmp_path: Pat
     scoring = load_scoring_frame(scenario.con, RUN_AS_OF)
     with caplog.at_level(logging.INFO), pytest.raises(NoModelForAliasError, match="champion"):
         score(scoring, tracking_uri=scenario.tracking_uri, model_name="no_such_model")
+
+
+def test_rerun_on_identical_data_keeps_the_champion_and_registers_nothing(scenario: Scenario) -> None:
+    client = mlflow.MlflowClient(tracking_uri=scenario.tracking_uri)
+    versions_before = len(client.search_model_versions(f"name = '{MODEL_NAME}'"))
+    again = train_and_maybe_promote(
+        scenario.con,
+        RUN_AS_OF,
+        tracking_uri=scenario.tracking_uri,
+        artifact_root=scenario.artifact_root,
+        experiment_name=EXPERIMENT,
+        model_name=MODEL_NAME,
+        horizon_days=HORIZON,
+        min_gain=MIN_GAIN,
+        lineage={"prefect.flow_run_id": "rerun"},
+    )
+    assert again.model_version == scenario.champion_after_first and not again.promoted
+    assert "exact dataset" in again.reason
+    assert again.metrics["auc"] == pytest.approx(scenario.first.metrics["auc"])
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before
