@@ -9,6 +9,9 @@ there from code on every run; data docs are rebuilt by ``UpdateDataDocsAction``)
   ``ops.ingest_batches.rows_flagged`` is set to the number of distinct quarantined rows of the batch (rows that
   were loaded into raw and are excluded downstream; ``rows_quarantined`` counts the rows rejected at load).
   Re-validating a batch replaces its quarantine rows, so nothing is duplicated.
+* volume anomaly (batch-level warning, see :mod:`expectations.suites`): the batch's ``rows_read`` is compared
+  with the median of the previous loads of the same (source, entity); an anomaly is a warning failure
+  (``warning_failures``, ``ops.validation_runs.warning_failures``) and quarantines no row.
 * critical failures: ``success`` is ``False`` and ``critical_failures`` lists entity, expectation and example
   values. The caller raises :class:`CriticalValidationError`
   (:meth:`ValidationSummary.raise_for_critical`) and runs nothing downstream.
@@ -34,12 +37,20 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from expectations.suites import (
     ROW_NUMBER_COLUMN,
     SQL_DERIVED_COLUMNS,
+    VOLUME_COLUMN,
+    VOLUME_HISTORY,
+    VOLUME_MAX_PARAM,
+    VOLUME_MIN_HISTORY,
+    VOLUME_MIN_PARAM,
     WARNING,
+    VolumeBounds,
     build_suite,
     derived_source_column,
     prepare_frame,
     severity_of,
     suite_name,
+    volume_bounds,
+    volume_message,
 )
 from relance.raw_schema import NATURAL_KEYS, entity
 from relance.warehouse import ensure_schemas
@@ -100,12 +111,15 @@ class _BatchInfo:
     status: str
     rows_read: int
     rows_loaded: int
+    source_name: str | None = None
+    loaded_at: datetime | None = None
 
 
 @dataclass
 class _Outcome:
     critical: list[str] = field(default_factory=list)
-    warning: list[str] = field(default_factory=list)
+    warning: list[str] = field(default_factory=list)  # row-level: their rows are in `quarantine`
+    batch_warning: list[str] = field(default_factory=list)  # batch-level (volume): nothing quarantined
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -152,15 +166,46 @@ def _checkpoint(ctx: Any, entity_name: str) -> Any:
 
 def _batch_infos(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> list[_BatchInfo]:
     rows = con.execute(
-        "SELECT batch_id, entity, status, rows_read, rows_loaded FROM ops.ingest_batches "
+        "SELECT batch_id, entity, status, rows_read, rows_loaded, source_name, loaded_at FROM ops.ingest_batches "
         "WHERE list_contains(?, batch_id)",
         [batch_ids],
     ).fetchall()
-    found = {r[0]: _BatchInfo(r[0], r[1], r[2], int(r[3] or 0), int(r[4] or 0)) for r in rows}
+    found = {r[0]: _BatchInfo(r[0], r[1], r[2], int(r[3] or 0), int(r[4] or 0), r[5], r[6]) for r in rows}
     unknown = [b for b in batch_ids if b not in found]
     if unknown:
         raise ValueError(f"unknown batch id(s), not in ops.ingest_batches: {', '.join(unknown)}")
     return [found[b] for b in dict.fromkeys(batch_ids)]
+
+
+def _volume_history(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> list[int]:
+    """``rows_read`` of the previous loads of the batch's (source, entity), most recent first.
+
+    Previous = status ``loaded``, ``rows_read > 0``, loaded before the batch (not the batch itself); a null
+    ``source_name`` is one source (compared like the loader does, ``coalesce(source_name, '')``).
+    """
+    rows = con.execute(
+        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND coalesce(source_name, '') = ? "
+        "AND status = 'loaded' AND rows_read > 0 AND batch_id <> ? AND (?::TIMESTAMP IS NULL OR loaded_at < ?) "
+        "ORDER BY loaded_at DESC NULLS LAST, batch_id DESC LIMIT ?",
+        [info.entity, info.source_name or "", info.batch_id, info.loaded_at, info.loaded_at, VOLUME_HISTORY],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _volume_parameters(info: _BatchInfo, history: list[int]) -> tuple[VolumeBounds | None, dict[str, Any]]:
+    """Bounds of the batch's volume check and the suite parameters that carry them (``None``: not checked)."""
+    bounds = volume_bounds(history)
+    if bounds is None:
+        log.info(
+            "%s from %s (batch %s): %d previous load(s), volume anomaly check needs %d; not checked",
+            info.entity,
+            info.source_name or "an unnamed source",
+            info.batch_id,
+            len(history),
+            VOLUME_MIN_HISTORY,
+        )
+        return None, {VOLUME_MIN_PARAM: None, VOLUME_MAX_PARAM: None}
+    return bounds, {VOLUME_MIN_PARAM: bounds.min_value, VOLUME_MAX_PARAM: bounds.max_value}
 
 
 def _read_batch(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> pd.DataFrame:
@@ -237,6 +282,12 @@ def _examples(entity_name: str, config: Any, result: dict[str, Any], by_row: pd.
     return "no details"
 
 
+def _column_of(entity_name: str, config: Any) -> str:
+    """The business column a (possibly derived) column expectation is about."""
+    label = _column_label(config)
+    return derived_source_column(entity_name, label) or label
+
+
 def _reason(entity_name: str, config: Any, row: pd.Series) -> str:
     """Human-readable quarantine reason: the rule and the offending value(s) of the row."""
     rule = (config.meta or {}).get("rule") or config.type
@@ -244,11 +295,13 @@ def _reason(entity_name: str, config: Any, row: pd.Series) -> str:
     return f"{rule}; got {shown}" if shown else rule
 
 
-def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame) -> _Outcome:
+def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame, history: list[int]) -> _Outcome:
     """Run the entity checkpoint on one batch frame and sort its failures by severity."""
     frame = prepare_frame(info.entity, df.drop(columns=[_ROW_JSON]))
+    frame[VOLUME_COLUMN] = info.rows_read
     by_row = df.set_index(ROW_NUMBER_COLUMN, drop=False)
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    bounds, parameters = _volume_parameters(info, history)
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
     outcome = _Outcome()
     for vr in result.run_results.values():
         for er in vr.results:
@@ -265,7 +318,20 @@ def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame) -> _Outco
             if raised:
                 outcome.critical.append(f"{where}: {what} could not run: {exc.get('exception_message')}")
                 continue
-            msg = f"{where}: {what} failed: {_examples(info.entity, config, res, by_row)}"
+            meta = config.meta or {}
+            if meta.get("batch_level"):
+                # an empty batch has no max to compare: it already fails the critical "not empty" check
+                if bounds is not None and not frame.empty:
+                    outcome.batch_warning.append(
+                        f"{volume_message(info.entity, info.source_name, info.rows_read, bounds)} "
+                        f"(batch {info.batch_id}; {what} expected {bounds.min_value:,.0f} to "
+                        f"{bounds.max_value:,.0f} rows read)"
+                    )
+                continue
+            details = _examples(info.entity, config, res, by_row)
+            if meta.get("references"):
+                details = f"{_column_of(info.entity, config)} not found in {meta['references']}: {details}"
+            msg = f"{where}: {what} failed: {details}"
             if sev != WARNING:
                 outcome.critical.append(msg)
                 continue
@@ -327,11 +393,12 @@ def validate_batches(
             if info.entity not in checkpoints:
                 checkpoints[info.entity] = _checkpoint(ctx, info.entity)
             df = _read_batch(con, info)
-            outcomes.append((info, _validate_one(checkpoints[info.entity], info, df)))
+            history = _volume_history(con, info)
+            outcomes.append((info, _validate_one(checkpoints[info.entity], info, df, history)))
             log.info("validated batch %s (%s): %d rows", info.batch_id, info.entity, len(df))
 
     critical = [m for _, o in outcomes for m in o.critical]
-    warning = [m for _, o in outcomes for m in o.warning]
+    warning = [m for _, o in outcomes for m in [*o.warning, *o.batch_warning]]
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [q | {"quarantined_at": now, "flow_run_id": flow_run_id} for _, o in outcomes for q in o.quarantine]
     docs = gx_dir / DATA_DOCS_INDEX
@@ -388,8 +455,11 @@ def validate_batches(
     quarantined = len({(r["batch_id"], r["row_number"]) for r in rows})
     for msg in critical:
         log.error("critical: %s", msg)
-    for msg in warning:
-        log.warning("quarantined: %s", msg)
+    for _, o in outcomes:
+        for msg in o.warning:
+            log.warning("quarantined: %s", msg)
+        for msg in o.batch_warning:
+            log.warning("volume anomaly: %s", msg)
     return ValidationSummary(
         success=not critical,
         critical_failures=critical,

@@ -6,9 +6,10 @@ written to the suite JSON) and ``meta={"severity": ..., "rule": ...}`` where ``r
 sentence used as the quarantine reason.
 
 * ``critical``: the batch cannot be trusted at all (missing columns, null or duplicated natural keys, null
-  amounts or dates, unknown customer, empty batch). The flow stops; nothing downstream runs.
+  amounts or dates, unknown customer / payment / invoice, empty batch). The flow stops; nothing downstream runs.
 * ``warning``: a row-level business rule. Failing rows are written to ``ops.quarantine`` with the reason and
-  the batch still passes.
+  the batch still passes. The one batch-level warning (volume anomaly, ``meta["batch_level"]``) is reported
+  and counted but quarantines nothing.
 
 Rules GX cannot express on one pandas frame are turned into *derived columns* that the runner adds to the
 frame before validation, and a plain expectation checks the derived column:
@@ -16,9 +17,30 @@ frame before validation, and a plain expectation checks the derived column:
 * ``_siren_is_valid`` (customers): ``stdnum.fr.siren.is_valid`` (9 digits + Luhn), computed in Python by
   :func:`prepare_frame`; null when ``siren`` is null so B2C customers pass. Chosen over a custom GX
   Expectation class because it needs no metric registration and reads plainly in data docs.
-* ``_customer_exists`` (invoices): referential integrity ``invoices.customer_id -> customers``. GX has no
-  cross-table expectation for pandas assets, so the runner computes it in DuckDB against every customer
-  ever loaded (:data:`SQL_DERIVED_COLUMNS`) and the suite expects it to be ``True``.
+* ``_<thing>_exists``: referential integrity, one derived column per link of :data:`REFERENCES`. GX has no
+  cross-table expectation for pandas assets, so the runner computes each in DuckDB against *everything loaded
+  so far* in ``raw`` (the current batch included) (:data:`SQL_DERIVED_COLUMNS`) and the suite expects it to
+  be ``True``. A null reference counts as missing, except where the link is optional (``nullable``):
+
+  * ``invoices.customer_id -> customers`` (``_customer_exists``): critical
+  * ``invoices.credited_invoice_id -> invoices`` when set (``_credited_invoice_exists``): warning
+  * ``payments.customer_id -> customers`` (``_customer_exists``): critical
+  * ``payment_allocations.payment_id -> payments`` (``_payment_exists``): critical
+  * ``payment_allocations.invoice_id -> invoices`` (``_invoice_exists``): critical
+  * ``disputes.invoice_id -> invoices`` (``_invoice_exists``): warning (the orphan row is quarantined)
+  * ``reminders.invoice_id -> invoices`` (``_invoice_exists``): warning (the orphan row is quarantined)
+
+Volume anomaly against previous loads (batch-level, severity ``warning``, never quarantines rows): the runner
+adds ``_rows_read`` (the batch's ``ops.ingest_batches.rows_read``, the same value on every row) and the suite
+checks it with ``ExpectColumnMaxToBeBetween`` whose bounds are the suite parameters :data:`VOLUME_MIN_PARAM` /
+:data:`VOLUME_MAX_PARAM`, computed per batch by :func:`volume_bounds` from the previous loads of the same
+(source, entity) (``ops.ingest_batches.source_name``; null is one source): status ``loaded``,
+``rows_read > 0``, loaded before the current batch. Of the last
+:data:`VOLUME_HISTORY` (10) such loads, a batch is flagged when its ``rows_read`` is below
+:data:`VOLUME_LOW_RATIO` (0.5) x their median or above :data:`VOLUME_HIGH_RATIO` (3.0) x their median. With
+fewer than :data:`VOLUME_MIN_HISTORY` (3) previous loads both bounds are ``None`` and nothing is flagged.
+``rows_read`` (not the rows appended) is compared so that re-extracts whose rows are mostly unchanged are not
+mistaken for a collapse.
 
 The runner also adds ``_row_number`` (1-based position of the row within its batch, in load order), used
 with the natural key as ``unexpected_index_column_names`` so every failing row is identified even when keys
@@ -27,6 +49,9 @@ are duplicated.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import great_expectations as gx
@@ -68,16 +93,113 @@ REMINDER_CHANNELS = ("email", "sms", "letter", "call")
 REMINDER_TONES = ("preventive", "cordial", "firm")
 REMINDER_RESPONSES = ("none", "promise_to_pay", "dispute", "paid")
 
+
+@dataclass(frozen=True)
+class Reference:
+    """A referential-integrity link ``entity.column -> target.target_column``, checked on every batch."""
+
+    entity: str
+    column: str
+    target: str
+    target_column: str
+    severity: Severity
+    nullable: bool = False
+
+    @property
+    def derived_column(self) -> str:
+        """Name of the derived boolean column (``customer_id`` -> ``_customer_exists``)."""
+        return f"_{self.column.removesuffix('_id')}_exists"
+
+    @property
+    def rule(self) -> str:
+        optional = " when set" if self.nullable else ""
+        return f"{self.entity}.{self.column} refers to a loaded {self.target}.{self.target_column}{optional}"
+
+    def sql(self) -> str:
+        """DuckDB expression over the batch's raw row: does the referenced row exist anywhere in raw?"""
+        exists = (
+            f"coalesce({self.column} IN (SELECT {self.target_column} FROM {RAW_SCHEMA}.{self.target} "
+            f"WHERE {self.target_column} IS NOT NULL), false)"
+        )
+        return f"({self.column} IS NULL OR {exists})" if self.nullable else exists
+
+
+REFERENCES: tuple[Reference, ...] = (
+    Reference("invoices", "customer_id", "customers", "customer_id", CRITICAL),
+    Reference("invoices", "credited_invoice_id", "invoices", "invoice_id", WARNING, nullable=True),
+    Reference("payments", "customer_id", "customers", "customer_id", CRITICAL),
+    Reference("payment_allocations", "payment_id", "payments", "payment_id", CRITICAL),
+    Reference("payment_allocations", "invoice_id", "invoices", "invoice_id", CRITICAL),
+    Reference("disputes", "invoice_id", "invoices", "invoice_id", WARNING),
+    Reference("reminders", "invoice_id", "invoices", "invoice_id", WARNING),
+)
+
 # Derived boolean columns computed in DuckDB by the runner (entity -> column -> SQL expression over the
 # batch's raw row). Expressions may reference the raw schema.
-SQL_DERIVED_COLUMNS: dict[str, dict[str, str]] = {
-    "invoices": {
-        "_customer_exists": (
-            f"coalesce(customer_id IN (SELECT customer_id FROM {RAW_SCHEMA}.customers "
-            "WHERE customer_id IS NOT NULL), false)"
-        ),
-    },
-}
+SQL_DERIVED_COLUMNS: dict[str, dict[str, str]] = {}
+for _ref in REFERENCES:
+    SQL_DERIVED_COLUMNS.setdefault(_ref.entity, {})[_ref.derived_column] = _ref.sql()
+del _ref
+
+# Volume anomaly against previous loads of the same (source, entity); see the module docstring.
+VOLUME_LOW_RATIO = 0.5  # flag a batch that read fewer rows than this x the median of previous loads
+VOLUME_HIGH_RATIO = 3.0  # flag a batch that read more rows than this x the median of previous loads
+VOLUME_MIN_HISTORY = 3  # previous loads needed before anything is flagged
+VOLUME_HISTORY = 10  # the median is over at most this many most recent previous loads
+VOLUME_COLUMN = "_rows_read"  # derived column: the batch's rows_read on every row
+VOLUME_MIN_PARAM = "volume_min_rows_read"  # suite parameters holding the per-batch bounds
+VOLUME_MAX_PARAM = "volume_max_rows_read"
+
+
+@dataclass(frozen=True)
+class VolumeBounds:
+    """Acceptable ``rows_read`` of a batch, from the previous loads of the same (source, entity)."""
+
+    median: float
+    loads: int
+    min_value: float
+    max_value: float
+
+    def is_anomaly(self, rows_read: int) -> bool:
+        return rows_read < self.min_value or rows_read > self.max_value
+
+
+def volume_bounds(
+    history: Sequence[int],
+    *,
+    low_ratio: float | None = None,
+    high_ratio: float | None = None,
+    min_history: int | None = None,
+) -> VolumeBounds | None:
+    """Bounds for the next batch's ``rows_read`` given previous loads' ``rows_read``, most recent first.
+
+    Uses the first :data:`VOLUME_HISTORY` values; ``None`` (nothing to flag) with fewer than ``min_history``
+    (default :data:`VOLUME_MIN_HISTORY`). Ratios default to :data:`VOLUME_LOW_RATIO` / :data:`VOLUME_HIGH_RATIO`.
+    """
+    low = VOLUME_LOW_RATIO if low_ratio is None else low_ratio
+    high = VOLUME_HIGH_RATIO if high_ratio is None else high_ratio
+    needed = VOLUME_MIN_HISTORY if min_history is None else min_history
+    recent = [int(n) for n in history[:VOLUME_HISTORY]]
+    if len(recent) < needed or not recent:
+        return None
+    median = float(statistics.median(recent))
+    return VolumeBounds(median=median, loads=len(recent), min_value=low * median, max_value=high * median)
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def volume_message(entity: str, source_name: str | None, rows_read: int, bounds: VolumeBounds) -> str:
+    """E.g. ``invoices from demo: 1,200 rows read, 12% of the median 10,000 of the last 10 loads``."""
+    source = source_name or "an unnamed source"
+    pct = f"{rows_read / bounds.median:.0%}" if bounds.median else "n/a"
+    return (
+        f"{entity} from {source}: {rows_read:,} rows read, {pct} of the median {_count(bounds.median)} "
+        f"of the last {bounds.loads} loads"
+    )
+
+
 # Derived columns computed in Python by prepare_frame (entity -> column -> source column).
 PY_DERIVED_COLUMNS: dict[str, dict[str, str]] = {"customers": {"_siren_is_valid": "siren"}}
 
@@ -91,9 +213,13 @@ def derived_source_column(entity: str, column: str) -> str | None:
     """Business column a derived column was computed from (for readable quarantine reasons)."""
     if column in PY_DERIVED_COLUMNS.get(entity, {}):
         return PY_DERIVED_COLUMNS[entity][column]
-    if column == "_customer_exists":
-        return "customer_id"
-    return None
+    ref = reference_of(entity, column)
+    return ref.column if ref else None
+
+
+def reference_of(entity: str, column: str) -> Reference | None:
+    """The referential link checked by a derived column of ``entity``, if any."""
+    return next((r for r in REFERENCES if r.entity == entity and r.derived_column == column), None)
 
 
 def _siren_valid(value: Any) -> bool | None:
@@ -138,6 +264,8 @@ def _common(entity: str) -> list[gxe.Expectation]:
             exact_match=False,
         ),
         _critical(gxe.ExpectTableRowCountToBeBetween, "the batch is not empty", min_value=1),
+        _volume(),
+        *(_reference(r) for r in REFERENCES if r.entity == entity),
     ]
     exps += [_critical(gxe.ExpectColumnValuesToNotBeNull, f"natural key {col} is not null", column=col) for col in key]
     if len(key) == 1:
@@ -151,6 +279,33 @@ def _common(entity: str) -> list[gxe.Expectation]:
             )
         )
     return exps
+
+
+def _volume() -> gxe.Expectation:
+    """Batch-level volume anomaly check; bounds are suite parameters set per batch by the runner."""
+    return gxe.ExpectColumnMaxToBeBetween(
+        column=VOLUME_COLUMN,
+        min_value={"$PARAMETER": VOLUME_MIN_PARAM},
+        max_value={"$PARAMETER": VOLUME_MAX_PARAM},
+        severity=_sev(WARNING),
+        meta={
+            **_meta(
+                WARNING,
+                f"rows read is within {VOLUME_LOW_RATIO:g}x to {VOLUME_HIGH_RATIO:g}x the median of the last "
+                f"{VOLUME_HISTORY} loads of the same source (after {VOLUME_MIN_HISTORY} loads)",
+            ),
+            "batch_level": True,
+        },
+    )
+
+
+def _reference(ref: Reference) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeInSet(
+        column=ref.derived_column,
+        value_set=[True],
+        severity=_sev(ref.severity),
+        meta={**_meta(ref.severity, ref.rule), "references": f"{ref.target}.{ref.target_column}"},
+    )
 
 
 def _currency() -> gxe.Expectation:
@@ -205,12 +360,6 @@ def _specific(entity: str) -> list[gxe.Expectation]:
             *(
                 _critical(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
                 for col in ("amount", "issue_date", "due_date")
-            ),
-            _critical(
-                gxe.ExpectColumnValuesToBeInSet,
-                "customer_id refers to a loaded customer",
-                column="_customer_exists",
-                value_set=[True],
             ),
             _in_set("document_type", DOCUMENT_TYPES),
             _warning(

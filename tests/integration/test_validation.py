@@ -193,3 +193,96 @@ def test_optional_entities_rules(con: duckdb.DuckDBPyConnection, tmp_path: Path)
         ("payments", "P2", "expect_column_values_to_be_between(amount)"),
         ("reminders", "R2", "expect_column_values_to_be_in_set(channel)"),
     ]
+
+
+def write_extra(landing: Path, extra: dict[str, list[str]]) -> None:
+    for name, rows in extra.items():
+        (landing / f"{name}.csv").write_text("\n".join([",".join(ENTITIES[name]), *rows]) + "\n")
+
+
+def load_with_extra(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, extra: dict[str, list[str]], invoices: list[str] = INVOICES
+) -> ValidationSummary:
+    landing = write_landing(tmp_path / "landing", CUSTOMERS, invoices)
+    write_extra(landing, extra)
+    report = load_landing(con, landing, flow_run_id=None)
+    return validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+
+
+def test_payment_of_unknown_customer_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    payments = ["P1,C1,2024-02-01,1200.50,EUR,transfer", "P2,C404,2024-02-02,5.00,EUR,transfer"]
+    summary = load_with_extra(con, tmp_path, {"payments": payments})
+
+    assert not summary.success
+    [msg] = summary.critical_failures
+    assert msg.startswith("payments [batch ")
+    assert "(_customer_exists)" in msg and "customer_id not found in customers.customer_id" in msg
+    assert "row 2 [P2] customer_id='C404'" in msg and "'C1'" not in msg
+    with pytest.raises(CriticalValidationError, match="C404"):
+        summary.raise_for_critical()
+    assert con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0] == 0
+
+
+def test_allocation_to_unknown_payment_or_invoice_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    extra = {
+        "payments": ["P1,C1,2024-02-01,1200.50,EUR,transfer"],
+        "payment_allocations": ["P1,I1,1200.50", "P9,I2,10.00", "P1,I99,5.00"],
+    }
+    summary = load_with_extra(con, tmp_path, extra)
+
+    assert not summary.success
+    assert len(summary.critical_failures) == 2, summary.critical_failures
+    [payment] = [m for m in summary.critical_failures if "(_payment_exists)" in m]
+    [invoice] = [m for m in summary.critical_failures if "(_invoice_exists)" in m]
+    assert payment.startswith("payment_allocations") and invoice.startswith("payment_allocations")
+    assert "payment_id not found in payments.payment_id" in payment and "[P9|I2] payment_id='P9'" in payment
+    assert "invoice_id not found in invoices.invoice_id" in invoice and "[P1|I99] invoice_id='I99'" in invoice
+    assert "1 unexpected" in payment and "1 unexpected" in invoice
+
+
+def test_references_resolve_against_earlier_loads(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    first = load_with_extra(con, tmp_path, {"payments": ["P1,C1,2024-02-01,1200.50,EUR,transfer"]})
+    assert first.success, first.critical_failures
+    landing = write_landing(tmp_path / "later", CUSTOMERS, INVOICES)  # unchanged files: not re-validated
+    write_extra(landing, {"payment_allocations": ["P1,I1,1200.50"], "disputes": ["D1,I2,2024-02-10,,price"]})
+    report = load_landing(con, landing, flow_run_id=None)
+
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+
+    assert summary.success, summary.critical_failures
+    assert summary.warning_failures == [] and summary.quarantined_rows == 0
+
+
+def test_orphan_disputes_reminders_and_credit_notes_are_quarantined(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    invoices = [*INVOICES, "I4,C1,credit_note,I404,2024-01-25,2024-01-25,-50.00,EUR,30,false"]
+    extra = {
+        "disputes": ["D1,I1,2024-02-10,,price", "D2,I405,2024-02-11,,quality"],
+        "reminders": [
+            "R1,I1,C1,2024-02-05 09:00:00,email,cordial,none,,",
+            "R2,I406,C1,2024-02-06 09:00:00,email,firm,none,,",
+        ],
+    }
+    summary = load_with_extra(con, tmp_path, extra, invoices=invoices)
+
+    assert summary.success, summary.critical_failures
+    assert summary.quarantined_rows == 3
+    assert len(summary.warning_failures) == 3
+    got = con.execute(
+        "SELECT entity, natural_key, row_number, expectation, severity, reason FROM ops.quarantine ORDER BY entity"
+    ).fetchall()
+    assert [g[:4] for g in got] == [
+        ("disputes", "D2", 2, "expect_column_values_to_be_in_set(_invoice_exists)"),
+        ("invoices", "I4", 4, "expect_column_values_to_be_in_set(_credited_invoice_exists)"),
+        ("reminders", "R2", 2, "expect_column_values_to_be_in_set(_invoice_exists)"),
+    ]
+    assert {g[4] for g in got} == {"warning"}
+    reasons = {g[1]: g[5] for g in got}
+    assert reasons["D2"] == "disputes.invoice_id refers to a loaded invoices.invoice_id; got invoice_id='I405'"
+    assert "credited_invoice_id='I404'" in reasons["I4"]
+    assert "invoice_id='I406'" in reasons["R2"]
+    [msg] = [m for m in summary.warning_failures if m.startswith("disputes")]
+    assert "invoice_id not found in invoices.invoice_id" in msg and "'I405'" in msg
+    flagged = dict(con.execute("SELECT entity, rows_flagged FROM ops.ingest_batches").fetchall())  # type: ignore[arg-type]
+    assert flagged == {"customers": 0, "invoices": 1, "disputes": 1, "reminders": 1}
