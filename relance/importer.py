@@ -73,6 +73,13 @@ def load_source(
     return load_extracts(con, extracts, source_name=source_name, flow_run_id=flow_run_id)
 
 
+def load_landing(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path | str, *, flow_run_id: str | None
+) -> ExtractLoadReport:
+    """Load a directory in the demo export format (one ``<entity>.csv|.parquet`` per raw entity)."""
+    return load_source(con, landing_dir, profile="demo", flow_run_id=flow_run_id)
+
+
 def import_source(
     con: duckdb.DuckDBPyConnection,
     path: Path | str,
@@ -125,5 +132,6 @@ __all__ = [
     "SourceError",
     "extract",
     "import_source",
+    "load_landing",
     "load_source",
 ]

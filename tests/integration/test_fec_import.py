@@ -32,7 +32,8 @@ import pytest
 
 from relance.demo import generate_demo
 from relance.demo.fec_export import write_fec
-from relance.ingest import load_extracts, load_landing
+from relance.importer import load_landing
+from relance.ingest import load_extracts
 from relance.sources.base import EntityExtract
 from relance.sources.fec import read_fec
 
