@@ -74,7 +74,7 @@ def run(n_invoices: int, workdir: Path) -> list[tuple[str, float, int]]:
         ids = [b.batch_id for b in loads if b.status == "loaded"]
         timed("validate", validate_receivables, settings, ids, rows=lambda _: sum(b.rows_loaded for b in loads))
         inv = timed("dbt features", build_features, settings, AS_OF)
-        with connection(settings.warehouse, read_only=True) as con:
+        with connection(settings.warehouse) as con:  # read-write: in-process dbt keeps the file open
             n_feat = con.sql("select count(*) from ml.ml_invoice_features").fetchone()[0]
         stages[-1] = (stages[-1][0], stages[-1][1], n_feat)
         lineage = {"dbt.invocation_id": inv, "as_of_date": AS_OF.isoformat()}

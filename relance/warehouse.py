@@ -52,6 +52,9 @@ OPS_DDL: tuple[str, ...] = (
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. ``read_only`` only works in a process where nothing else holds the file: dbt run in
+    process (prefect-dbt) keeps a read-write connection open, and DuckDB refuses a second one with another
+    configuration, so flows and benchmarks use read-write connections."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
