@@ -10,7 +10,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from flows._common import current_flow_run_id
 from relance.reports.finance import FinanceReport, record_report_run, write_finance_report
 from relance.settings import Settings
-from relance.warehouse import connection
+from relance.warehouse import connection, read_for_date
 
 
 @flow(name="publish-finance-report")
@@ -18,16 +18,12 @@ def publish_finance_report(settings: Settings, as_of_date: date, model_version: 
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con:
-
-        def read(rel: str, order: str):
-            return con.sql(
-                f"select * from serving.{rel} where as_of_date = ? order by {order}", params=[as_of_date]
-            ).df()
-
         report = write_finance_report(
-            read("report_aged_balance", "currency, bucket_order"),
-            read("report_dso", "currency"),
-            read("report_at_risk_exposure", "risk_rank").head(settings.report_top_n),
+            read_for_date(con, "serving.report_aged_balance", as_of_date, order_by="currency, bucket_order"),
+            read_for_date(con, "serving.report_dso", as_of_date, order_by="currency"),
+            read_for_date(con, "serving.report_at_risk_exposure", as_of_date, order_by="risk_rank").head(
+                settings.report_top_n
+            ),
             as_of_date=as_of_date,
             out_dir=settings.reports_dir,
             model_version=model_version,

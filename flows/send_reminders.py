@@ -12,14 +12,14 @@ from relance.channels import transport_factory
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
 from relance.settings import Settings
-from relance.warehouse import connection
+from relance.warehouse import connection, read_for_date
 
 
 @flow(name="send-reminders")
 def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]) -> DeliveryReport:
     logger = get_run_logger()
     with connection(settings.warehouse) as con:
-        worklist = con.sql("select * from serving.collection_worklist where as_of_date = ?", params=[as_of_date]).df()
+        worklist = read_for_date(con, "serving.collection_worklist", as_of_date)
         planned = plan_reminders(
             worklist,
             as_of_date=as_of_date,

@@ -7,10 +7,13 @@ dbt owns every relational transformation. Python writes only raw loads (schema `
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from relance.raw_schema import RAW_SCHEMA, all_entities
 
@@ -77,3 +80,19 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ent.ddl())
     for stmt in OPS_DDL:
         con.execute(stmt)
+
+
+_RELATION = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_ORDER_BY = re.compile(r"^[a-z_][a-z0-9_]*( (asc|desc))?(, [a-z_][a-z0-9_]*( (asc|desc))?)*$")
+
+
+def read_for_date(
+    con: duckdb.DuckDBPyConnection, relation: str, as_of_date: date, *, order_by: str | None = None
+) -> pd.DataFrame:
+    """The rows of a dbt relation (``schema.name``) for one as-of date: how Python reads what dbt built."""
+    if not _RELATION.match(relation):
+        raise ValueError(f"not a relation name: {relation!r} (expected schema.name)")
+    if order_by is not None and not _ORDER_BY.match(order_by):
+        raise ValueError(f"not a column list to order by: {order_by!r}")
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return con.execute(f"SELECT * FROM {relation} WHERE as_of_date = ?{order}", [as_of_date]).df()

@@ -56,3 +56,10 @@ def test_no_package_registry_host_is_committed() -> None:
             text = path.read_text()
             assert not any(h in text for h in hosts), f"{name} names a package registry host"
     assert not (ROOT / "uv.lock").exists()
+
+
+def test_flows_hold_no_sql() -> None:
+    """Flows orchestrate; reading a relation is relance.warehouse.read_for_date, building one is dbt's."""
+    for path in (ROOT / "flows").glob("*.py"):
+        text = path.read_text().lower()
+        assert "select " not in text and ".sql(" not in text and ".execute(" not in text, path.name

@@ -66,3 +66,16 @@ def test_dbt_invocations_are_archived_by_id(tmp_path: Path) -> None:
     (target / "run_results.json").unlink()
     with pytest.raises(RuntimeError, match="invocation id"):
         archive_dbt_invocation(target, tmp_path / "runs")
+
+
+def test_read_for_date_refuses_anything_but_names(tmp_path: Path) -> None:
+    from relance.warehouse import connect, read_for_date
+
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("create schema serving; create table serving.r (as_of_date date, x int)")
+    con.execute("insert into serving.r values ('2026-01-01', 2), ('2026-01-01', 1), ('2026-01-02', 3)")
+    assert read_for_date(con, "serving.r", date(2026, 1, 1), order_by="x")["x"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="relation"):
+        read_for_date(con, "serving.r; drop table serving.r", date(2026, 1, 1))
+    with pytest.raises(ValueError, match="order by"):
+        read_for_date(con, "serving.r", date(2026, 1, 1), order_by="x; drop table serving.r")
