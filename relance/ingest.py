@@ -17,7 +17,6 @@ Source adapters (``relance.sources``: tabular profiles, FEC, SQL) hand over :cla
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
@@ -34,7 +33,6 @@ from relance.warehouse import ensure_schemas
 
 log = logging.getLogger(__name__)
 
-_HASH_CHUNK = 1 << 20
 
 BatchStatus = Literal["loaded", "unchanged"]
 
@@ -88,20 +86,6 @@ class LoadReport:
             if b.entity == entity_name:
                 return b
         raise KeyError(entity_name)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _sql_str(value: str) -> str:
-    """A SQL string literal (single quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _q(identifier: str) -> str:

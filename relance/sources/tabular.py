@@ -46,7 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relance.raw_schema import ENTITIES
-from relance.sources.base import EntityExtract, Reject, SourceError
+from relance.sources.base import EntityExtract, Reject, SourceError, file_sha256
 from relance.sources.encoding import normalize_encoding, utf8_view
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ SOURCE_ROW = "_source_row"
 MAX_REJECTED_LINES = 1000  # more unparseable lines than this means the dialect is wrong, not a few bad rows
 EXCEL_BATCH_ROWS = 10_000
 _SAMPLE_BYTES = 1 << 16
-_HASH_CHUNK = 1 << 20
 _SOURCE_TOKEN = "__RELANCE_SOURCE__"  # placeholder for the source relation, filled once the file is scanned
 
 # Canonical columns a profile must map for each entity (natural keys plus what the loader and the critical
@@ -423,14 +422,6 @@ def _file_format(path: Path, reader: ReaderOptions) -> str:
         f"{path}: cannot tell the format from suffix {suffix!r} (expected {', '.join(CSV_SUFFIXES)}, "
         f"{', '.join(EXCEL_SUFFIXES)} or {', '.join(PARQUET_SUFFIXES)}); set reader.format in the profile"
     )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _extract_hash(file_hash: str, profile: Profile, entity_name: str) -> str:
@@ -852,7 +843,7 @@ def _read_file(
         csv_file.scan_rejects()
         rejects = csv_file.rejects
         source_sql = csv_file.source_sql()
-    file_hash = _file_sha256(file)
+    file_hash = file_sha256(file)
     extracts = []
     for name in entity_names:
         select = selects[name].replace(_SOURCE_TOKEN, source_sql)

@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 from relance.importer import load_landing
-from relance.ingest import LoadReport, file_sha256
+from relance.ingest import LoadReport
 from relance.raw_schema import ENTITIES
-from relance.sources.base import SourceError
+from relance.sources.base import SourceError, file_sha256
 
 CUSTOMERS = [
     "C1,Bati Sud,B2B,732829320,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
