@@ -22,7 +22,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 import duckdb
@@ -61,7 +60,6 @@ class BatchResult:
 class LoadReport:
     """All batches of one load, in extract order."""
 
-    landing_dir: Path
     flow_run_id: str | None
     batches: list[BatchResult] = field(default_factory=list)
 
@@ -344,7 +342,6 @@ def load_extracts(
     ensure_schemas(con)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     report = ExtractLoadReport(
-        landing_dir=Path(extracts[0].source_file) if extracts else Path("."),
         flow_run_id=flow_run_id,
         source_name=source_name,
         dry_run=dry_run,
