@@ -104,17 +104,21 @@ class FeatureSpec:
         return ModelSignature(inputs=inputs, outputs=outputs)
 
     def to_dict(self) -> dict[str, Any]:
+        # "categorical" keeps the column order: the booster's columns are positional, and the JSON file is
+        # written with sorted keys, which would otherwise reorder the levels' mapping.
         return {
             "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
             "categorical_levels": {k: list(v) for k, v in self.categorical_levels.items()},
             "output_column": self.output_column,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        order = d.get("categorical", list(d["categorical_levels"]))
         return cls(
             numeric=tuple(d["numeric"]),
-            categorical_levels={k: tuple(v) for k, v in d["categorical_levels"].items()},
+            categorical_levels={k: tuple(d["categorical_levels"][k]) for k in order},
             output_column=d["output_column"],
         )
 
