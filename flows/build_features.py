@@ -12,8 +12,10 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
+from models.features import features_rebuild_reason
 from relance.lineage import archive_dbt_invocation
 from relance.settings import Settings
+from relance.warehouse import connection
 
 
 def _runner(settings: Settings) -> PrefectDbtRunner:
@@ -49,10 +51,24 @@ def build_features(
     as_of_date: date,
     stage: Literal["features", "serving"] = "features",
     docs: bool = False,
+    full_refresh: bool = False,
 ) -> str:
-    """Returns the dbt invocation id of the build, stamped on every feature row and prediction."""
+    """Returns the dbt invocation id of the build, stamped on every feature row it builds and every prediction.
+
+    ``ml_invoice_features`` is incremental: a run builds the grid dates not built yet and its own scoring date.
+    ``full_refresh`` rebuilds every grid date from raw (after a correction of past data, for instance); it is
+    forced when the table's columns no longer match models/contract.py.
+    """
     logger = get_run_logger()
     selector = ["--exclude", "tag:post_scoring"] if stage == "features" else ["--select", "tag:post_scoring"]
+    if stage == "features" and not full_refresh:
+        with connection(settings.warehouse) as con:
+            reason = features_rebuild_reason(con)
+        if reason:
+            logger.warning("rebuilding every feature date: %s", reason)
+            full_refresh = True
+    if full_refresh and stage == "features":
+        selector.append("--full-refresh")
     dbt_vars = json.dumps(
         {
             "as_of_date": as_of_date.isoformat(),

@@ -19,8 +19,13 @@ from relance.settings import Settings, parse_as_of
 
 
 @flow(name="daily-collections", log_prints=False)
-def daily_collections(as_of_date: date | None = None, settings: Settings | None = None) -> dict:
-    """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once."""
+def daily_collections(
+    as_of_date: date | None = None, settings: Settings | None = None, full_refresh_features: bool = False
+) -> dict:
+    """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once.
+
+    ``full_refresh_features`` rebuilds every training snapshot from raw instead of only the new ones.
+    """
     settings = settings or Settings()
     settings.ensure_dirs()
     as_of = parse_as_of(as_of_date, date.today())
@@ -31,7 +36,7 @@ def daily_collections(as_of_date: date | None = None, settings: Settings | None 
     batch_ids = [b.batch_id for b in loads if b.status == "loaded"]
     validation = validate_receivables(settings, batch_ids) if batch_ids else None
 
-    dbt_invocation = build_features(settings, as_of, stage="features")
+    dbt_invocation = build_features(settings, as_of, stage="features", full_refresh=full_refresh_features)
     lineage = {
         "prefect.flow_run_id": current_flow_run_id() or "",
         "dbt.invocation_id": dbt_invocation,

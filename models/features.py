@@ -22,6 +22,7 @@ from models.contract import (
     KEY_COLUMNS,
     LABEL_COLUMNS,
     LABELS_RELATION,
+    LINEAGE_COLUMNS,
     NUMERIC_FEATURES,
     TARGET,
 )
@@ -119,6 +120,35 @@ ORDER BY f.as_of_date, f.invoice_id
         df[TARGET].mean(),
     )
     return df
+
+
+def features_rebuild_reason(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why ``ml_invoice_features`` must be rebuilt from scratch (``dbt --full-refresh``), or None.
+
+    The relation is incremental: dates built earlier are kept. When its columns are not the contract's (a
+    release added, removed or renamed a feature), old dates would lack the new columns, so dbt refuses the
+    incremental run (``on_schema_change='fail'``) and the build flow rebuilds every date instead.
+    """
+    schema, name = FEATURES_RELATION.split(".", 1)
+    present = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, name],
+        ).fetchall()
+    ]
+    if not present:
+        return None  # first build: dbt builds every date anyway
+    expected = [*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, *LINEAGE_COLUMNS]
+    if present != expected:
+        added = [c for c in expected if c not in present]
+        removed = [c for c in present if c not in expected]
+        return (
+            f"{FEATURES_RELATION} columns differ from models/contract.py (added {added or 'none'}, "
+            f"removed {removed or 'none'}{', reordered' if not added and not removed else ''})"
+        )
+    return None
 
 
 def load_scoring_frame(con: duckdb.DuckDBPyConnection, as_of_date: date) -> pd.DataFrame:

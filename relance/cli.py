@@ -46,10 +46,10 @@ def _flow(module: str, name: str):
     return getattr(importlib.import_module(f"flows.{module}"), name)
 
 
-def _run_daily(settings: Settings, as_of: date) -> dict:
+def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -> dict:
     daily = _flow("daily_collections", "daily_collections")
     with console.status(f"[bold]daily collections as of {as_of}[/] (Prefect logs below)"):
-        return daily(as_of_date=as_of, settings=settings)
+        return daily(as_of_date=as_of, settings=settings, full_refresh_features=full_refresh)
 
 
 def _print_result(result: dict) -> None:
@@ -143,10 +143,18 @@ def import_(
 @run_app.command("daily")
 def run_daily(
     as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: today).")] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Rebuild every training snapshot of ml_invoice_features from raw (after correcting past data). "
+            "By default only new snapshot dates and the run's own date are built.",
+        ),
+    ] = False,
 ) -> None:
     """Run the daily collections pipeline once. Re-running a date sends nothing new."""
     settings = _settings()
-    _print_result(_run_daily(settings, parse_as_of(as_of, date.today())))
+    _print_result(_run_daily(settings, parse_as_of(as_of, date.today()), full_refresh=full_refresh))
 
 
 @app.command()

@@ -78,7 +78,26 @@ ENTITIES: dict[str, dict[str, str]] = {
     },
 }
 
+# External company-risk events (BODACC, Companies House, Recherche d'entreprises), one row per published event.
+# Not a receivables source: the risk-data flows fill it (until then it is empty and every risk feature is
+# null-safe). The as-of date of an event is when it became public (published_date), never the judgment date:
+# BODACC publishes a judgment 5-20 days after it is handed down, and a feature may not know it earlier.
+RISK_ENTITIES: dict[str, dict[str, str]] = {
+    "company_events": {
+        "event_id": "VARCHAR",  # the publisher's id (BODACC record id, Companies House transaction id)
+        "registry": "VARCHAR",  # 'FR-SIREN' | 'GB-CRN': what company_id is
+        "company_id": "VARCHAR",  # SIREN (9 digits) or Companies House number
+        "event_type": "VARCHAR",  # 'collective_procedure' | 'director_change' | 'head_office_move'
+        # | 'accounts_filing' | 'closure'
+        "event_date": "DATE",  # judgment / effective date, as published
+        "published_date": "DATE",  # the day the event became public: features know it from this date on
+        "publisher": "VARCHAR",  # 'bodacc' | 'companies_house' | 'recherche_entreprises'
+        "detail": "VARCHAR",  # publisher's label, e.g. 'Jugement d'ouverture de liquidation judiciaire'
+    },
+}
+
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "company_events": ("event_id",),
     "customers": ("customer_id",),
     "invoices": ("invoice_id",),
     "payments": ("payment_id",),
@@ -115,10 +134,17 @@ class Entity:
 
 
 def entity(name: str) -> Entity:
-    if name not in ENTITIES:
-        raise KeyError(f"unknown raw entity {name!r}; known: {', '.join(ENTITIES)}")
-    return Entity(name, ENTITIES[name], NATURAL_KEYS[name])
+    columns = ENTITIES.get(name) or RISK_ENTITIES.get(name)
+    if columns is None:
+        raise KeyError(f"unknown raw entity {name!r}; known: {', '.join([*ENTITIES, *RISK_ENTITIES])}")
+    return Entity(name, columns, NATURAL_KEYS[name])
 
 
 def all_entities() -> list[Entity]:
+    """The receivables entities every source adapter maps to (not the risk events)."""
     return [entity(n) for n in ENTITIES]
+
+
+def risk_entities() -> list[Entity]:
+    """The external risk tables (filled by the risk-data flows, read by the as-of risk features)."""
+    return [entity(n) for n in RISK_ENTITIES]

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     horizon_days: int = Field(
         default=30, description="Label: still unpaid this many days after the later of due date and as-of date."
     )
-    snapshot_interval_days: int = Field(default=28, description="Spacing of as-of snapshots in the training grid.")
+    snapshot_interval_days: int = Field(
+        default=7, description="Spacing of as-of snapshots in the training grid (weekly; built incrementally)."
+    )
     history_start_days: int = Field(
         default=120, description="First training snapshot this many days after the first invoice."
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from relance.raw_schema import RAW_SCHEMA, all_entities
+from relance.raw_schema import RAW_SCHEMA, all_entities, risk_entities
 
 OPS_DDL: tuple[str, ...] = (
     "CREATE SCHEMA IF NOT EXISTS ops",
@@ -76,7 +76,7 @@ def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.Duc
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw and ops tables if missing. Idempotent."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-    for ent in all_entities():
+    for ent in [*all_entities(), *risk_entities()]:
         con.execute(ent.ddl())
     for stmt in OPS_DDL:
         con.execute(stmt)

@@ -90,7 +90,7 @@ def test_every_open_invoice_has_a_prediction_from_the_champion(pipeline) -> None
     import mlflow
 
     s: Settings = pipeline["settings"]
-    client = mlflow.MlflowClient(tracking_uri=s.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=s.mlflow_uri, registry_uri=s.mlflow_uri)
     champion = client.get_model_version_by_alias(s.model_name, "champion")
     with connection(s.warehouse) as con:
         open_ids = {r[0] for r in con.sql("select invoice_id from marts.invoices where is_open").fetchall()}
@@ -150,7 +150,7 @@ def test_lineage_ids_resolve(pipeline) -> None:
 
     s: Settings = pipeline["settings"]
     first = pipeline["first"]
-    client = mlflow.MlflowClient(tracking_uri=s.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=s.mlflow_uri, registry_uri=s.mlflow_uri)
     with connection(s.warehouse) as con:
         planned = con.sql(
             "select distinct flow_run_id, model_run_id, model_version, dbt_invocation_id from ops.reminders_planned"

@@ -9,16 +9,20 @@ A leakage test appends facts dated after an earlier as-of date and proves earlie
 from __future__ import annotations
 
 import json
+import os
 import re
-from datetime import date, datetime
+import tempfile
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models import contract
-from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS
+from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES
 from relance.warehouse import ensure_schemas
 
 pytestmark = pytest.mark.integration
@@ -99,19 +103,29 @@ REMINDERS = [
     # sent on the AS_OF day itself: not known at AS_OF (sent_at < as_of_date midnight)
     dict(zip(_R, ("R2", "I4", "C1", datetime(2026, 3, 31, 8), "sms", "firm", "none"), strict=True)),
 ]
+_E = ("event_id", "registry", "company_id", "event_type", "event_date", "published_date", "publisher", "detail")
+COMPANY_EVENTS = [
+    # C1's SIREN: judged 02-20, published 03-01 -> known from 03-01 on, not on 02-28
+    dict(zip(_E, ("E1", "FR-SIREN", "732829320", "collective_procedure", date(2026, 2, 20), date(2026, 3, 1),
+                  "bodacc", "Jugement d'ouverture d'une procédure de sauvegarde"), strict=True)),
+    # same digits, another registry: not C1
+    dict(zip(_E, ("E2", "GB-CRN", "732829320", "closure", date(2026, 1, 5), date(2026, 1, 5),
+                  "companies_house", "Dissolved"), strict=True)),
+]  # fmt: skip
 
 
 def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict], batch: str) -> None:
     """Append rows (full tuples in raw_schema column order, or dicts with missing columns null) to raw."""
-    cols = list(ENTITIES[entity]) + list(LOAD_METADATA)
+    columns = {**ENTITIES, **RISK_ENTITIES}[entity]
+    cols = list(columns) + list(LOAD_METADATA)
     placeholders = ", ".join("?" for _ in cols)
-    for i, given in enumerate(rows):
-        if isinstance(given, dict):
-            assert set(given) <= set(ENTITIES[entity]), (entity, given)
-            row = tuple(given.get(c) for c in ENTITIES[entity])
+    for i, supplied in enumerate(rows):
+        if isinstance(supplied, dict):
+            assert set(supplied) <= set(columns), (entity, supplied)
+            row = tuple(supplied.get(c) for c in columns)
         else:
-            row = given
-        assert len(row) == len(ENTITIES[entity]), (entity, row)
+            row = supplied
+        assert len(row) == len(columns), (entity, row)
         meta = (batch, f"{entity}_{batch}.csv", f"hash-{batch}", f"row-{batch}-{i}", BATCHES[batch], "flow-1")
         con.execute(f"INSERT INTO raw.{entity} ({', '.join(cols)}) VALUES ({placeholders})", [*row, *meta])
 
@@ -159,6 +173,7 @@ def _seed(path: Path) -> None:
         _quarantine(con, "B2", "payment_allocations", "P9|I5")
         _insert(con, "disputes", DISPUTES, "B1")
         _insert(con, "reminders", REMINDERS, "B1")
+        _insert(con, "company_events", COMPANY_EVENTS, "B1")
 
 
 def _dbt(target_path: Path, *args: str, vars_: dict | None = None) -> None:
@@ -244,9 +259,10 @@ def test_sources_match_raw_schema_contract() -> None:
     raw = next(s for s in sources if s["name"] == "raw")
     for table in raw["tables"]:
         declared = {c["name"]: c["data_type"] for c in table["columns"]}
-        expected = {c: t.lower() for c, t in {**ENTITIES[table["name"]], **LOAD_METADATA}.items()}
+        entity_columns = {**ENTITIES, **RISK_ENTITIES}[table["name"]]
+        expected = {c: t.lower() for c, t in {**entity_columns, **LOAD_METADATA}.items()}
         assert declared == expected, table["name"]
-    assert {t["name"] for t in raw["tables"]} == set(ENTITIES)
+    assert {t["name"] for t in raw["tables"]} == {*ENTITIES, *RISK_ENTITIES}
 
 
 def test_staging_natural_keys_match_raw_schema() -> None:
@@ -268,10 +284,13 @@ def test_ml_yaml_contract_matches_python_contract() -> None:
         *contract.CONTEXT_COLUMNS,
         *contract.NUMERIC_FEATURES,
         *contract.CATEGORICAL_FEATURES,
-        "dbt_invocation_id",
+        *contract.LINEAGE_COLUMNS,
     ]
     types = {c["name"]: c["data_type"] for c in feats["columns"]}
-    assert {types[c] for c in contract.NUMERIC_FEATURES} == {"double"}
+    # float8 and varchar are spelled the same by DuckDB and PostgreSQL (the project builds on both)
+    assert {types[c] for c in contract.NUMERIC_FEATURES} == {"float8"}
+    docs = {c["name"]: c["description"] for c in feats["columns"]}
+    assert {c: docs[c] for c in contract.NUMERIC_FEATURES} == contract.NUMERIC_FEATURE_DOCS
     assert {types[c] for c in contract.CATEGORICAL_FEATURES} == {"varchar"}
     assert [c["name"] for c in by_name["ml_invoice_labels"]["columns"]] == list(contract.LABEL_COLUMNS)
 
@@ -387,22 +406,46 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
         "days_to_due": -25.0,
         "invoice_age_days": 55.0,
         "issue_month": 2.0,
+        "due_month": 3.0,
+        "invoice_payment_count": 0.0,
         "is_disputed": 0.0,
+        "dispute_count": 0.0,
         "is_end_of_month_terms": 0.0,
         "cust_settled_invoice_count": 3.0,
+        "cust_late_invoice_count": 1.0,
         "cust_late_share": pytest.approx(1 / 3),
         "cust_mean_days_late": pytest.approx(-1 / 3),
-        "cust_median_days_late": -3.0,
+        "cust_median_days_late_365d": -3.0,
+        # weights 2^(settled_date / 90 days): I1 settled 9 days after I2 and I3
+        "cust_ew_mean_days_late": pytest.approx((2**0.1 * 10 - 3 - 8) / (2**0.1 + 2)),
+        "cust_recent_mean_days_late": pytest.approx(-1 / 3),  # all three settled within 90 days
+        "cust_days_late_trend": None,  # nothing settled before that window
         "cust_partial_payment_share": pytest.approx(1 / 3),
         "cust_days_since_last_payment": 46.0,  # P2 on 02-10
         "cust_open_amount": 1000.0,
         "cust_open_invoice_count": 1.0,
+        "cust_overdue_invoice_count": 1.0,
         "cust_credit_limit_usage": pytest.approx(0.1),
         "cust_tenure_days": 451.0,
         "reminder_count": 1.0,
+        "reminder_email_count": 1.0,
+        "reminder_sms_count": 0.0,
+        "reminder_cordial_count": 1.0,
+        "reminder_firm_count": 0.0,
         "days_since_last_reminder": 18.0,
+        "last_reminder_response": "promise_to_pay",
         "promise_count": 1.0,
         "broken_promise_count": 1.0,  # promised 03-20, still open on 03-28
+        # C1 is the only customer of sector F and size band small
+        "sector_late_share": pytest.approx(1 / 3),
+        "size_mean_days_late": pytest.approx(-1 / 3),
+        # E1 published 03-01 (judged 02-20); E2 is another registry's company
+        "risk_collective_procedure": 1.0,
+        "risk_closure": 0.0,
+        "risk_event_count_365d": 1.0,
+        "risk_days_since_last_event": 27.0,
+        "invoice_currency": "EUR",
+        "document_type": "invoice",
         "customer_type": "B2B",
         "sector_section": "F",
         "size_band": "small",
@@ -417,6 +460,13 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
         " where invoice_id = 'I4' and as_of_date = '2026-03-31'",
     )
     assert r == [(1.0, 21.0)]
+    # the risk notice is not known before its publication (02-28 < 03-01)
+    risk = _query(
+        path,
+        "select risk_collective_procedure, risk_event_count_365d, risk_days_since_last_event"
+        " from ml.ml_invoice_features where invoice_id = 'I4' and as_of_date = '2026-02-28'",
+    )
+    assert risk == [(0.0, 0.0, None)]
     # no history yet on the first grid date: null ratios, zero counts
     h = _query(
         path,
@@ -427,10 +477,12 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
     assert h == [(0.0, None, None, 11.0, 700.0)]
     b2c = _query(
         path,
-        "select cust_credit_limit_usage, is_disputed, size_band from ml.ml_invoice_features"
+        "select cust_credit_limit_usage, is_disputed, size_band, sector_late_share, last_reminder_response,"
+        " risk_collective_procedure from ml.ml_invoice_features"
         " where invoice_id = 'I5' and as_of_date = '2026-03-31'",
     )
-    assert b2c == [(None, 1.0, None)]
+    # B2C: no credit limit, no sector; the '(none)' sector (C2 alone) has nothing settled yet
+    assert b2c == [(None, 1.0, None, None, "no_reminder", 0.0)]
 
 
 def test_features_contract_columns(warehouse: Path) -> None:
@@ -445,7 +497,7 @@ def test_features_contract_columns(warehouse: Path) -> None:
         *contract.KEY_COLUMNS,
         *contract.CONTEXT_COLUMNS,
         *contract.FEATURE_COLUMNS,
-        "dbt_invocation_id",
+        *contract.LINEAGE_COLUMNS,
     ]
     types = dict(cols)
     assert types["open_amount_ccy"] == "DECIMAL(18,2)" and types["as_of_date"] == "DATE"
@@ -458,16 +510,26 @@ def test_labels(warehouse: Path) -> None:
         (r[0], r[1]): r[2:]
         for r in _query(path, f"select {', '.join(contract.LABEL_COLUMNS)} from ml.ml_invoice_labels")
     }
-    feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features"))
+    # labels exist for the training (grid) rows only, not for the scoring date
+    feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features where as_of_date < ?", [AS_OF]))
     assert set(labels) == feats
+    # columns: is_late_30d, days_late, settled_date, days_to_settle, is_paid_within_horizon,
+    # amount_paid_within_horizon, open_amount_at_as_of, label_observed_date, is_label_known.
     # label_observed_date = greatest(due_date, as_of_date) + 30; known when it is on or before AS_OF (03-31)
-    # I1 due 01-31, seen 01-31: observed 03-02, paid 02-10 -> on time, known
-    assert labels[("I1", date(2026, 1, 31))] == (0, 10, date(2026, 2, 10), date(2026, 3, 2), True)
-    # I4 due 03-03, seen 02-28 (not yet due): observed 04-02, paid 04-10 -> late, not known by 03-31
-    assert labels[("I4", date(2026, 2, 28))] == (1, 38, date(2026, 4, 10), date(2026, 4, 2), False)
+    # I1 due 01-31, seen 01-31 with 700 open: observed 03-02, P2 (700) paid 02-10 -> on time, known
+    assert labels[("I1", date(2026, 1, 31))] == (
+        0, 10, date(2026, 2, 10), 10, 1, 700, 700, date(2026, 3, 2), True,
+    )  # fmt: skip
+    # I4 due 03-03, seen 02-28 (not yet due, 1000 open after CN1): observed 04-02, paid 04-10 -> late, not
+    # known by 03-31; nothing paid within (02-28, 03-30]
+    assert labels[("I4", date(2026, 2, 28))] == (
+        1, 38, date(2026, 4, 10), 41, 0, 0, 1000, date(2026, 4, 2), False,
+    )  # fmt: skip
     # I4 seen 03-28 (overdue): observed 04-27, paid 04-10 -> paid within 30 days of the as-of date
-    assert labels[("I4", date(2026, 3, 28))] == (0, 38, date(2026, 4, 10), date(2026, 4, 27), False)
-    assert labels[("I5", date(2026, 3, 31))] == (1, None, None, date(2026, 4, 30), False)
+    assert labels[("I4", date(2026, 3, 28))] == (
+        0, 38, date(2026, 4, 10), 13, 1, 1000, 1000, date(2026, 4, 27), False,
+    )  # fmt: skip
+    assert labels[("I5", date(2026, 3, 28))] == (1, None, None, None, 0, 0, 80, date(2026, 4, 27), False)
 
 
 def test_worklist_and_reports(warehouse: Path) -> None:
@@ -512,17 +574,19 @@ def test_worklist_and_reports(warehouse: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------- leakage
+FEATURE_SQL = ", ".join([*contract.KEY_COLUMNS, *contract.CONTEXT_COLUMNS, *contract.FEATURE_COLUMNS])
+
+
 def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
     tmp = dbt_env
     path = _build_pre_scoring(tmp)
-    cols = ", ".join([*contract.KEY_COLUMNS, *contract.CONTEXT_COLUMNS, *contract.FEATURE_COLUMNS])
-    sql = f"select {cols} from ml.ml_invoice_features where as_of_date <= '2026-02-28' order by all"
-    later = f"select {cols} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
+    sql = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= '2026-02-28' order by all"
+    later = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
     before, before_later = _query(path, sql), _query(path, later)
     assert before
     with duckdb.connect(str(path)) as con:
         # all dated on/after 02-28 (a reminder sent during 02-28 is not known at its start): payments, a
-        # customer payment, reminders with a promise, a dispute and a credit note
+        # customer payment, reminders with a promise, a dispute, a credit note and a risk notice
         payments = [
             ("P10", "C2", date(2026, 3, 5), 30, "EUR", "card"),
             ("P11", "C1", date(2026, 3, 15), 100, "EUR", "transfer"),
@@ -548,7 +612,10 @@ def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
             False,
         )
         _insert(con, "invoices", [credit_note], "B4")
-    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring")
+        notice = ("E3", "FR-SIREN", "732829320", "closure", date(2026, 3, 2), date(2026, 3, 9), "bodacc", "Radiation")
+        _insert(con, "company_events", [dict(zip(_E, notice, strict=True))], "B4")
+    # a full refresh recomputes every date from raw: past dates must still not see the appended facts
+    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring", "--full-refresh")
     assert _query(path, sql) == before
     # the appended facts are really used for the later date (so the check above can fail)
     after_later = _query(path, later)
@@ -559,3 +626,140 @@ def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
         " where invoice_id = 'I5' and as_of_date = '2026-03-28'",
     )
     assert i5 == [(40.0, 1.0, 1.0)]  # 80 - 30 paid - 10 credited
+    i4 = _query(
+        path,
+        "select risk_closure, risk_event_count_365d, is_disputed from ml.ml_invoice_features"
+        " where invoice_id = 'I4' and as_of_date = '2026-03-28'",
+    )
+    assert i4 == [(1.0, 2.0, 1.0)]
+
+
+# --------------------------------------------------------------------------------------- incremental
+def _rows_by_date(path: Path) -> dict[date, dict[str, tuple]]:
+    out: dict[date, dict[str, tuple]] = {}
+    for row in _query(path, f"select {FEATURE_SQL}, dbt_invocation_id from ml.ml_invoice_features"):
+        out.setdefault(row[2], {})[row[0]] = row
+    return out
+
+
+def test_incremental_build_only_builds_new_dates(dbt_env: Path) -> None:
+    """A later run appends its new grid date and its scoring date, keeps what earlier runs built (past scoring
+    dates included), replaces its own scoring date when rerun, and equals a full rebuild on the grid."""
+    tmp = dbt_env
+    path = _build_pre_scoring(tmp)
+    first = _rows_by_date(path)
+    assert sorted(first) == GRID
+    may = {**VARS, "as_of_date": "2026-04-30"}
+    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", vars_=may)
+    second = _rows_by_date(path)
+    # grid 01-31 + 28k: 04-25 is new; 04-30 is the scoring date; 03-31 (last run's scoring date) is kept
+    assert sorted(second) == [*GRID, date(2026, 4, 25), date(2026, 4, 30)]
+    for day in GRID:  # not rebuilt: same rows, same dbt invocation
+        assert second[day] == first[day], day
+    (new_invocation,) = {row[-1] for day in (date(2026, 4, 25), date(2026, 4, 30)) for row in second[day].values()}
+    assert new_invocation != next(iter(first[GRID[0]].values()))[-1]
+    # I4 was settled by P4 on 04-10: no longer open
+    assert set(second[date(2026, 4, 30)]) == {"I5", "I6"}
+    grid_dates = [r[0] for r in _query(path, "select as_of_date from intermediate.int_feature_dates order by 1")]
+    assert grid_dates == [*GRID[:-1], date(2026, 4, 25), date(2026, 4, 30)]
+    label_dates = _query(path, "select distinct as_of_date from ml.ml_invoice_labels order by 1")
+    assert [r[0] for r in label_dates] == [*GRID[:-1], date(2026, 4, 25)]  # grid dates only
+
+    # rerun of the same date after I6 is paid (04-29): the scoring date is rebuilt, its stale row goes
+    with duckdb.connect(str(path)) as con:
+        _insert(con, "payments", [("P12", "C3", date(2026, 4, 29), 2000, "USD", "transfer")], "B4")
+        _insert(con, "payment_allocations", [("P12", "I6", 2000)], "B4")
+    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", vars_=may)
+    third = _rows_by_date(path)
+    assert set(third[date(2026, 4, 30)]) == {"I5"}
+    assert third[date(2026, 4, 25)] == second[date(2026, 4, 25)]  # the grid date is not rebuilt
+
+    # a full refresh recomputes the grid and the scoring date from raw: same values as built incrementally
+    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", "--full-refresh", vars_=may)
+    full = _rows_by_date(path)
+    assert sorted(full) == grid_dates  # past scoring dates (03-31) are not part of a rebuild
+    for day in grid_dates:
+        assert {k: v[:-1] for k, v in full[day].items()} == {k: v[:-1] for k, v in third[day].items()}, day
+
+
+# --------------------------------------------------------------------------------------- leakage, property-based
+INVOICE_CUSTOMER = {"I1": "C1", "I2": "C1", "I3": "C1", "I4": "C1", "I5": "C2", "I6": "C3"}
+SIRENS = ["732829320", "552100554"]
+# every example appends at least one fact of each kind (fact n is of kind n mod 7), so every as-of rule is
+# exercised by every example; hypothesis varies the dates, targets, amounts and responses
+FACT_KINDS = ("payment", "reminder", "dispute", "resolve", "credit_note", "risk", "invoice")
+
+_future_fact = st.fixed_dictionaries(
+    {
+        "days_after": st.integers(min_value=0, max_value=60),
+        "hour": st.integers(min_value=0, max_value=23),
+        "invoice": st.sampled_from(sorted(INVOICE_CUSTOMER)),
+        "amount": st.integers(min_value=1, max_value=2000),
+        "response": st.sampled_from(["none", "promise_to_pay", "dispute", "paid"]),
+        "siren": st.sampled_from(SIRENS),
+        "event_type": st.sampled_from(["collective_procedure", "closure", "director_change", "accounts_filing"]),
+    }
+)
+
+
+def _append_future_facts(con: duckdb.DuckDBPyConnection, cutoff: date, facts: list[dict]) -> None:
+    """Append facts that become known only after `cutoff` starts (date-stamped facts dated after it; reminders
+    sent from its midnight on, which the as-of rule `sent_at < as_of_date` excludes)."""
+    for n, fact in enumerate(facts):
+        later = cutoff + timedelta(days=fact["days_after"] + 1)  # strictly after the cutoff
+        inv, cust = fact["invoice"], INVOICE_CUSTOMER[fact["invoice"]]
+        kind = FACT_KINDS[n % len(FACT_KINDS)]
+        if kind == "payment":
+            _insert(con, "payments", [(f"PF{n}", cust, later, fact["amount"], "EUR", "transfer")], "B4")
+            _insert(con, "payment_allocations", [(f"PF{n}", inv, fact["amount"])], "B4")
+        elif kind == "reminder":
+            midnight = datetime.combine(cutoff, datetime.min.time())
+            sent = midnight + timedelta(days=fact["days_after"], hours=fact["hour"])
+            answered = fact["response"] != "none"
+            row = (f"RF{n}", inv, cust, sent, "email", "firm", fact["response"],
+                   sent + timedelta(hours=2) if answered else None,
+                   later + timedelta(days=5) if fact["response"] == "promise_to_pay" else None)  # fmt: skip
+            _insert(con, "reminders", [row], "B4")
+        elif kind == "dispute":
+            _insert(con, "disputes", [(f"DF{n}", inv, later, None, "price")], "B4")
+        elif kind == "resolve":  # a new version of D1 resolving it after the cutoff
+            _insert(con, "disputes", [("D1", "I5", date(2026, 2, 1), later, "goods not received")], "B4")
+        elif kind == "credit_note":
+            row = (f"CF{n}", cust, "credit_note", inv, later, later, -fact["amount"], "EUR", 0, False)
+            _insert(con, "invoices", [row], "B4")
+        elif kind == "risk":  # judged before the cutoff, published after it: known only from publication
+            event = (f"EF{n}", "FR-SIREN", fact["siren"], fact["event_type"], cutoff - timedelta(days=10), later,
+                     "bodacc", "notice")  # fmt: skip
+            _insert(con, "company_events", [dict(zip(_E, event, strict=True))], "B4")
+        else:
+            row = (f"IF{n}", cust, "invoice", None, later, later + timedelta(days=30), fact["amount"], "EUR", 30, False)
+            _insert(con, "invoices", [row], "B4")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cutoff=st.sampled_from(GRID[:-1]),
+    facts=st.lists(_future_fact, min_size=len(FACT_KINDS), max_size=2 * len(FACT_KINDS)),
+)
+def test_property_future_facts_never_reach_earlier_as_of_dates(warehouse: Path, cutoff: date, facts: list) -> None:
+    """For any grid date and any facts that become known after it, appending them to raw and rebuilding from
+    scratch changes no feature row dated on or before it."""
+    select = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= ? order by all"
+    expected = _query(warehouse, select, [cutoff])
+    assert expected
+    previous = os.environ.get("RELANCE_WAREHOUSE_PATH")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        path = tmp / "warehouse.duckdb"
+        os.environ["RELANCE_WAREHOUSE_PATH"] = str(path)
+        try:
+            _seed(path)
+            with duckdb.connect(str(path)) as con:
+                _append_future_facts(con, cutoff, facts)
+            _dbt(tmp / "target", "run", "--select", "+ml_invoice_features")
+            assert _query(path, select, [cutoff]) == expected
+        finally:
+            if previous is None:
+                os.environ.pop("RELANCE_WAREHOUSE_PATH", None)
+            else:
+                os.environ["RELANCE_WAREHOUSE_PATH"] = previous

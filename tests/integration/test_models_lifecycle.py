@@ -22,9 +22,11 @@ from mlflow import MlflowClient
 
 import models.pyfunc
 from models.contract import (
+    CATEGORICAL_FEATURES,
     CONTEXT_COLUMNS,
     FEATURE_COLUMNS,
     KEY_COLUMNS,
+    NUMERIC_FEATURES,
     PREDICTION,
     TARGET,
 )
@@ -84,7 +86,7 @@ def make_features(rng: np.random.Generator, snapshots: list[date], rows_per_snap
             "cust_settled_invoice_count": settled,
             "cust_late_share": late_share,
             "cust_mean_days_late": rng.gamma(2, 5, size=n),
-            "cust_median_days_late": rng.gamma(2, 4, size=n),
+            "cust_median_days_late_365d": rng.gamma(2, 4, size=n),
             "cust_days_since_last_payment": rng.integers(0, 200, size=n).astype(float),
             "cust_open_amount": rng.lognormal(9, 1, size=n),
             "cust_open_invoice_count": rng.integers(1, 20, size=n),
@@ -100,7 +102,14 @@ def make_features(rng: np.random.Generator, snapshots: list[date], rows_per_snap
             "size_band": rng.choice(["micro", "small", "medium", "large", None], size=n),
         }
     )
-    assert list(df.columns) == [*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS]
+    # the remaining contract features carry no signal here: random values, random levels
+    for name in NUMERIC_FEATURES:
+        if name not in df:
+            df[name] = rng.random(n)
+    for name in CATEGORICAL_FEATURES:
+        if name not in df:
+            df[name] = rng.choice(["a", "b", "c"], size=n)
+    df = df[[*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS]]
     return df
 
 
@@ -124,6 +133,10 @@ def make_labels(rng: np.random.Generator, feats: pd.DataFrame, *, noise_only: bo
             TARGET: np.where(known, y, -1),
             "days_late": np.where(y == 1, 45.0, 3.0),
             "settled_date": feats["due_date"],
+            "days_to_settle": np.where(y == 1, 60.0, 10.0),
+            "is_paid_within_horizon": 1 - y,
+            "amount_paid_within_horizon": np.where(y == 1, 0.0, feats["open_amount_ccy"]),
+            "open_amount_at_as_of": feats["open_amount_ccy"],
             "label_observed_date": observed.dt.date,
             "is_label_known": known,
         }
@@ -381,7 +394,7 @@ def test_clear_errors_without_data_or_champion(scenario: Scenario, tmp_path: Pat
 
 
 def test_rerun_on_identical_data_keeps_the_champion_and_registers_nothing(scenario: Scenario) -> None:
-    client = mlflow.MlflowClient(tracking_uri=scenario.tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=scenario.tracking_uri, registry_uri=scenario.tracking_uri)
     versions_before = len(client.search_model_versions(f"name = '{MODEL_NAME}'"))
     again = train_and_maybe_promote(
         scenario.con,

@@ -1,56 +1,176 @@
 {{ config(materialized='table') }}
--- One row per (customer, as_of_date) with an invoice on the grid: payment behaviour known on that date.
--- History = the customer's invoices SETTLED strictly before as_of_date; last payment = payment_date <= it;
--- exposure = the customer's invoices open on it. No history -> null ratios/means, 0 counts.
+-- One row per (customer, as_of_date) with an open invoice on a date this run builds: payment behaviour known
+-- on that date. History = the customer's invoices SETTLED strictly before as_of_date; last payment =
+-- payment_date <= it; exposure = the customer's invoices open on it. No history -> null means, 0 counts.
+--
+-- Running sums instead of a range join: each settled invoice is an event on its settled_date (and leaves the
+-- recent window recent_window_days later), each (customer, as_of_date) a probe sorted BEFORE the events of
+-- its own day, and window sums over the customer's timeline give the history of every probe in one sort.
+-- The cost is linear in invoices + probes, whatever the number of dates. Only the median needs the facts
+-- themselves, so it looks at a trailing window (median_window_days).
 with
 
-balances as (
-    select * from {{ ref('int_invoice_balances_as_of') }}
+open_rows as (
+    select * from {{ ref('int_invoice_open_as_of') }}
 ),
 
-settlement as (
-    select * from {{ ref('int_invoice_settlement_dates') }}
-),
-
-payments as (
-    select * from {{ ref('stg_payments') }}
-),
-
-customer_dates as (
+probes as (
     select distinct
         customer_id,
         as_of_date
-    from balances
+    from open_rows
 ),
 
-settled_history as (
+settled as (
     select
-        customer_dates.customer_id,
-        customer_dates.as_of_date,
-        count(*) as settled_invoice_count,
-        avg(case when settlement.days_late > 0 then 1.0 else 0.0 end) as late_share,
-        avg(settlement.days_late) as mean_days_late,
-        median(settlement.days_late) as median_days_late,
-        avg(case when settlement.settling_payment_count > 1 then 1.0 else 0.0 end) as partial_payment_share
-    from customer_dates
-    inner join settlement
-        on
-            customer_dates.customer_id = settlement.customer_id
-            and customer_dates.as_of_date > settlement.settled_date
-    group by customer_dates.customer_id, customer_dates.as_of_date
+        customer_id,
+        settled_date,
+        cast(days_late as {{ float_type() }}) as days_late,
+        case when days_late > 0 then 1 else 0 end as is_late,
+        case when settling_payment_count > 1 then 1 else 0 end as is_partial,
+        {{ ew_weight('settled_date') }} as ew_weight
+    from {{ ref('int_invoice_settlement_dates') }}
+    -- payment behaviour: invoices cancelled by credit notes alone (or of amount 0) are not history
+    where settled_date is not null and settling_payment_count > 0
+),
+
+timeline as (
+    -- a probe sorts first on its day (event_order 0): what settles on as_of_date is not history yet
+    select
+        customer_id,
+        as_of_date as event_date,
+        0 as event_order,
+        1 as is_probe,
+        0 as settled_n,
+        0 as late_n,
+        0 as partial_n,
+        cast(0 as {{ float_type() }}) as days_late_sum,
+        cast(0 as {{ float_type() }}) as ew_weight_sum,
+        cast(0 as {{ float_type() }}) as ew_weighted_sum,
+        0 as recent_n,
+        cast(0 as {{ float_type() }}) as recent_days_late_sum
+    from probes
+    union all
+    select
+        customer_id,
+        settled_date as event_date,
+        1 as event_order,
+        0 as is_probe,
+        1 as settled_n,
+        is_late as late_n,
+        is_partial as partial_n,
+        days_late as days_late_sum,
+        ew_weight as ew_weight_sum,
+        ew_weight * days_late as ew_weighted_sum,
+        1 as recent_n,
+        days_late as recent_days_late_sum
+    from settled
+    union all
+    -- leaves the recent window: settled_date >= as_of_date - recent_window_days is recent
+    select
+        customer_id,
+        {{ add_days('settled_date', recent_window_days()) }} as event_date,
+        1 as event_order,
+        0 as is_probe,
+        0 as settled_n,
+        0 as late_n,
+        0 as partial_n,
+        cast(0 as {{ float_type() }}) as days_late_sum,
+        cast(0 as {{ float_type() }}) as ew_weight_sum,
+        cast(0 as {{ float_type() }}) as ew_weighted_sum,
+        -1 as recent_n,
+        -days_late as recent_days_late_sum
+    from settled
+),
+
+running as (
+    select
+        customer_id,
+        event_date as as_of_date,
+        is_probe,
+        sum(settled_n) over customer_timeline as settled_n,
+        sum(late_n) over customer_timeline as late_n,
+        sum(partial_n) over customer_timeline as partial_n,
+        sum(days_late_sum) over customer_timeline as days_late_sum,
+        sum(ew_weight_sum) over customer_timeline as ew_weight_sum,
+        sum(ew_weighted_sum) over customer_timeline as ew_weighted_sum,
+        sum(recent_n) over customer_timeline as recent_n,
+        sum(recent_days_late_sum) over customer_timeline as recent_days_late_sum
+    from timeline
+    window customer_timeline as (
+        partition by customer_id
+        order by event_date, event_order
+        rows between unbounded preceding and current row
+    )
+),
+
+history as (
+    select
+        customer_id,
+        as_of_date,
+        settled_n,
+        late_n,
+        partial_n,
+        days_late_sum,
+        ew_weight_sum,
+        ew_weighted_sum,
+        recent_n,
+        recent_days_late_sum,
+        settled_n - recent_n as prior_n,
+        days_late_sum - recent_days_late_sum as prior_days_late_sum
+    from running
+    where is_probe = 1
+),
+
+payment_timeline as (
+    -- a payment sorts first on its day (event_order 0): payments dated as_of_date are known on it
+    select
+        customer_id,
+        payment_date as event_date,
+        0 as event_order,
+        0 as is_probe
+    from {{ ref('stg_payments') }}
+    union all
+    select
+        customer_id,
+        as_of_date as event_date,
+        1 as event_order,
+        1 as is_probe
+    from probes
 ),
 
 last_payment as (
     select
-        customer_dates.customer_id,
-        customer_dates.as_of_date,
-        max(payments.payment_date) as last_payment_date
-    from customer_dates
-    inner join payments
+        customer_id,
+        as_of_date,
+        last_payment_date
+    from (
+        select
+            customer_id,
+            event_date as as_of_date,
+            is_probe,
+            max(case when is_probe = 0 then event_date end) over (
+                partition by customer_id
+                order by event_date, event_order
+                rows between unbounded preceding and current row
+            ) as last_payment_date
+        from payment_timeline
+    ) as running_payments
+    where is_probe = 1
+),
+
+median_window as (
+    select
+        probes.customer_id,
+        probes.as_of_date,
+        percentile_cont(0.5) within group (order by settled.days_late) as median_days_late
+    from probes
+    inner join settled
         on
-            customer_dates.customer_id = payments.customer_id
-            and customer_dates.as_of_date >= payments.payment_date
-    group by customer_dates.customer_id, customer_dates.as_of_date
+            probes.customer_id = settled.customer_id
+            and probes.as_of_date > settled.settled_date
+            and {{ add_days('probes.as_of_date', '-' ~ median_window_days()) }} <= settled.settled_date
+    group by probes.customer_id, probes.as_of_date
 ),
 
 exposure as (
@@ -58,37 +178,48 @@ exposure as (
         customer_id,
         as_of_date,
         sum(open_amount) as open_amount,
-        count(*) as open_invoice_count
-    from balances
-    where is_open
+        count(*) as open_invoice_count,
+        count(case when days_overdue > 0 then 1 end) as overdue_invoice_count
+    from open_rows
     group by customer_id, as_of_date
 ),
 
 final as (
     select
-        customer_dates.customer_id,
-        customer_dates.as_of_date,
-        cast(coalesce(settled_history.settled_invoice_count, 0) as integer) as settled_invoice_count,
-        cast(settled_history.late_share as double) as late_share,
-        cast(settled_history.mean_days_late as double) as mean_days_late,
-        cast(settled_history.median_days_late as double) as median_days_late,
-        cast(settled_history.partial_payment_share as double) as partial_payment_share,
+        probes.customer_id,
+        probes.as_of_date,
+        cast(history.settled_n as integer) as settled_invoice_count,
+        cast(history.late_n as integer) as late_invoice_count,
+        cast(history.late_n as {{ float_type() }}) / nullif(history.settled_n, 0) as late_share,
+        history.days_late_sum / nullif(history.settled_n, 0) as mean_days_late,
+        history.ew_weighted_sum / nullif(history.ew_weight_sum, 0) as ew_mean_days_late,
+        history.recent_days_late_sum / nullif(history.recent_n, 0) as recent_mean_days_late,
+        history.prior_days_late_sum / nullif(history.prior_n, 0) as prior_mean_days_late,
+        history.recent_days_late_sum / nullif(history.recent_n, 0)
+        - history.prior_days_late_sum / nullif(history.prior_n, 0) as days_late_trend,
+        cast(median_window.median_days_late as {{ float_type() }}) as median_days_late_365d,
+        cast(history.partial_n as {{ float_type() }}) / nullif(history.settled_n, 0) as partial_payment_share,
         last_payment.last_payment_date,
         cast(coalesce(exposure.open_amount, 0) as decimal(18, 2)) as open_amount,
-        cast(coalesce(exposure.open_invoice_count, 0) as integer) as open_invoice_count
-    from customer_dates
-    left join settled_history
+        cast(coalesce(exposure.open_invoice_count, 0) as integer) as open_invoice_count,
+        cast(coalesce(exposure.overdue_invoice_count, 0) as integer) as overdue_invoice_count
+    from probes
+    inner join history
         on
-            customer_dates.customer_id = settled_history.customer_id
-            and customer_dates.as_of_date = settled_history.as_of_date
+            probes.customer_id = history.customer_id
+            and probes.as_of_date = history.as_of_date
     left join last_payment
         on
-            customer_dates.customer_id = last_payment.customer_id
-            and customer_dates.as_of_date = last_payment.as_of_date
+            probes.customer_id = last_payment.customer_id
+            and probes.as_of_date = last_payment.as_of_date
+    left join median_window
+        on
+            probes.customer_id = median_window.customer_id
+            and probes.as_of_date = median_window.as_of_date
     left join exposure
         on
-            customer_dates.customer_id = exposure.customer_id
-            and customer_dates.as_of_date = exposure.as_of_date
+            probes.customer_id = exposure.customer_id
+            and probes.as_of_date = exposure.as_of_date
 )
 
 select * from final

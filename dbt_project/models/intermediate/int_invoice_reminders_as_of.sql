@@ -1,60 +1,92 @@
--- One row per (open invoice, as_of_date): reminder history known on that date. Reminders count if
--- sent_at < as_of_date (midnight UTC), promises if responded_at < as_of_date; a promise is broken when
--- its promised_date is before as_of_date and the invoice is still open (it is: only open rows are kept).
+{{ config(materialized='table') }}
+-- One row per (open invoice, as_of_date) of the dates this run builds: the invoice's reminder history known
+-- on that date. A reminder counts if sent_at < as_of_date (midnight UTC: the date's reminders go out during
+-- it), its response if responded_at < as_of_date. A promise is broken when its promised_date is before
+-- as_of_date and the invoice is still open (it is: only open rows are kept).
 with
 
-open_invoices as (
+open_rows as (
     select
         invoice_id,
         as_of_date
-    from {{ ref('int_invoice_balances_as_of') }}
-    where is_open
+    from {{ ref('int_invoice_open_as_of') }}
 ),
 
 reminders as (
     select * from {{ ref('stg_reminders') }}
 ),
 
+sent as (
+    select
+        open_rows.invoice_id,
+        open_rows.as_of_date,
+        reminders.reminder_id,
+        reminders.sent_at,
+        reminders.channel,
+        reminders.tone,
+        case
+            when reminders.response = 'none' or reminders.responded_at is null then 'none'
+            when reminders.responded_at < cast(open_rows.as_of_date as timestamp) then reminders.response
+            else 'awaiting'
+        end as known_response,
+        reminders.promised_date,
+        row_number() over (
+            partition by open_rows.invoice_id, open_rows.as_of_date
+            order by reminders.sent_at desc, reminders.reminder_id desc
+        ) as recency_rank
+    from open_rows
+    inner join reminders
+        on
+            open_rows.invoice_id = reminders.invoice_id
+            and reminders.sent_at < cast(open_rows.as_of_date as timestamp)
+),
+
 aggregated as (
     select
-        open_invoices.invoice_id,
-        open_invoices.as_of_date,
-        count(reminders.reminder_id) as reminder_count,
-        max(reminders.sent_at) as last_reminder_sent_at,
+        invoice_id,
+        as_of_date,
+        count(*) as reminder_count,
+        count(case when channel = 'email' then 1 end) as email_count,
+        count(case when channel = 'sms' then 1 end) as sms_count,
+        count(case when channel = 'letter' then 1 end) as letter_count,
+        count(case when channel = 'call' then 1 end) as call_count,
+        count(case when tone = 'preventive' then 1 end) as preventive_count,
+        count(case when tone = 'cordial' then 1 end) as cordial_count,
+        count(case when tone = 'firm' then 1 end) as firm_count,
+        max(sent_at) as last_reminder_sent_at,
+        count(case when known_response = 'promise_to_pay' then 1 end) as promise_count,
         count(
             case
-                when
-                    reminders.response = 'promise_to_pay'
-                    and reminders.responded_at < cast(open_invoices.as_of_date as timestamp)
-                    then 1
+                when known_response = 'promise_to_pay' and promised_date < as_of_date then 1
             end
-        ) as promise_count,
-        count(
-            case
-                when
-                    reminders.response = 'promise_to_pay'
-                    and reminders.responded_at < cast(open_invoices.as_of_date as timestamp)
-                    and reminders.promised_date < open_invoices.as_of_date
-                    then 1
-            end
-        ) as broken_promise_count
-    from open_invoices
-    left join reminders
-        on
-            open_invoices.invoice_id = reminders.invoice_id
-            and reminders.sent_at < cast(open_invoices.as_of_date as timestamp)
-    group by open_invoices.invoice_id, open_invoices.as_of_date
+        ) as broken_promise_count,
+        max(case when recency_rank = 1 then known_response end) as last_response
+    from sent
+    group by invoice_id, as_of_date
 ),
 
 final as (
     select
-        invoice_id,
-        as_of_date,
-        cast(reminder_count as integer) as reminder_count,
-        {{ days_between('cast(last_reminder_sent_at as date)', 'as_of_date') }} as days_since_last_reminder,
-        cast(promise_count as integer) as promise_count,
-        cast(broken_promise_count as integer) as broken_promise_count
-    from aggregated
+        open_rows.invoice_id,
+        open_rows.as_of_date,
+        cast(coalesce(aggregated.reminder_count, 0) as integer) as reminder_count,
+        cast(coalesce(aggregated.email_count, 0) as integer) as email_count,
+        cast(coalesce(aggregated.sms_count, 0) as integer) as sms_count,
+        cast(coalesce(aggregated.letter_count, 0) as integer) as letter_count,
+        cast(coalesce(aggregated.call_count, 0) as integer) as call_count,
+        cast(coalesce(aggregated.preventive_count, 0) as integer) as preventive_count,
+        cast(coalesce(aggregated.cordial_count, 0) as integer) as cordial_count,
+        cast(coalesce(aggregated.firm_count, 0) as integer) as firm_count,
+        {{ days_between('cast(aggregated.last_reminder_sent_at as date)', 'open_rows.as_of_date') }}
+            as days_since_last_reminder,
+        coalesce(aggregated.last_response, 'no_reminder') as last_response,
+        cast(coalesce(aggregated.promise_count, 0) as integer) as promise_count,
+        cast(coalesce(aggregated.broken_promise_count, 0) as integer) as broken_promise_count
+    from open_rows
+    left join aggregated
+        on
+            open_rows.invoice_id = aggregated.invoice_id
+            and open_rows.as_of_date = aggregated.as_of_date
 )
 
 select * from final

@@ -36,16 +36,28 @@ cumulative as (
     )
 ),
 
-first_settlement as (
+settling_events as (
     select
         cumulative.invoice_id,
-        min(cumulative.event_date) as settled_date,
-        arg_min(cumulative.cumulative_payment_count, cumulative.event_date) as settling_payment_count
+        cumulative.event_date,
+        cumulative.cumulative_payment_count,
+        row_number() over (
+            partition by cumulative.invoice_id
+            order by cumulative.event_date
+        ) as settling_rank
     from cumulative
     inner join invoices
         on cumulative.invoice_id = invoices.invoice_id
     where cumulative.cumulative_settled_amount >= invoices.amount - {{ settlement_tolerance() }}
-    group by cumulative.invoice_id
+),
+
+first_settlement as (
+    select
+        invoice_id,
+        event_date as settled_date,
+        cumulative_payment_count as settling_payment_count
+    from settling_events
+    where settling_rank = 1
 ),
 
 settlement as (

@@ -27,7 +27,7 @@ credit_note_events as (
         'credit_note' as event_type,
         invoice_id as event_id,
         issue_date as event_date,
-        -amount as amount
+        cast(-amount as decimal(18, 2)) as amount
     from credit_notes
 ),
 

@@ -16,7 +16,7 @@ priced as (
         open_amount,
         days_overdue,
         p_late_30d,
-        cast(cast(open_amount as double) * p_late_30d as decimal(18, 2)) as expected_at_risk
+        cast(cast(open_amount as {{ float_type() }}) * p_late_30d as decimal(18, 2)) as expected_at_risk
     from worklist
 ),
 

@@ -26,7 +26,7 @@ final as (
         currency,
         cast(receivables as decimal(18, 2)) as receivables,
         cast(sales_90d as decimal(18, 2)) as sales_90d,
-        cast(receivables as double) / nullif(cast(sales_90d as double), 0) * 90 as dso_days
+        cast(receivables as {{ float_type() }}) / nullif(cast(sales_90d as {{ float_type() }}), 0) * 90 as dso_days
     from per_currency
 )
 

@@ -11,7 +11,7 @@ renamed as (
     select
         cast(invoice_id as varchar) as invoice_id,
         cast(as_of_date as date) as as_of_date,
-        cast(p_late_30d as double) as p_late_30d,
+        cast(p_late_30d as {{ float_type() }}) as p_late_30d,
         cast(model_name as varchar) as model_name,
         cast(model_version as varchar) as model_version,
         cast(model_run_id as varchar) as model_run_id,
