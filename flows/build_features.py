@@ -32,17 +32,23 @@ def _runner(settings: Settings) -> PrefectDbtRunner:
 
 @contextmanager
 def _warehouse_for_dbt(settings: Settings) -> Iterator[None]:
-    """dbt's profile reads the warehouse path from the environment: point it at *these* settings' warehouse for
-    the duration of the build, so a flow called with explicit settings never builds another warehouse."""
-    previous = os.environ.get("RELANCE_WAREHOUSE_PATH")
-    os.environ["RELANCE_WAREHOUSE_PATH"] = str(settings.warehouse)
+    """dbt's profile reads the warehouse path (and DuckDB's memory cap) from the environment: point it at *these*
+    settings' warehouse for the duration of the build, so a flow called with explicit settings never builds
+    another warehouse."""
+    wanted = {
+        "RELANCE_WAREHOUSE_PATH": str(settings.warehouse),
+        "RELANCE_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
+    }
+    previous = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("RELANCE_WAREHOUSE_PATH", None)
-        else:
-            os.environ["RELANCE_WAREHOUSE_PATH"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @flow(name="build-features")

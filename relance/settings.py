@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default=None, description="Everything the pipeline writes. Default: <project_root>/data."
     )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb")
+    duckdb_memory_limit: str = Field(
+        default="4GB", description="Memory cap of dbt's DuckDB (it spills to disk past it), e.g. '4GB', '16GB'."
+    )
     mlflow_tracking_uri: str | None = Field(default=None, description="Default: sqlite:///<data_dir>/mlflow/mlflow.db")
     mlflow_artifact_root: Path | None = Field(default=None, description="Default: <data_dir>/mlflow/artifacts")
     prefect_home: Path | None = Field(default=None, description="Default: <data_dir>/prefect")
@@ -157,6 +160,7 @@ class Settings(BaseSettings):
         """
         return {
             "RELANCE_WAREHOUSE_PATH": str(self.warehouse),
+            "RELANCE_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
             "DBT_PROFILES_DIR": str(self.dbt_project_dir),
             "DBT_PROJECT_DIR": str(self.dbt_project_dir),
             "DBT_TARGET_PATH": str(self.dbt_target_dir),

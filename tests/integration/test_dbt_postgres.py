@@ -1,0 +1,450 @@
+"""The dbt project on its second target, PostgreSQL 15, gives the same tables as on DuckDB.
+
+One small generated warehouse (demo generator + the real loader, plus a corrected and a quarantined version of a
+few invoices so staging's latest-version and quarantine logic run), copied table by table (``raw`` and ``ops``)
+into a throwaway PostgreSQL (``tests/pg.py``, ``tests/pg_copy.py``). Then on each target, each with its own
+target path and the same vars as ``flows/build_features.py``: ``dbt build --exclude tag:post_scoring`` (models,
+unit tests, data tests), fake scores written to ``ops.predictions`` in DuckDB and copied over, and
+``dbt build --select tag:post_scoring``. Finally every relation of the dbt schemas is compared: same relations,
+same columns and type families, same number of rows, same rows (floats to a relative 1e-9, everything else
+exact; ``dbt_invocation_id`` differs by design and is left out). A last test changes one value on PostgreSQL and
+checks the comparison sees it. Skipped, with the reason, only when no throwaway PostgreSQL can be started.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+from psycopg import sql
+
+from relance.demo.generate import generate_demo
+from relance.importer import load_landing
+from relance.warehouse import ensure_schemas
+from tests import pg
+from tests.pg_copy import copy_schemas, copy_table, dbt_env, libpq_conninfo
+
+postgres_url = pg.postgres_url
+
+pytestmark = pytest.mark.integration
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+DBT = Path(sys.executable).with_name("dbt")
+AS_OF = date(2026, 10, 31)
+# the vars flows/build_features.py passes, with the Settings defaults
+VARS = {"as_of_date": AS_OF.isoformat(), "snapshot_interval_days": 28, "history_start_days": 120, "horizon_days": 30}
+DBT_SCHEMAS = ("staging", "intermediate", "marts", "ml", "serving")
+MUST_HAVE_ROWS = (
+    "marts.invoices",
+    "marts.customers",
+    "ml.ml_invoice_features",
+    "ml.ml_invoice_labels",
+    "serving.collection_worklist",
+)
+IGNORED_COLUMNS = frozenset({"dbt_invocation_id"})  # the dbt run's own id: differs between any two builds
+REL_TOL = 1e-9
+ABS_TOL = 1e-12  # sums of doubles in another order can leave ~1e-17 instead of 0
+DATABASE = "relance_dbt"  # own database on the server, in case the server is shared by several modules
+MAX_SHOWN = 5
+
+
+# --------------------------------------------------------------------------------------- dbt runs
+@dataclass
+class DbtRun:
+    """One dbt invocation: exit code and, per node, its status and message (from run_results.json)."""
+
+    target: str
+    args: tuple[str, ...]
+    returncode: int
+    seconds: float
+    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    output_tail: str = ""
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Nodes that errored or failed (not the ones skipped because of them), with their message."""
+        return {
+            uid: " ".join(msg.split())[:600]
+            for uid, (status, msg) in self.nodes.items()
+            if status not in ("success", "pass", "skipped")
+        }
+
+    def describe(self) -> str:
+        skipped = sum(1 for status, _ in self.nodes.values() if status == "skipped")
+        lines = [
+            f"dbt {' '.join(self.args)} --target {self.target}: exit {self.returncode} after {self.seconds:.0f} s, "
+            f"{skipped} skipped"
+        ]
+        lines += [f"  {uid}: {msg}" for uid, msg in sorted(self.failures.items())]
+        if self.returncode != 0 and not self.failures:
+            lines.append(self.output_tail)
+        return "\n".join(lines)
+
+
+def _dbt(target: str, target_dir: Path, env: dict[str, str], *args: str) -> DbtRun:
+    """One dbt command on one target, in a child process (as the CLI runs it), with its own target path.
+
+    The two targets run one after the other: on a 2-CPU machine running them side by side was not faster.
+    """
+    cli = [
+        str(DBT), *args,
+        "--target", target,
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(target_dir),
+        "--log-path", str(target_dir / "logs"),
+        "--vars", json.dumps(VARS),
+    ]  # fmt: skip
+    results = target_dir / "run_results.json"
+    results.unlink(missing_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600, check=False)
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+    run = DbtRun(target, args, proc.returncode, time.perf_counter() - started, output_tail=tail)
+    if results.exists():
+        for r in json.loads(results.read_text())["results"]:
+            run.nodes[r["unique_id"]] = (r["status"], r.get("message") or "")
+    return run
+
+
+# --------------------------------------------------------------------------------------- the warehouse
+def _seed(path: Path, landing: Path, truth: Path) -> None:
+    generate_demo(landing, truth, n_customers=200, n_invoices=3000, months=12, end_date=AS_OF, seed=11)
+    with duckdb.connect(str(path)) as con:
+        ensure_schemas(con)
+        load_landing(con, landing, flow_run_id="flow-seed")
+        # a later, accepted correction of three invoices (staging keeps it) and a later, quarantined one of three
+        # others (staging falls back to the version before): exercises the latest-version and quarantine logic
+        ids = [r[0] for r in con.execute("select invoice_id from raw.invoices order by invoice_id limit 6").fetchall()]
+        for batch, chosen in (("B-correction", ids[:3]), ("B-rejected", ids[3:])):
+            con.execute(
+                f"""insert into raw.invoices
+                select * replace (due_date + 1 as due_date, '{batch}' as _batch_id, _loaded_at + interval 1 day
+                    as _loaded_at, _row_hash || '-{batch}' as _row_hash)
+                from raw.invoices where invoice_id in (select unnest(?::varchar[]))""",
+                [chosen],
+            )
+        for invoice_id in ids[3:]:
+            con.execute(
+                "insert into ops.quarantine (batch_id, entity, row_number, natural_key, expectation, severity, "
+                "reason, row_json, quarantined_at, flow_run_id) values ('B-rejected', 'invoices', 1, ?, "
+                "'expect_due_date_sane', 'critical', 'test', '{}', timestamp '2026-10-30 06:00:00', 'flow-seed')",
+                [invoice_id],
+            )
+
+
+def _fake_scores(path: Path) -> int:
+    """A deterministic score for every feature row of the as-of date, as the scoring flow would write it."""
+    with duckdb.connect(str(path)) as con:
+        has_features = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'ml' and table_name = 'ml_invoice_features'"
+        ).fetchone()[0]
+        if not has_features:
+            return 0
+        con.execute(
+            """insert into ops.predictions (invoice_id, as_of_date, p_late_30d, model_name, model_version,
+                model_run_id, dbt_invocation_id, scored_at, flow_run_id)
+            select invoice_id, as_of_date, (row_number() over (order by invoice_id) % 97) / 97.0, 'payment_delay',
+                '1', 'run-1', 'inv-1', timestamp '2026-10-31 07:00:00', 'flow-score'
+            from ml.ml_invoice_features where as_of_date = ?""",
+            [AS_OF],
+        )
+        return con.execute("select count(*) from ops.predictions").fetchone()[0]
+
+
+@dataclass
+class Built:
+    duckdb_path: Path
+    pg_conninfo: str
+    copied: dict[str, int]
+    runs: dict[str, list[DbtRun]]  # target -> its invocations, in order
+    predictions: int
+
+
+@pytest.fixture(scope="module")
+def built(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    tmp = tmp_path_factory.mktemp("dbt_pg")
+    with psycopg.connect(libpq_conninfo(postgres_url), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    conninfo = psycopg.conninfo.make_conninfo(libpq_conninfo(postgres_url), dbname=DATABASE)
+    warehouse = tmp / "warehouse.duckdb"
+    _seed(warehouse, tmp / "landing", tmp / "truth")
+    with duckdb.connect(str(warehouse)) as duck, psycopg.connect(conninfo) as pgcon:
+        copied = copy_schemas(duck, pgcon, ("raw", "ops"))
+
+    env = {
+        **os.environ,
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        "RELANCE_WAREHOUSE_PATH": str(warehouse),
+        **dbt_env(postgres_url, database=DATABASE),
+    }
+    targets = {"dev": tmp / "target_duckdb", "postgres": tmp / "target_postgres"}
+    runs: dict[str, list[DbtRun]] = {t: [] for t in targets}
+    for target, target_dir in targets.items():
+        runs[target].append(_dbt(target, target_dir, env, "build", "--exclude", "tag:post_scoring"))
+    predictions = _fake_scores(warehouse)
+    with duckdb.connect(str(warehouse)) as duck, psycopg.connect(conninfo) as pgcon:
+        copy_table(duck, pgcon, "ops", "predictions")
+    for target, target_dir in targets.items():
+        runs[target].append(_dbt(target, target_dir, env, "build", "--select", "tag:post_scoring"))
+    # unit tests read the columns of their input relations from the database: run them once everything is built
+    runs["postgres"].append(_dbt("postgres", targets["postgres"], env, "test", "--select", "test_type:unit"))
+    yield Built(warehouse, conninfo, copied, runs, predictions)
+
+
+# --------------------------------------------------------------------------------------- comparison
+def _family(type_name: str) -> str:
+    """Coarse type family of a DuckDB or PostgreSQL column type (integer widths and decimal scales merged)."""
+    t = type_name.strip().lower()
+    if t in ("varchar", "text", "character varying", "character", "bpchar"):
+        return "string"
+    if t.startswith(("decimal", "numeric")):
+        return "decimal"
+    if t in ("double", "double precision", "float8"):
+        return "float8"
+    if t in ("float", "real", "float4"):
+        return "float4"
+    if t in ("tinyint", "smallint", "integer", "bigint", "hugeint", "int2", "int4", "int8"):
+        return "integer"
+    if t in ("timestamp", "timestamp without time zone"):
+        return "timestamp"
+    if t in ("timestamp with time zone", "timestamptz"):
+        return "timestamptz"
+    return t  # boolean, date, and anything unexpected as itself
+
+
+def _duck_relations(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    rows = con.execute(
+        "select schema_name || '.' || table_name, column_name, data_type from duckdb_columns() "
+        "where list_contains(?, schema_name) order by 1, column_index",
+        [list(DBT_SCHEMAS)],
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for rel, col, dtype in rows:
+        out.setdefault(rel, []).append((col, dtype))
+    return out
+
+
+def _pg_relations(con: psycopg.Connection) -> dict[str, list[tuple[str, str]]]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = any(%s) order by 1, ordinal_position",
+        [list(DBT_SCHEMAS)],
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for rel, col, dtype in rows:
+        out.setdefault(rel, []).append((col, dtype))
+    return out
+
+
+def _sort_key(value: object) -> tuple:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, float):
+        return (2, 0.0) if math.isnan(value) else (1, float(f"{value:.9g}"))
+    if isinstance(value, int | Decimal):
+        return (1, value)
+    if isinstance(value, datetime):
+        return (3, _utc(value).isoformat())
+    if isinstance(value, date):
+        return (3, value.isoformat())
+    return (4, str(value))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, str | date) or isinstance(b, str | date):
+            return False
+        fa, fb = float(a), float(b)  # type: ignore[arg-type]
+        if math.isnan(fa) or math.isnan(fb):
+            return math.isnan(fa) and math.isnan(fb)
+        return math.isclose(fa, fb, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return _utc(a) == _utc(b)
+    return a == b
+
+
+def _compare_rows(
+    name: str, columns: list[str], float_columns: set[str], left: list[tuple], right: list[tuple]
+) -> list[str]:
+    """Differences between two row sets of one relation (left = DuckDB, right = PostgreSQL), as messages."""
+    problems = []
+    if len(left) != len(right):
+        problems.append(f"{name}: {len(left)} rows on duckdb, {len(right)} on postgres")
+    # exact columns first so that float noise cannot reorder rows
+    order = [i for i, c in enumerate(columns) if c not in float_columns] + [
+        i for i, c in enumerate(columns) if c in float_columns
+    ]
+
+    def key(row: tuple) -> tuple:
+        return tuple(_sort_key(row[i]) for i in order)
+
+    shown = 0
+    for left_row, right_row in zip(sorted(left, key=key), sorted(right, key=key), strict=False):
+        diffs = [
+            f"{columns[i]}: {left_row[i]!r} != {right_row[i]!r}"
+            for i in range(len(columns))
+            if not _same(left_row[i], right_row[i])
+        ]
+        if diffs:
+            shown += 1
+            if shown <= MAX_SHOWN:
+                where = {columns[i]: left_row[i] for i in order[:3]}  # the first exact columns, to find the row
+                problems.append(f"{name}: {'; '.join(diffs)} (duckdb vs postgres, row {where})")
+    if shown > MAX_SHOWN:
+        problems.append(f"{name}: {shown - MAX_SHOWN} more rows differ")
+    return problems
+
+
+def _compare_relation(
+    duck: duckdb.DuckDBPyConnection, pgcon: psycopg.Connection, rel: str, duck_cols: list[tuple[str, str]]
+) -> tuple[list[str], int]:
+    """(differences, number of rows on duckdb) of one relation present on both sides."""
+    columns = [c for c, _ in duck_cols if c not in IGNORED_COLUMNS]
+    float_columns = {c for c, t in duck_cols if _family(t) in ("float8", "float4")}
+    schema, table = rel.split(".")
+    select_list = ", ".join(f'"{c}"' for c in columns)
+    left = duck.execute(f'select {select_list} from "{schema}"."{table}"').fetchall()
+    right = pgcon.execute(
+        sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(schema, table)
+        )
+    ).fetchall()
+    return _compare_rows(rel, columns, float_columns, left, right), len(left)
+
+
+@pytest.fixture(scope="module")
+def connections(built: Built) -> Iterator[tuple[duckdb.DuckDBPyConnection, psycopg.Connection]]:
+    with duckdb.connect(str(built.duckdb_path), read_only=True) as duck, psycopg.connect(built.pg_conninfo) as pgcon:
+        yield duck, pgcon
+
+
+# --------------------------------------------------------------------------------------- tests
+def test_raw_and_ops_copied_exactly(built: Built, connections) -> None:
+    duck, pgcon = connections
+    assert built.copied["raw.invoices"] > 3000 and built.copied["raw.customers"] == 200, built.copied
+    problems = []
+    for rel in built.copied:
+        schema, table = rel.split(".")
+        cols = duck.execute(
+            "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ? "
+            "order by column_index",
+            [schema, table],
+        ).fetchall()
+        problems += _compare_relation(duck, pgcon, rel, cols)[0]
+    assert not problems, "\n".join(problems)
+
+
+def test_seeded_versions_reach_staging_on_both(built: Built, connections) -> None:
+    """The corrected invoices are read from their correction batch and the quarantined one is ignored, on both."""
+    duck, pgcon = connections
+    query = "select raw_batch_id, count(*) from staging.stg_invoices where raw_batch_id like 'B-%' group by 1"
+    try:
+        on_pg = pgcon.execute(query).fetchall()
+    except psycopg.Error as exc:
+        pgcon.rollback()
+        pytest.fail(f"staging.stg_invoices not readable on postgres: {exc}")
+    assert duck.execute(query).fetchall() == on_pg == [("B-correction", 3)]
+
+
+def test_duckdb_build_succeeds(built: Built) -> None:
+    """The reference side: if this fails the project itself is broken, not its PostgreSQL port."""
+    bad = [run.describe() for run in built.runs["dev"] if run.returncode != 0]
+    assert not bad, "\n".join(bad)
+    assert built.predictions > 0
+
+
+def test_postgres_build_succeeds(built: Built) -> None:
+    builds = [run for run in built.runs["postgres"] if run.args[0] == "build"]
+    bad = [run.describe() for run in builds if run.returncode != 0]
+    assert not bad, "\n".join(bad)
+    assert sum(1 for run in builds for uid in run.nodes if uid.startswith("unit_test.")) > 0
+
+
+def test_postgres_unit_tests_pass(built: Built) -> None:
+    run = next(run for run in built.runs["postgres"] if run.args[0] == "test")
+    assert run.returncode == 0, run.describe()
+    assert run.nodes and all(uid.startswith("unit_test.") for uid in run.nodes), sorted(run.nodes)
+
+
+def test_same_relations_and_column_types(connections) -> None:
+    duck, pgcon = connections
+    on_duck, on_pg = _duck_relations(duck), _pg_relations(pgcon)
+    assert sorted(on_duck) == sorted(on_pg), {
+        "only on duckdb": sorted(set(on_duck) - set(on_pg)),
+        "only on postgres": sorted(set(on_pg) - set(on_duck)),
+    }
+    problems = []
+    for rel in sorted(set(on_duck) & set(on_pg)):
+        left = [(c, _family(t)) for c, t in on_duck[rel]]
+        right = [(c, _family(t)) for c, t in on_pg[rel]]
+        if left != right:
+            problems.append(
+                f"{rel}: "
+                + "; ".join(f"{a} vs {b}" for a, b in zip(left, right, strict=False) if a != b)
+                + ("" if len(left) == len(right) else f" ({len(left)} vs {len(right)} columns)")
+            )
+    assert not problems, "column names/types differ (duckdb vs postgres):\n" + "\n".join(problems)
+
+
+def test_same_rows(connections) -> None:
+    duck, pgcon = connections
+    on_duck, on_pg = _duck_relations(duck), _pg_relations(pgcon)
+    common = sorted(set(on_duck) & set(on_pg))
+    assert set(MUST_HAVE_ROWS) <= set(common), sorted(set(MUST_HAVE_ROWS) - set(common))
+    problems, counts = [], {}
+    for rel in common:
+        if [c for c, _ in on_duck[rel]] != [c for c, _ in on_pg[rel]]:
+            problems.append(f"{rel}: different columns, rows not compared (see the column test)")
+            continue
+        found, counts[rel] = _compare_relation(duck, pgcon, rel, on_duck[rel])
+        problems += found
+    empty = [rel for rel in MUST_HAVE_ROWS if counts.get(rel, 0) == 0]
+    assert not empty, f"nothing to compare in {empty}: {counts}"
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)
+
+
+def test_comparison_detects_a_changed_value(connections) -> None:
+    """Guard against a comparison that cannot fail: one float nudged by 1e-6 and one row removed on PostgreSQL."""
+    duck, pgcon = connections
+    rel = "ml.ml_invoice_features"
+    duck_cols = _duck_relations(duck)[rel]
+    column = next(c for c, t in duck_cols if _family(t) == "float8" and c not in IGNORED_COLUMNS)
+    target = sql.Identifier("ml", "ml_invoice_features")
+    one_row = sql.SQL("ctid = (select ctid from {t} limit 1)").format(t=target)
+    with pgcon.transaction():
+        changed = pgcon.execute(
+            sql.SQL("update {t} set {c} = coalesce({c}, 0) * (1 + 1e-6) + 1e-6 where {w}").format(
+                t=target, c=sql.Identifier(column), w=one_row
+            )
+        ).rowcount
+        assert changed == 1
+        problems, _ = _compare_relation(duck, pgcon, rel, duck_cols)
+        assert len(problems) == 1 and f"{column}: " in problems[0], problems
+        pgcon.execute(sql.SQL("delete from {t} where {w}").format(t=target, w=one_row))
+        problems, _ = _compare_relation(duck, pgcon, rel, duck_cols)
+        assert any("rows on duckdb" in p for p in problems), problems
+        raise psycopg.Rollback()
+    assert not _compare_relation(duck, pgcon, rel, duck_cols)[0]
