@@ -166,6 +166,8 @@ class Settings(BaseSettings):
             "DBT_TARGET_PATH": str(self.dbt_target_dir),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "PREFECT_HOME": str(self.prefect_dir),
+            # the ephemeral API server gets 20 s to start by default: too tight on a busy 2-core machine
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "DO_NOT_TRACK": "1",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

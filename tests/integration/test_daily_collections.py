@@ -155,9 +155,12 @@ def test_lineage_ids_resolve(pipeline) -> None:
         planned = con.sql(
             "select distinct flow_run_id, model_run_id, model_version, dbt_invocation_id from ops.reminders_planned"
         ).fetchall()
-        feature_invocations = {
-            r[0] for r in con.sql("select distinct dbt_invocation_id from ml.ml_invoice_features").fetchall()
-        }
+        feature_invocations = dict(
+            con.sql(
+                "select as_of_date = ?, list(distinct dbt_invocation_id) from ml.ml_invoice_features group by 1",
+                params=[AS_OF],
+            ).fetchall()
+        )
         batch_ids = {r[0] for r in con.sql("select batch_id from ops.ingest_batches").fetchall()}
         raw_batches = {r[0] for r in con.sql("select distinct _batch_id from raw.invoices").fetchall()}
     assert raw_batches <= batch_ids
@@ -173,7 +176,12 @@ def test_lineage_ids_resolve(pipeline) -> None:
         archived = json.loads((s.dbt_runs_dir / dbt_invocation_id / "run_results.json").read_text())
         assert archived["metadata"]["invocation_id"] == dbt_invocation_id  # resolves after a rebuild
         assert any(r["unique_id"] == "model.relance.ml_invoice_features" for r in archived["results"])
-    assert feature_invocations == {pipeline["second"]["dbt_invocation_id"]}, "features carry their build's id"
+    # features carry the id of the build that made them: the grid dates were built by the first run and kept
+    # (incremental), the scoring date was rebuilt by the second
+    assert feature_invocations == {
+        False: [first["dbt_invocation_id"]],
+        True: [pipeline["second"]["dbt_invocation_id"]],
+    }
     trained = client.search_runs(
         [client.get_experiment_by_name(s.model_name).experiment_id],
         filter_string=f"tags.`prefect.flow_run_id` = '{first['flow_run_id']}'",
