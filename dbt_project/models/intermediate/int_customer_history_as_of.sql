@@ -24,6 +24,7 @@ probes as (
 settled as (
     select
         customer_id,
+        invoice_id,
         settled_date,
         cast(days_late as {{ float_type() }}) as days_late,
         case when days_late > 0 then 1 else 0 end as is_late,
@@ -40,6 +41,7 @@ timeline as (
         customer_id,
         as_of_date as event_date,
         0 as event_order,
+        '' as event_key,
         1 as is_probe,
         0 as settled_n,
         0 as late_n,
@@ -55,6 +57,7 @@ timeline as (
         customer_id,
         settled_date as event_date,
         1 as event_order,
+        invoice_id as event_key,
         0 as is_probe,
         1 as settled_n,
         is_late as late_n,
@@ -71,6 +74,7 @@ timeline as (
         customer_id,
         {{ add_days('settled_date', recent_window_days()) }} as event_date,
         1 as event_order,
+        invoice_id as event_key,
         0 as is_probe,
         0 as settled_n,
         0 as late_n,
@@ -97,9 +101,10 @@ running as (
         sum(recent_n) over customer_timeline as recent_n,
         sum(recent_days_late_sum) over customer_timeline as recent_days_late_sum
     from timeline
+    -- a total order (event_key breaks ties): float sums then add up in the same order on every build
     window customer_timeline as (
         partition by customer_id
-        order by event_date, event_order
+        order by event_date, event_order, event_key
         rows between unbounded preceding and current row
     )
 ),
