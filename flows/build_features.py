@@ -85,7 +85,9 @@ def build_features(
     )
     runner = _runner(settings)
     with _warehouse_for_dbt(settings):
-        runner.invoke(["build", *selector, "--vars", dbt_vars])
+        # data tests guard every build; dbt unit tests check the SQL itself, with fixed inputs, so they run in
+        # the test suite (tests/integration/test_dbt_project.py, test_dbt_postgres.py), not every day
+        runner.invoke(["build", *selector, "--exclude-resource-type", "unit_test", "--vars", dbt_vars])
         invocation_id = archive_dbt_invocation(settings.dbt_target_dir, settings.dbt_runs_dir)
         if docs:
             runner.invoke(["docs", "generate", "--vars", dbt_vars])

@@ -61,6 +61,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
     tmp = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RELANCE_", "MLFLOW_"))}
     env |= {"RELANCE_DATA_DIR": str(tmp / "data"), "RELANCE_PROJECT_ROOT": str(repo_root), "COLUMNS": "200"}
+    # a 4-weekly training grid instead of the weekly default keeps the suite short; the grid itself is tested in
+    # tests/integration/test_dbt_project.py
+    env["RELANCE_SNAPSHOT_INTERVAL_DAYS"] = "28"
     first = _relance(["demo", "--customers", "200", "--invoices", "5000"], env, repo_root)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
     emails = sorted((tmp / "data" / "outbox" / "email").glob("*.json"))

@@ -36,7 +36,8 @@ def _corrupted_copy(repo_root: Path, data: Path) -> Settings:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, repo_root: Path):
     data = tmp_path_factory.mktemp("relance")
-    settings = Settings(project_root=repo_root, data_dir=data)
+    # a 4-weekly training grid instead of the weekly default keeps the suite short (the grid has its own tests)
+    settings = Settings(project_root=repo_root, data_dir=data, snapshot_interval_days=28)
     settings.ensure_dirs()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in settings.tool_environment().items():
