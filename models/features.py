@@ -36,16 +36,22 @@ class FeatureDataError(RuntimeError):
     """The ML relations are missing, incomplete or hold no rows for the requested date."""
 
 
-def _relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+def _existing_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """The columns of ``relation`` in order; empty when it does not exist."""
     schema, name = relation.split(".", 1)
     rows = con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
         "ORDER BY ordinal_position",
         [schema, name],
     ).fetchall()
-    if not rows:
-        raise FeatureDataError(f"relation {relation} does not exist in the warehouse; {DBT_HINT}")
     return [r[0] for r in rows]
+
+
+def _relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    columns = _existing_columns(con, relation)
+    if not columns:
+        raise FeatureDataError(f"relation {relation} does not exist in the warehouse; {DBT_HINT}")
+    return columns
 
 
 def _check_contract(con: duckdb.DuckDBPyConnection, relation: str, required: tuple[str, ...]) -> None:
@@ -129,15 +135,7 @@ def features_rebuild_reason(con: duckdb.DuckDBPyConnection) -> str | None:
     release added, removed or renamed a feature), old dates would lack the new columns, so dbt refuses the
     incremental run (``on_schema_change='fail'``) and the build flow rebuilds every date instead.
     """
-    schema, name = FEATURES_RELATION.split(".", 1)
-    present = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [schema, name],
-        ).fetchall()
-    ]
+    present = _existing_columns(con, FEATURES_RELATION)
     if not present:
         return None  # first build: dbt builds every date anyway
     expected = [*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, *LINEAGE_COLUMNS]

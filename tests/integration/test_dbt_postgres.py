@@ -229,28 +229,32 @@ def _family(type_name: str) -> str:
     return t  # boolean, date, and anything unexpected as itself
 
 
-def _duck_relations(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
-    rows = con.execute(
-        "select schema_name || '.' || table_name, column_name, data_type from duckdb_columns() "
-        "where list_contains(?, schema_name) order by 1, column_index",
-        [list(DBT_SCHEMAS)],
-    ).fetchall()
+def _by_relation(rows: list[tuple]) -> dict[str, list[tuple[str, str]]]:
+    """(relation, column, type) rows in column order -> relation: [(column, type), ...]."""
     out: dict[str, list[tuple[str, str]]] = {}
     for rel, col, dtype in rows:
         out.setdefault(rel, []).append((col, dtype))
     return out
+
+
+def _duck_relations(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    return _by_relation(
+        con.execute(
+            "select schema_name || '.' || table_name, column_name, data_type from duckdb_columns() "
+            "where list_contains(?, schema_name) order by 1, column_index",
+            [list(DBT_SCHEMAS)],
+        ).fetchall()
+    )
 
 
 def _pg_relations(con: psycopg.Connection) -> dict[str, list[tuple[str, str]]]:
-    rows = con.execute(
-        "select table_schema || '.' || table_name, column_name, data_type from information_schema.columns "
-        "where table_schema = any(%s) order by 1, ordinal_position",
-        [list(DBT_SCHEMAS)],
-    ).fetchall()
-    out: dict[str, list[tuple[str, str]]] = {}
-    for rel, col, dtype in rows:
-        out.setdefault(rel, []).append((col, dtype))
-    return out
+    return _by_relation(
+        con.execute(
+            "select table_schema || '.' || table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = any(%s) order by 1, ordinal_position",
+            [list(DBT_SCHEMAS)],
+        ).fetchall()
+    )
 
 
 def _sort_key(value: object) -> tuple:
@@ -273,7 +277,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _same(a: object, b: object) -> bool:
+def _same(a: object, b: object, *, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, float) or isinstance(b, float):
@@ -282,7 +286,7 @@ def _same(a: object, b: object) -> bool:
         fa, fb = float(a), float(b)  # type: ignore[arg-type]
         if math.isnan(fa) or math.isnan(fb):
             return math.isnan(fa) and math.isnan(fb)
-        return math.isclose(fa, fb, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+        return math.isclose(fa, fb, rel_tol=rel_tol, abs_tol=abs_tol)
     if isinstance(a, datetime) and isinstance(b, datetime):
         return _utc(a) == _utc(b)
     return a == b
@@ -477,14 +481,6 @@ def _insert_pg(pgcon: psycopg.Connection, table: str, rows: list[dict]) -> None:
         )
 
 
-def _unchanged(x: object, y: object) -> bool:
-    """Equal, floats to 1e-12 relative: a running float sum may round its last bit differently once rows are
-    appended to its partition; a leaked fact moves a feature by far more."""
-    if isinstance(x, float) and isinstance(y, float):
-        return math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12)
-    return x == y
-
-
 def test_future_facts_do_not_change_past_features_on_postgres(
     built: Built, connections, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -554,7 +550,9 @@ def _check_leakage_on_postgres(pgcon: psycopg.Connection, built: Built, postgres
         (b[0], b[2], col, x, y)
         for b, a in zip(before, after, strict=False)
         for col, x, y in zip(columns, b, a, strict=True)
-        if not _unchanged(x, y)
+        # floats to 1e-12 relative: a running float sum may round its last bit differently once rows are
+        # appended to its partition; a leaked fact moves a feature by far more
+        if not _same(x, y, rel_tol=1e-12, abs_tol=1e-12)
     ]
     assert len(after) == len(before) and not moved, f"{len(before)} -> {len(after)} rows; moved: {moved[:10]}"
     after_next = pgcon.execute(later, [next_date]).fetchall()

@@ -22,7 +22,7 @@ steps as (
     {{ dbt.generate_series(max_steps) }}
 ),
 
-history_dates as (
+grid_steps as (
     select
         {{ add_days(
             'first_invoice.first_as_of_date',
@@ -30,12 +30,12 @@ history_dates as (
         ) }} as as_of_date
     from first_invoice
     cross join steps
-    where
-        first_invoice.first_as_of_date is not null
-        and {{ add_days(
-            'first_invoice.first_as_of_date',
-            '(steps.generated_number - 1) * ' ~ snapshot_interval_days
-        ) }} < {{ as_of_date() }}
+    where first_invoice.first_as_of_date is not null
+),
+
+history_dates as (
+    select as_of_date from grid_steps
+    where as_of_date < {{ as_of_date() }}
 ),
 
 all_dates as (
