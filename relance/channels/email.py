@@ -1,7 +1,7 @@
 """Reminder emails: the message (French, by tone) and two transports behind one interface.
 
 This module also defines the channel-neutral pieces every transport shares (:class:`SendResult`,
-:class:`DeliveryError`, :class:`Transport`, :func:`write_atomic`): email is the reference channel and the
+:class:`DeliveryError`, :class:`Transport`): email is the reference channel and the
 letter / call-list outboxes in ``relance.channels.outbox`` conform to the same interface.
 
 Why ``personalizations[0].custom_args`` and not top-level ``custom_args``: SendGrid echoes both on every
@@ -16,8 +16,6 @@ import html
 import http.client
 import json
 import logging
-import os
-import tempfile
 import urllib.error
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +28,8 @@ from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, Subject, To
+
+from relance.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -105,24 +105,6 @@ class Transport(Protocol):
     """
 
     def send(self, message: Any, reminder_key: str) -> SendResult: ...
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temp file in the same directory, then ``os.replace``.
-
-    A crash mid-write therefore never leaves a truncated reminder in the outbox for someone to post.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- message ------------------------------------------------------------------------------------------------
@@ -324,5 +306,5 @@ class OutboxTransport:
 
     def send(self, message: Mail, reminder_key: str) -> SendResult:
         path = self.directory / f"{reminder_key}.json"
-        write_atomic(path, json.dumps(message.get(), ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(path, json.dumps(message.get(), ensure_ascii=False, indent=2, sort_keys=True) + "\n")
         return SendResult(provider_message_id=None, outbox_path=path)

@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from relance.channels.email import SendResult, format_amount, format_date, reminder_text, write_atomic
+from relance.channels.email import SendResult, format_amount, format_date, reminder_text
+from relance.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ body {{ font-family: Georgia, serif; max-width: 17cm; margin: 2cm auto; line-hei
 
     def send(self, message: Mapping[str, Any], reminder_key: str) -> SendResult:
         path = self.directory / f"{reminder_key}.html"
-        write_atomic(path, self.render(message))
+        write_text_atomic(path, self.render(message))
         return SendResult(provider_message_id=None, outbox_path=path)
 
 

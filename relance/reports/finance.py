@@ -13,8 +13,6 @@ import base64
 import io
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +23,8 @@ import jinja2
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from relance.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,6 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> No
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{relation} frame is missing columns {missing}; has {list(frame.columns)}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Whole file or nothing, so a reader never opens a half-written report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _money(value: Any, currency: str | None = None) -> str:
@@ -180,7 +168,7 @@ def write_finance_report(
     csv_paths: dict[str, Path] = {}
     for name, frame in (("aged_balance", aged), ("dso", dso), ("at_risk", at_risk)):
         path = target / f"{name}.csv"
-        _write_atomic(path, frame.to_csv(index=False))
+        write_text_atomic(path, frame.to_csv(index=False))
         csv_paths[name] = path
 
     amounts, counts = _aged_pivot(aged)
@@ -227,7 +215,7 @@ def write_finance_report(
         "csv_names": [p.name for p in csv_paths.values()],
     }
     html_path = target / HTML_NAME
-    _write_atomic(html_path, _environment().get_template(TEMPLATE).render(**context))
+    write_text_atomic(html_path, _environment().get_template(TEMPLATE).render(**context))
     summary = _summary(amounts, counts, dso)
     log.info("finance report for %s written to %s (%d currencies)", as_of_date, html_path, len(summary))
     return FinanceReport(html_path=html_path, csv_paths=csv_paths, summary_rows=summary)
