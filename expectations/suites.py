@@ -61,7 +61,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 from stdnum.fr import siren as stdnum_siren
 
-from relance.raw_schema import ENTITIES, NATURAL_KEYS, RAW_SCHEMA
+from relance.raw_schema import ENTITIES, NATURAL_KEYS, PAYMENT_METHODS, RAW_SCHEMA
 
 Severity = Literal["critical", "warning"]
 CRITICAL: Severity = "critical"
@@ -88,7 +88,6 @@ E164_REGEX = r"^\+[1-9]\d{6,14}$"
 
 CUSTOMER_TYPES = ("B2B", "B2C")
 DOCUMENT_TYPES = ("invoice", "credit_note")
-PAYMENT_METHODS = ("transfer", "direct_debit", "cheque", "card")
 REMINDER_CHANNELS = ("email", "sms", "letter", "call")
 REMINDER_TONES = ("preventive", "cordial", "firm")
 REMINDER_RESPONSES = ("none", "promise_to_pay", "dispute", "paid")

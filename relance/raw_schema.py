@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 RAW_SCHEMA = "raw"
 
+# How a payment was made: the values of payments.payment_method (null when the source does not say).
+PAYMENT_METHODS: tuple[str, ...] = ("transfer", "direct_debit", "cheque", "card")
+
 # Column name -> DuckDB type, in file order. Keys are the natural keys of each entity.
 ENTITIES: dict[str, dict[str, str]] = {
     "customers": {
@@ -51,7 +54,7 @@ ENTITIES: dict[str, dict[str, str]] = {
         "payment_date": "DATE",  # value date: the day the money is known to have arrived
         "amount": "DECIMAL(18,2)",
         "currency": "VARCHAR",
-        "payment_method": "VARCHAR",  # 'transfer' | 'direct_debit' | 'cheque' | 'card'
+        "payment_method": "VARCHAR",  # one of PAYMENT_METHODS
     },
     "payment_allocations": {
         "payment_id": "VARCHAR",

@@ -76,7 +76,7 @@ from relance.demo.reference import (
     as_array,
     ascii_slug,
 )
-from relance.raw_schema import ENTITIES
+from relance.raw_schema import ENTITIES, PAYMENT_METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,6 @@ DISPUTE_REASONS: tuple[str, ...] = (
     "missing_purchase_order",
     "duplicate_invoice",
 )
-PAYMENT_METHODS: tuple[str, ...] = ("transfer", "direct_debit", "cheque", "card")
 
 
 @dataclass(frozen=True)
