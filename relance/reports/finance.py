@@ -4,7 +4,9 @@ Inputs are the dbt serving relations (``serving.report_aged_balance``, ``serving
 ``serving.report_at_risk_exposure``) read by the flow: every number is computed in SQL, this module only lays
 them out. Output goes to ``<out_dir>/<as_of_date>/``: one CSV per input (for spreadsheets) and one HTML file
 with everything inlined (the chart is a base64 PNG), so it can be mailed or archived as a single file.
-Amounts are never summed across currencies.
+Amounts are never summed across currencies: the at-risk exposure is one table per currency, each ranked
+within its currency. Machine keys (``not_due``, ``1-30``...) stay in the CSVs and the summary; only the HTML and
+the chart show the French labels of ``BUCKET_LABELS``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,23 @@ import jinja2
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from relance.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-BUCKETS: tuple[str, ...] = ("not_due", "1-30", "31-60", "61-90", "90+")
+# The aging buckets of serving.report_aged_balance in their order, each with what a reader sees in the HTML and
+# on the chart. The keys stay in the CSVs, the summary and the SQL (finance tools read them).
+BUCKET_LABELS: dict[str, str] = {
+    "not_due": "Non échu",
+    "1-30": "1 à 30 j",
+    "31-60": "31 à 60 j",
+    "61-90": "61 à 90 j",
+    "90+": "Plus de 90 j",
+}
+BUCKETS: tuple[str, ...] = tuple(BUCKET_LABELS)
+CURRENCY_SYMBOLS: dict[str, str] = {"EUR": "€", "USD": "$", "GBP": "£"}
 BUCKET_COLOURS: tuple[str, ...] = ("#4c9a5b", "#c8b43c", "#e08a2c", "#d2562b", "#a11d21")
 TEMPLATE = "finance_report.html.j2"
 HTML_NAME = "finance_report.html"
@@ -63,12 +76,16 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> No
         raise ValueError(f"{relation} frame is missing columns {missing}; has {list(frame.columns)}")
 
 
-def _money(value: Any, currency: str | None = None) -> str:
-    """``1 234,56 €``-style French formatting; blank for missing values."""
+def _money(value: Any, currency: str | None = None, decimals: int = 2) -> str:
+    """``1 234,56 €``-style French formatting (narrow no-break space between thousands, comma for decimals,
+    symbol after a no-break space); blank for missing values. ``decimals=0`` for the chart."""
     if value is None or pd.isna(value):
         return ""
-    text = f"{float(value):,.2f}".replace(",", "\u202f").replace(".", ",")
-    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get((currency or "").upper(), currency or "")
+    number = float(value)
+    if round(number, decimals) == 0:
+        number = 0.0  # no "-0"
+    text = f"{number:,.{decimals}f}".replace(",", "\u202f").replace(".", ",").replace("-", "\u2212")
+    symbol = CURRENCY_SYMBOLS.get((currency or "").upper(), currency or "")
     return f"{text}\u00a0{symbol}".strip()
 
 
@@ -96,26 +113,71 @@ def _aged_pivot(aged: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return amounts, counts
 
 
-def _chart_png(amounts: pd.DataFrame, as_of_date: date) -> str | None:
-    """Aged balance bars, one panel per currency, as base64 PNG. Uses the Agg canvas directly (no pyplot), so
-    no global backend state and no display is needed."""
+def _amount_formatter(currency: str) -> FuncFormatter:
+    """Axis ticks as whole amounts in the report's format (``1\u202f200\u202f000 €``): a FuncFormatter has no
+    offset and no scientific notation, so a ten-million balance never reads ``1e7``."""
+    return FuncFormatter(lambda value, _pos: _money(value, currency, decimals=0))
+
+
+def aged_balance_figure(amounts: pd.DataFrame, as_of_date: date) -> Figure | None:
+    """Aged balance bars, one panel per currency (a currency x bucket-key frame, as from ``_aged_pivot``),
+    buckets labelled in French, amounts on the y axis and above each bar. None when there is nothing to draw.
+    Uses the Agg canvas directly (no pyplot), so no global backend state and no display is needed."""
     if amounts.empty:
         return None
     n = len(amounts.index)
-    fig = Figure(figsize=(6.5, 2.6 * n), dpi=100, layout="constrained")
+    fig = Figure(figsize=(8, 2.8 * n), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    labels = [BUCKET_LABELS[b] for b in BUCKETS]
     for ax, currency in zip(axes, amounts.index, strict=True):
         values = amounts.loc[currency, list(BUCKETS)].to_numpy(dtype=float)
-        bars = ax.bar(list(BUCKETS), values, color=BUCKET_COLOURS)
-        ax.bar_label(bars, labels=[f"{v:,.0f}".replace(",", " ") for v in values], fontsize=8, padding=2)
+        bars = ax.bar(labels, values, color=BUCKET_COLOURS)
+        ax.bar_label(bars, labels=[_money(v, currency, decimals=0) for v in values], fontsize=8, padding=2)
         ax.set_title(f"Encours par ancienneté ({currency}) au {as_of_date.isoformat()}", fontsize=10)
-        ax.set_ylabel(str(currency))
+        ax.yaxis.set_major_formatter(_amount_formatter(str(currency)))
+        ax.tick_params(axis="both", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
         ax.margins(y=0.15)
+    return fig
+
+
+def _chart_png(amounts: pd.DataFrame, as_of_date: date) -> str | None:
+    """The aged balance figure as base64 PNG, or None when there is nothing to draw."""
+    fig = aged_balance_figure(amounts, as_of_date)
+    if fig is None:
+        return None
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _at_risk_tables(at_risk: pd.DataFrame, top_n: int | None) -> list[dict[str, Any]]:
+    """One table per currency (sorted by code), rows by ``risk_rank`` within it, the first ``top_n`` of each:
+    amounts in different currencies are never ranked against each other."""
+    tables = []
+    for currency, rows in at_risk.groupby("currency", sort=True):
+        ranked = rows.sort_values(["risk_rank", "invoice_id"], kind="mergesort")
+        if top_n is not None:
+            ranked = ranked.head(top_n)
+        tables.append(
+            {
+                "currency": str(currency),
+                "rows": [
+                    {
+                        "risk_rank": int(r["risk_rank"]),
+                        "invoice_id": r["invoice_id"],
+                        "customer_name": r["customer_name"],
+                        "open_amount": _money(r["open_amount"], r["currency"]),
+                        "days_overdue": "" if pd.isna(r["days_overdue"]) else int(r["days_overdue"]),
+                        "p_late_30d": _number(r["p_late_30d"], 2),
+                        "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
+                    }
+                    for r in ranked.to_dict("records")
+                ],
+            }
+        )
+    return tables
 
 
 def _summary(amounts: pd.DataFrame, counts: pd.DataFrame, dso: pd.DataFrame) -> list[dict[str, Any]]:
@@ -156,8 +218,8 @@ def write_finance_report(
     """Write ``aged_balance.csv``, ``dso.csv``, ``at_risk.csv`` and ``finance_report.html`` to
     ``<out_dir>/<as_of_date>/``. Rewriting the same day replaces the files (reports are derived data).
 
-    ``at_risk`` is written as given to the CSV; the HTML shows it by ``risk_rank`` (the first ``top_n`` rows
-    if given).
+    ``at_risk`` is written as given to the CSV; the HTML shows one table per currency ordered by ``risk_rank``
+    (ranked within currency by ``serving.report_at_risk_exposure``), the first ``top_n`` rows of each if given.
     """
     _require(aged, AGED_COLUMNS, "report_aged_balance")
     _require(dso, DSO_COLUMNS, "report_dso")
@@ -172,21 +234,19 @@ def write_finance_report(
         csv_paths[name] = path
 
     amounts, counts = _aged_pivot(aged)
-    top = at_risk.sort_values("risk_rank", kind="mergesort")
-    if top_n is not None:
-        top = top.head(top_n)
     context = {
         "as_of_date": as_of_date.isoformat(),
         "model_version": model_version,
         "flow_run_id": flow_run_id,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "buckets": BUCKETS,
+        "buckets": [{"key": b, "label": BUCKET_LABELS[b]} for b in BUCKETS],
+        "top_n": top_n,
         "chart_png": _chart_png(amounts, as_of_date),
         "aged_rows": [
             {
                 "currency": ccy,
                 "amounts": {b: _money(amounts.loc[ccy, b], ccy) for b in BUCKETS},
-                "counts": {b: int(counts.loc[ccy, b]) for b in BUCKETS},
+                "counts": {b: f"{int(counts.loc[ccy, b]):,}".replace(",", "\u202f") for b in BUCKETS},
                 "total": _money(amounts.loc[ccy].sum(), ccy),
             }
             for ccy in amounts.index
@@ -200,18 +260,7 @@ def write_finance_report(
             }
             for r in dso.sort_values("currency").to_dict("records")
         ],
-        "at_risk_rows": [
-            {
-                "risk_rank": int(r["risk_rank"]),
-                "invoice_id": r["invoice_id"],
-                "customer_name": r["customer_name"],
-                "open_amount": _money(r["open_amount"], r["currency"]),
-                "days_overdue": "" if pd.isna(r["days_overdue"]) else int(r["days_overdue"]),
-                "p_late_30d": _number(r["p_late_30d"], 2),
-                "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
-            }
-            for r in top.to_dict("records")
-        ],
+        "at_risk_tables": _at_risk_tables(at_risk, top_n),
         "csv_names": [p.name for p in csv_paths.values()],
     }
     html_path = target / HTML_NAME

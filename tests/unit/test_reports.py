@@ -1,4 +1,6 @@
-"""The finance report: files where promised, numbers as given, a real PNG inline, a rectangular summary."""
+"""The finance report: files where promised, numbers as given, a real PNG inline, a rectangular summary, and
+what a reader sees: French bucket labels, one at-risk table per currency, amounts (not ``1e7``) on the chart.
+HTML assertions read the parsed text and table cells, never substrings of a page that holds a base64 image."""
 
 from __future__ import annotations
 
@@ -6,15 +8,70 @@ import base64
 import json
 import re
 from datetime import date
+from html.parser import HTMLParser
 
 import duckdb
 import pandas as pd
 import pytest
 
-from relance.reports.finance import record_report_run, write_finance_report
+from relance.reports.finance import BUCKETS, aged_balance_figure, record_report_run, write_finance_report
 from relance.warehouse import ensure_schemas
 
 AS_OF = date(2026, 3, 31)
+NNBSP, NBSP = "\u202f", "\u00a0"  # thousands separator, before the currency symbol
+
+
+def _squash(text: str) -> str:
+    """Collapse runs of HTML whitespace, keeping the no-break spaces of the amounts (str.split would not)."""
+    return re.sub(r"[ \t\n\r\f]+", " ", text).strip()
+
+
+class _Page(HTMLParser):
+    """The text of a page (tags and attributes such as the base64 image left out) and its tables: attributes,
+    header cells and body rows, each cell's text with whitespace collapsed."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.tables: list[dict] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._in_head = False
+        self.feed(html)
+        self.close()
+
+    @property
+    def text(self) -> str:
+        return _squash(" ".join(self.chunks))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append({"attrs": dict(attrs), "head": [], "rows": []})
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("th", "td"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead":
+            self._in_head = False
+        elif tag in ("th", "td") and self._cell is not None and self._row is not None:
+            self._row.append(_squash(" ".join(self._cell)))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            table = self.tables[-1]
+            if self._in_head:
+                table["head"] = self._row
+            else:
+                table["rows"].append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
 
 
 def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -23,7 +80,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "as_of_date": [pd.Timestamp(AS_OF)] * 5,
             "currency": ["EUR", "EUR", "EUR", "USD", "USD"],
             "aging_bucket": ["not_due", "1-30", "90+", "31-60", "61-90"],
-            "invoice_count": [10, 4, 2, 1, 3],
+            "invoice_count": [1843, 4, 2, 1, 3],
             "open_amount": [12000.0, 3500.5, 800.0, 999.99, 250.0],
         }
     )
@@ -36,18 +93,19 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "dso_days": [48.9, None],
         }
     )
+    # As serving.report_at_risk_exposure gives it: ranked within currency, rows of both currencies mixed.
     at_risk = pd.DataFrame(
         {
-            "as_of_date": [pd.Timestamp(AS_OF)] * 3,
-            "invoice_id": ["F-2", "F-1", "F-3"],
-            "customer_id": ["C2", "C1", "C3"],
-            "customer_name": ["Beta <SARL>", "Alpha SA", "Gamma"],
-            "currency": ["EUR", "EUR", "USD"],
-            "open_amount": [3000.0, 5000.0, 100.0],
-            "days_overdue": [40, 95, 10],
-            "p_late_30d": [0.5, 0.9, 0.2],
-            "expected_at_risk": [1500.0, 4500.0, 20.0],
-            "risk_rank": [2, 1, 3],
+            "as_of_date": [pd.Timestamp(AS_OF)] * 5,
+            "invoice_id": ["F-2", "U-1", "F-1", "U-2", "F-3"],
+            "customer_id": ["C2", "C3", "C1", "C4", "C5"],
+            "customer_name": ["Beta <SARL>", "Gamma", "Alpha SA", "Delta", "Epsilon"],
+            "currency": ["EUR", "USD", "EUR", "USD", "EUR"],
+            "open_amount": [3000.0, 9000.0, 5000.0, 100.0, 500.0],
+            "days_overdue": [40, 10, 95, -5, 3],
+            "p_late_30d": [0.5, 0.2, 0.9, 0.2, 0.1],
+            "expected_at_risk": [1500.0, 1800.0, 4500.0, 20.0, 50.0],
+            "risk_rank": [2, 1, 1, 2, 3],
         }
     )
     return aged, dso, at_risk
@@ -63,7 +121,7 @@ def test_report_files_summary_and_inline_chart(tmp_path) -> None:
     assert report.html_path == day_dir / "finance_report.html"
     assert set(report.csv_paths) == {"aged_balance", "dso", "at_risk"}
     assert all(p.parent == day_dir and p.exists() for p in report.csv_paths.values())
-    assert len(pd.read_csv(report.csv_paths["at_risk"])) == 3  # CSV keeps every row given
+    assert len(pd.read_csv(report.csv_paths["at_risk"])) == 5  # CSV keeps every row given
     pd.testing.assert_series_equal(
         pd.read_csv(report.csv_paths["aged_balance"])["open_amount"], aged["open_amount"], check_names=False
     )
@@ -77,7 +135,7 @@ def test_report_files_summary_and_inline_chart(tmp_path) -> None:
             "61-90": 0.0,
             "90+": 800.0,
             "total_open": 16300.5,
-            "invoices": 16,
+            "invoices": 1849,
             "dso_days": 48.9,
         },
         {
@@ -98,12 +156,37 @@ def test_report_files_summary_and_inline_chart(tmp_path) -> None:
     assert match, "the aged-balance chart must be inlined"
     assert base64.b64decode(match.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in html and "https://" not in html  # self-contained
-    assert "16\u202f300,50\u00a0€" in html and "48,9" in html and "n/d" in html
-    assert "Beta &lt;SARL&gt;" in html  # escaped
-    # top_n=2 by risk rank: F-1 then F-2, F-3 left out of the HTML
-    assert html.index("F-1") < html.index("F-2") and "F-3" not in html
-    assert "fr-1" in html and "7" in html
     assert not list(tmp_path.rglob("*.tmp"))
+
+    page = _Page(html)
+    assert "Modèle de risque : 7 · exécution : fr-1" in page.text
+    assert "gt;" not in page.text and "&" not in page.text  # no entity shown as text (escaped twice, or broken)
+    aged_table, dso_table, *risk_tables = page.tables
+
+    # Aged balance: French bucket headers in order, machine keys nowhere on the page.
+    assert aged_table["head"] == ["Devise", "Non échu", "1 à 30 j", "31 à 60 j", "61 à 90 j", "Plus de 90 j", "Total"]
+    assert not {"not_due", "1-30", "90+"} & set(page.text.split(" "))
+    eur = aged_table["rows"][0]
+    assert eur[0] == "EUR" and eur[1] == f"12{NNBSP}000,00{NBSP}€ 1{NNBSP}843 fact."
+    assert eur[3] == f"0,00{NBSP}€ 0 fact."  # 31 à 60 j: no invoice
+    assert eur[-1] == f"16{NNBSP}300,50{NBSP}€"
+    assert dso_table["rows"] == [
+        ["EUR", f"16{NNBSP}300,50{NBSP}€", f"30{NNBSP}000,00{NBSP}€", "48,9"],
+        ["USD", f"1{NNBSP}249,99{NBSP}$", f"2{NNBSP}000,00{NBSP}$", "n/d"],
+    ]
+
+    # At risk: one table per currency, its own rows only, by rank, top_n=2 of each; header not mangled.
+    assert [t["attrs"].get("data-currency") for t in risk_tables] == ["EUR", "USD"]
+    header = ["Rang", "Facture", "Client", "Restant dû", "Retard (j)", "P(retard > 30 j)", "Exposition"]
+    assert all(t["head"] == header for t in risk_tables)
+    eur_risk, usd_risk = ([row[:3] + row[-1:] for row in t["rows"]] for t in risk_tables)
+    assert eur_risk == [
+        ["1", "F-1", "Alpha SA", f"4{NNBSP}500,00{NBSP}€"],
+        ["2", "F-2", "Beta <SARL>", f"1{NNBSP}500,00{NBSP}€"],
+    ]  # F-3 (rank 3) left out
+    assert usd_risk == [["1", "U-1", "Gamma", f"1{NNBSP}800,00{NBSP}$"], ["2", "U-2", "Delta", f"20,00{NBSP}$"]]
+    assert all(len(row) == len(header) for t in risk_tables for row in t["rows"])
+    assert "Beta &lt;SARL&gt;" in html and "&amp;" not in html  # escaped once
 
 
 def test_empty_day_still_writes_a_report(tmp_path) -> None:
@@ -112,8 +195,38 @@ def test_empty_day_still_writes_a_report(tmp_path) -> None:
         aged, dso, at_risk, as_of_date=AS_OF, out_dir=tmp_path, model_version=None, flow_run_id=None
     )
     html = report.html_path.read_text(encoding="utf-8")
-    assert "Aucune facture ouverte" in html and "data:image/png" not in html
+    page = _Page(html)
+    assert "Aucune facture ouverte." in page.text and "Aucune facture à risque." in page.text
+    assert page.tables == [] and "data:image/png" not in html
     assert report.summary_rows == []
+
+
+def test_chart_axis_shows_amounts_not_scientific_notation() -> None:
+    """Balances in the millions: every y tick is a whole amount with thousands separators and the currency
+    symbol, no ``1e7`` offset above the axis; buckets on the x axis are the French labels."""
+    amounts = pd.DataFrame(
+        [[12_500_000.0, 3_200_000.0, 850_000.0, 0.0, 1_100_000.0], [2_400_000.0, 0.0, 310_000.0, 95_000.0, 0.0]],
+        index=pd.Index(["EUR", "GBP"], name="currency"),
+        columns=list(BUCKETS),
+    )
+    fig = aged_balance_figure(amounts, AS_OF)
+    assert fig is not None
+    fig.canvas.draw()
+    amount = re.compile(rf"^(0|\u2212?[1-9]\d{{0,2}}(\u202f\d{{3}})*){NBSP}(?P<symbol>[€£])$")
+    for ax, symbol in zip(fig.axes, ["€", "£"], strict=True):
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(labels) >= 3
+        assert all((m := amount.match(label)) and m["symbol"] == symbol for label in labels), labels
+        assert ax.yaxis.get_offset_text().get_text() == ""
+        assert [t.get_text() for t in ax.get_xticklabels()] == [
+            "Non échu",
+            "1 à 30 j",
+            "31 à 60 j",
+            "61 à 90 j",
+            "Plus de 90 j",
+        ]
+    assert fig.axes[0].yaxis.get_major_formatter()(10_000_000, 0) == f"10{NNBSP}000{NNBSP}000{NBSP}€"
+    assert f"12{NNBSP}500{NNBSP}000{NBSP}€" in [t.get_text() for t in fig.axes[0].texts]  # the bar's own label
 
 
 def test_bad_input_is_rejected_clearly(tmp_path) -> None:
