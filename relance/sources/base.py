@@ -14,13 +14,25 @@ adapter itself could not parse at all (a truncated line, a row with too many fie
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from relance.raw_schema import ENTITIES
+
+SOURCE_ROW = "_source_row"  # optional extract column: 1-based row number in the source, for messages and quarantine
 _HASH_CHUNK = 1 << 20
+# Arrow type of each raw-schema type (TIMESTAMP's unit is the caller's: see entity_schema).
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "DECIMAL(18,2)": pa.decimal128(18, 2),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+}
 
 
 def file_sha256(path: Path) -> str:
@@ -64,3 +76,17 @@ class EntityExtract:
     file_hash: str
     rejects: list[Reject] = field(default_factory=list)
     watermark: str | None = None  # the source's high-water mark after this read (e.g. max updated_at), if any
+
+
+def entity_schema(entity: str, *, timestamp_unit: str = "us", source_row: bool = False) -> pa.Schema:
+    """Arrow schema of a raw entity with its raw-schema types, in raw_schema column order (+ ``_source_row``)."""
+    fields = [
+        (col, pa.timestamp(timestamp_unit) if typ == "TIMESTAMP" else _ARROW_TYPES[typ])
+        for col, typ in ENTITIES[entity].items()
+    ]
+    return pa.schema(fields + ([(SOURCE_ROW, pa.int64())] if source_row else []))
+
+
+def text_schema(columns: Iterable[str]) -> pa.Schema:
+    """Arrow schema of an extract read as text: every column a string, plus the int64 ``_source_row``."""
+    return pa.schema([*(pa.field(c, pa.string()) for c in columns), pa.field(SOURCE_ROW, pa.int64())])

@@ -62,12 +62,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import NullPool
 
 from relance.raw_schema import ENTITIES
-from relance.sources.base import EntityExtract, SourceError
+from relance.sources.base import SOURCE_ROW, EntityExtract, SourceError, text_schema
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 10_000
-SOURCE_ROW = "_source_row"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WATERMARK_ALIAS = "_relance_watermark"
 _AUTH_MARKERS = ("password authentication failed", "authentication failed", "access denied", "login failed")
@@ -401,10 +400,6 @@ def _probe(conn: sa.Connection, config: SqlSourceConfig, entity: str, previous: 
     return _Plan(entity, sql, params, result_columns, wm is not None, previous, new, rows_expected)
 
 
-def _schema(entity: str) -> pa.Schema:
-    return pa.schema([*(pa.field(c, pa.string()) for c in ENTITIES[entity]), pa.field(SOURCE_ROW, pa.int64())])
-
-
 def _batches(engine: Engine, config: SqlSourceConfig, plan: _Plan, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Stream the plan's rows in chunks of ``chunk_size`` as Arrow batches of text; one connection per stream."""
     columns = list(ENTITIES[plan.entity])
@@ -495,7 +490,7 @@ def load_sql_source(
             plans.append(_probe(conn, config, name, watermarks.get(name)))
     extracts = []
     for plan in plans:
-        schema = _schema(plan.entity)
+        schema = text_schema(ENTITIES[plan.entity])
         reader = pa.RecordBatchReader.from_batches(schema, _batches(engine, config, plan, schema))
         extracts.append(
             EntityExtract(
