@@ -13,7 +13,9 @@ corrupts names ("SociÃ©tÃ©") or makes DuckDB fail the whole file, so:
   (``mac_latin2`` for plain French Windows-1252 text) and merges code pages that decode the sample
   identically, so Western code pages are tried first and ``cp1252`` is preferred when it is among the
   equivalent ones;
-* non-UTF-8 files are transcoded to a temporary UTF-8 file in 1 MiB chunks (never whole in memory).
+* non-UTF-8 files are transcoded to a temporary UTF-8 file in 1 MiB chunks (never whole in memory);
+* a file read whole (an FEC) is decoded by :func:`decode_bytes`: UTF-8, else the first of the same Western code
+  pages that decodes it, so both readers share one order of preference.
 
 Undecodable bytes raise :class:`~relance.sources.base.SourceError` naming the file, line, byte offset and byte.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import codecs
 import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +74,16 @@ def bom_encoding(head: bytes) -> str | None:
     return None
 
 
-def find_decode_problem(path: Path, encoding: str) -> DecodeProblem | None:
-    """First position where ``path`` does not decode as ``encoding``, streaming; ``None`` if it all decodes."""
+class _Undecodable(Exception):
+    """Raised by :func:`_decoded_chunks` where the bytes stop decoding."""
+
+    def __init__(self, problem: DecodeProblem) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
+    """The text of ``path`` decoded 1 MiB at a time; :class:`_Undecodable` says where it stops decoding."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     offset, lines = 0, 1
     with path.open("rb") as fh:
@@ -80,20 +91,32 @@ def find_decode_problem(path: Path, encoding: str) -> DecodeProblem | None:
             chunk = fh.read(CHUNK_BYTES)
             final = not chunk
             try:
-                decoder.decode(chunk, final=final)
+                text = decoder.decode(chunk, final=final)
             except UnicodeDecodeError as exc:
                 # exc.object is the decoder's buffered tail + this chunk; its start is close enough to name a line.
                 pending = len(exc.object) - len(chunk)
                 start = max(exc.start - pending, 0)
-                return DecodeProblem(
+                problem = DecodeProblem(
                     line=lines + chunk[:start].count(b"\n"),
                     offset=offset + start,
                     bad_bytes=bytes(exc.object[exc.start : exc.end]),
                 )
+                raise _Undecodable(problem) from exc
+            yield text
             if final:
-                return None
+                return
             lines += chunk.count(b"\n")
             offset += len(chunk)
+
+
+def find_decode_problem(path: Path, encoding: str) -> DecodeProblem | None:
+    """First position where ``path`` does not decode as ``encoding``, streaming; ``None`` if it all decodes."""
+    try:
+        for _ in _decoded_chunks(path, encoding):
+            pass
+    except _Undecodable as exc:
+        return exc.problem
+    return None
 
 
 def _sample(path: Path, around: int | None) -> bytes:
@@ -165,28 +188,32 @@ def transcode_to_utf8(src: Path, encoding: str, dest: Path) -> None:
     Raises:
         SourceError: a byte sequence does not decode, naming line and byte offset.
     """
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset, lines = 0, 1
-    with src.open("rb") as fin, dest.open("wb") as fout:
-        while True:
-            chunk = fin.read(CHUNK_BYTES)
-            final = not chunk
-            try:
-                text = decoder.decode(chunk, final=final)
-            except UnicodeDecodeError as exc:
-                pending = len(exc.object) - len(chunk)
-                start = max(exc.start - pending, 0)
-                line = lines + chunk[:start].count(b"\n")
-                raise SourceError(
-                    f"{src}: undecodable bytes {bytes(exc.object[exc.start : exc.end])!r} at line "
-                    f"{line} (byte offset {offset + start}) for encoding {encoding}; "
-                    "set the profile's encoding to the one the file was written in (or 'auto')"
-                ) from exc
-            fout.write(text.encode("utf-8"))
-            if final:
-                return
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
+    with dest.open("wb") as fout:
+        try:
+            for text in _decoded_chunks(src, encoding):
+                fout.write(text.encode("utf-8"))
+        except _Undecodable as exc:
+            p = exc.problem
+            raise SourceError(
+                f"{src}: undecodable bytes {p.bad_bytes!r} at line {p.line} (byte offset {p.offset}) for encoding "
+                f"{encoding}; set the profile's encoding to the one the file was written in (or 'auto')"
+            ) from exc
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """Text of a file held in memory, and the encoding that read it: UTF-8 (with or without BOM) first, then the
+    Western code pages in :data:`WESTERN_CODEPAGES` order (cp1252, then ISO-8859-15, which maps every byte: this
+    never fails).
+
+    Why this order: a single-byte file almost never happens to be valid UTF-8, while any byte string is valid
+    single-byte text, so trying UTF-8 first is what tells them apart. The FEC reader uses it (an FEC is read whole).
+    """
+    for encoding in ("utf-8-sig", *WESTERN_CODEPAGES):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("iso8859_15 decodes every byte")  # pragma: no cover
 
 
 def utf8_view(path: Path, encoding: str = "auto", *, workdir: Path | None = None) -> tuple[Path, str]:
