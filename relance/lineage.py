@@ -10,16 +10,27 @@ import json
 import logging
 import shutil
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
-def git_sha(project_root: Path) -> str:
-    """The checked-out commit, or 'unknown' outside a git checkout (e.g. an installed wheel)."""
+def package_version() -> str:
+    """The installed relance version (what an installed wheel can say about its code)."""
+    try:
+        return metadata.version("relance")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def git_sha(where: Path | None = None) -> str:
+    """The commit of the checkout the code runs from (default: the one holding this package), or 'unknown'
+    outside a git checkout (an installed wheel: see :func:`package_version`)."""
+    where = where or Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(project_root), "rev-parse", "HEAD"],
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             timeout=10,

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relance.resources import packaged_dbt_project
+
 
 class SourceSpec(BaseModel):
     """One receivables source the daily run imports: a path and the profile that reads it."""
@@ -26,11 +28,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- locations -------------------------------------------------------------------------
-    project_root: Path = Field(
-        default_factory=Path.cwd, description="Checkout root: dbt_project/ and expectations/ live here."
+    project_root: Path | None = Field(
+        default=None,
+        description="A checkout whose dbt_project/ to use instead of the one shipped in the installed package.",
     )
     data_dir: Path | None = Field(
-        default=None, description="Everything the pipeline writes. Default: <project_root>/data."
+        default=None, description="Everything the pipeline writes. Default: ./data under the working directory."
     )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb")
     duckdb_memory_limit: str = Field(
@@ -42,6 +45,14 @@ class Settings(BaseSettings):
     landing_dir: Path | None = Field(
         default=None, description="Where source exports are dropped. Default: <data_dir>/landing"
     )
+
+    # --- the PostgreSQL dbt target (`relance dbt --target postgres ...`) ----------------------
+    # The password is never a setting: dbt reads RELANCE_PG_PASSWORD from the environment when it connects.
+    pg_host: str = Field(default="localhost", description="PostgreSQL host of the dbt `postgres` target.")
+    pg_port: int = Field(default=5432, description="PostgreSQL port of the dbt `postgres` target.")
+    pg_user: str = Field(default="relance", description="PostgreSQL user of the dbt `postgres` target.")
+    pg_dbname: str = Field(default="relance", description="PostgreSQL database of the dbt `postgres` target.")
+    dbt_threads: int = Field(default=2, description="Models dbt builds in parallel.")
 
     sources: list[SourceSpec] = Field(
         default_factory=list,
@@ -76,15 +87,16 @@ class Settings(BaseSettings):
     # --- reports -----------------------------------------------------------------------------
     report_top_n: int = 20
 
-    @field_validator("project_root", mode="after")
+    @field_validator("project_root", "data_dir", "warehouse_path", "landing_dir", mode="after")
     @classmethod
-    def _absolute(cls, v: Path) -> Path:
-        return v.expanduser().resolve()
+    def _absolute(cls, v: Path | None) -> Path | None:
+        """Relative paths are taken from the working directory when the settings are built, once."""
+        return None if v is None else v.expanduser().resolve()
 
     # Derived paths: one place decides the layout under data_dir.
     @cached_property
     def data(self) -> Path:
-        return (self.data_dir or self.project_root / "data").expanduser().resolve()
+        return self.data_dir or (Path.cwd() / "data").resolve()
 
     @cached_property
     def warehouse(self) -> Path:
@@ -124,12 +136,29 @@ class Settings(BaseSettings):
 
     @cached_property
     def dbt_project_dir(self) -> Path:
-        return self.project_root / "dbt_project"
+        """The dbt project: shipped inside the installed package, or ``<project_root>/dbt_project``."""
+        if self.project_root is not None:
+            return self.project_root / "dbt_project"
+        return packaged_dbt_project()
+
+    @cached_property
+    def dbt_dir(self) -> Path:
+        """Everything dbt writes (profile, artefacts, logs) stays with the data, never in the package."""
+        return self.data / "dbt"
+
+    @cached_property
+    def dbt_profiles_dir(self) -> Path:
+        """Where ``relance.dbt.write_profile`` writes the ``profiles.yml`` derived from these settings."""
+        return self.dbt_dir
 
     @cached_property
     def dbt_target_dir(self) -> Path:
-        """dbt artefacts (manifest, run_results, docs site) stay with the data, not in the checkout."""
-        return self.data / "dbt" / "target"
+        """dbt artefacts (manifest, run_results, docs site)."""
+        return self.dbt_dir / "target"
+
+    @cached_property
+    def dbt_log_dir(self) -> Path:
+        return self.dbt_dir / "logs"
 
     @cached_property
     def dbt_runs_dir(self) -> Path:
@@ -154,16 +183,13 @@ class Settings(BaseSettings):
             p.mkdir(parents=True, exist_ok=True)
 
     def tool_environment(self) -> dict[str, str]:
-        """Environment variables that point dbt, MLflow and Prefect at this configuration.
+        """Environment variables that point Prefect (and MLflow's own CLI) at this configuration, and turn every
+        tool's telemetry off.
 
-        Set by entry points (CLI, tests) before those libraries are imported; never read back by library code.
+        Set once by entry points (CLI, tests) before Prefect is imported: Prefect reads its home at import time.
+        dbt needs none of them: ``relance.dbt`` passes it arguments and a profile written from these settings.
         """
         return {
-            "RELANCE_WAREHOUSE_PATH": str(self.warehouse),
-            "RELANCE_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
-            "DBT_PROFILES_DIR": str(self.dbt_project_dir),
-            "DBT_PROJECT_DIR": str(self.dbt_project_dir),
-            "DBT_TARGET_PATH": str(self.dbt_target_dir),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "PREFECT_HOME": str(self.prefect_dir),
             # the ephemeral API server gets 20 s to start by default: too tight on a busy 2-core machine

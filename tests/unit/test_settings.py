@@ -8,9 +8,15 @@ import pytest
 from relance.settings import Settings, parse_as_of
 
 
-def test_defaults_live_under_one_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_live_under_one_data_dir_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("RELANCE_DATA_DIR", raising=False)
-    s = Settings(project_root=tmp_path)
+    monkeypatch.delenv("RELANCE_PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert s.data == tmp_path / "data"
+    monkeypatch.chdir("/")  # resolved once, when the settings are built
     assert s.data == tmp_path / "data"
     for p in (
         s.warehouse,
@@ -21,6 +27,8 @@ def test_defaults_live_under_one_data_dir(tmp_path: Path, monkeypatch: pytest.Mo
         s.mlflow_artifacts,
         s.prefect_dir,
         s.dbt_target_dir,
+        s.dbt_profiles_dir,
+        s.dbt_log_dir,
     ):
         assert s.data in p.parents
     assert s.mlflow_uri == f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
@@ -37,12 +45,27 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "SG.secret" not in repr(s)  # secrets never end up in logs
 
 
-def test_tool_environment_points_every_tool_at_the_data_dir(tmp_path: Path) -> None:
-    s = Settings(project_root=tmp_path, data_dir=tmp_path / "d")
+def test_the_dbt_project_comes_with_the_package_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import relance
+
+    monkeypatch.delenv("RELANCE_PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    project = Settings().dbt_project_dir
+    assert (project / "dbt_project.yml").is_file()
+    assert Path(relance.__file__).resolve().parent.parent in project.parents or "site-packages" in str(project)
+    # an override still wins: a checkout elsewhere
+    assert Settings(project_root=tmp_path).dbt_project_dir == tmp_path / "dbt_project"
+
+
+def test_tool_environment_points_prefect_at_the_data_dir_and_sets_nothing_for_dbt(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "d")
     env = s.tool_environment()
     assert env["PREFECT_HOME"] == str(tmp_path / "d" / "prefect")
-    assert env["RELANCE_WAREHOUSE_PATH"].endswith("warehouse.duckdb")
     assert env["DO_NOT_TRACK"] == "1"
+    assert not [k for k in env if k.startswith("DBT_") and k != "DBT_SEND_ANONYMOUS_USAGE_STATS"]
+    assert "RELANCE_WAREHOUSE_PATH" not in env
 
 
 def test_parse_as_of() -> None:
