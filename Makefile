@@ -36,10 +36,11 @@ test: $(STAMP) ## Run the whole test suite (unit, integration, e2e)
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-lint: $(STAMP) ## ruff + sqlfluff (the dbt templater compiles the project, hence a scratch warehouse path)
+lint: $(STAMP) ## ruff + sqlfluff (the dbt templater compiles the project against a scratch profile and warehouse)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	RELANCE_WAREHOUSE_PATH=$${RELANCE_WAREHOUSE_PATH:-$$(mktemp -d)/lint.duckdb} $(BIN)/sqlfluff lint dbt_project/models
+	scratch=$$(mktemp -d) && RELANCE_DATA_DIR=$$scratch $(BIN)/relance dbt --show debug >/dev/null \
+		&& DBT_PROFILES_DIR=$$scratch/dbt $(BIN)/sqlfluff lint dbt_project/models; status=$$?; rm -rf $$scratch; exit $$status
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -52,6 +52,7 @@ from expectations.suites import (
     volume_bounds,
     volume_message,
 )
+from relance import ops
 from relance.raw_schema import NATURAL_KEYS, entity
 from relance.warehouse import ensure_schemas
 
@@ -105,22 +106,11 @@ class ValidationSummary:
 
 
 @dataclass
-class _BatchInfo:
-    batch_id: str
-    entity: str
-    status: str
-    rows_read: int
-    rows_loaded: int
-    source_name: str | None = None
-    loaded_at: datetime | None = None
-
-
-@dataclass
 class _Outcome:
     critical: list[str] = field(default_factory=list)
     warning: list[str] = field(default_factory=list)  # row-level: their rows are in `quarantine`
     batch_warning: list[str] = field(default_factory=list)  # batch-level (volume): nothing quarantined
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[ops.QuarantineRow] = field(default_factory=list)
 
 
 def _context(gx_dir: Path) -> Any:
@@ -164,35 +154,7 @@ def _checkpoint(ctx: Any, entity_name: str) -> Any:
     )
 
 
-def _batch_infos(con: duckdb.DuckDBPyConnection, batch_ids: list[str]) -> list[_BatchInfo]:
-    rows = con.execute(
-        "SELECT batch_id, entity, status, rows_read, rows_loaded, source_name, loaded_at FROM ops.ingest_batches "
-        "WHERE list_contains(?, batch_id)",
-        [batch_ids],
-    ).fetchall()
-    found = {r[0]: _BatchInfo(r[0], r[1], r[2], int(r[3] or 0), int(r[4] or 0), r[5], r[6]) for r in rows}
-    unknown = [b for b in batch_ids if b not in found]
-    if unknown:
-        raise ValueError(f"unknown batch id(s), not in ops.ingest_batches: {', '.join(unknown)}")
-    return [found[b] for b in dict.fromkeys(batch_ids)]
-
-
-def _volume_history(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> list[int]:
-    """``rows_read`` of the previous loads of the batch's (source, entity), most recent first.
-
-    Previous = status ``loaded``, ``rows_read > 0``, loaded before the batch (not the batch itself); a null
-    ``source_name`` is one source (compared like the loader does, ``coalesce(source_name, '')``).
-    """
-    rows = con.execute(
-        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND coalesce(source_name, '') = ? "
-        "AND status = 'loaded' AND rows_read > 0 AND batch_id <> ? AND (?::TIMESTAMP IS NULL OR loaded_at < ?) "
-        "ORDER BY loaded_at DESC NULLS LAST, batch_id DESC LIMIT ?",
-        [info.entity, info.source_name or "", info.batch_id, info.loaded_at, info.loaded_at, VOLUME_HISTORY],
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-def _volume_parameters(info: _BatchInfo, history: list[int]) -> tuple[VolumeBounds | None, dict[str, Any]]:
+def _volume_parameters(info: ops.BatchRecord, history: list[int]) -> tuple[VolumeBounds | None, dict[str, Any]]:
     """Bounds of the batch's volume check and the suite parameters that carry them (``None``: not checked)."""
     bounds = volume_bounds(history)
     if bounds is None:
@@ -208,7 +170,7 @@ def _volume_parameters(info: _BatchInfo, history: list[int]) -> tuple[VolumeBoun
     return bounds, {VOLUME_MIN_PARAM: bounds.min_value, VOLUME_MAX_PARAM: bounds.max_value}
 
 
-def _read_batch(con: duckdb.DuckDBPyConnection, info: _BatchInfo) -> pd.DataFrame:
+def _read_batch(con: duckdb.DuckDBPyConnection, info: ops.BatchRecord) -> pd.DataFrame:
     """The batch's raw rows + ``_row_number``, SQL-derived columns and ``_row_json``."""
     ent = entity(info.entity)
     cols = ", ".join(f'"{c}"' for c in ent.columns)
@@ -295,7 +257,15 @@ def _reason(entity_name: str, config: Any, row: pd.Series) -> str:
     return f"{rule}; got {shown}" if shown else rule
 
 
-def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame, history: list[int]) -> _Outcome:
+def _validate_one(
+    checkpoint: Any,
+    info: ops.BatchRecord,
+    df: pd.DataFrame,
+    history: list[int],
+    *,
+    now: datetime,
+    flow_run_id: str | None,
+) -> _Outcome:
     """Run the entity checkpoint on one batch frame and sort its failures by severity."""
     frame = prepare_frame(info.entity, df.drop(columns=[_ROW_JSON]))
     frame[VOLUME_COLUMN] = info.rows_read
@@ -343,16 +313,19 @@ def _validate_one(checkpoint: Any, info: _BatchInfo, df: pd.DataFrame, history: 
                 row = by_row.loc[row_number]
                 key = _natural_key(info.entity, row)
                 outcome.quarantine.append(
-                    {
-                        "batch_id": info.batch_id,
-                        "entity": info.entity,
-                        "row_number": row_number,
-                        "natural_key": key,
-                        "expectation": what,
-                        "severity": WARNING,
-                        "reason": _reason(info.entity, config, row),
-                        "row_json": row[_ROW_JSON],
-                    }
+                    ops.QuarantineRow(
+                        batch_id=info.batch_id,
+                        entity=info.entity,
+                        row_number=row_number,
+                        natural_key=key,
+                        expectation=what,
+                        severity=WARNING,
+                        reason=_reason(info.entity, config, row),
+                        row_json=row[_ROW_JSON],
+                        stage="contract",
+                        quarantined_at=now,
+                        flow_run_id=flow_run_id,
+                    )
                 )
     return outcome
 
@@ -380,12 +353,13 @@ def validate_batches(
     ensure_schemas(con)
     gx_dir = Path(gx_dir).resolve()
     validation_id = uuid.uuid4().hex
-    infos = _batch_infos(con, list(batch_ids))
+    infos = ops.batch_records(con, list(batch_ids))
+    now = datetime.now(UTC).replace(tzinfo=None)
     todo = [i for i in infos if i.status == "loaded" and not (i.rows_loaded == 0 and i.rows_read > 0)]
     for skipped in (i for i in infos if i not in todo):
         log.info("batch %s (%s): nothing new to validate, skipped", skipped.batch_id, skipped.entity)
 
-    outcomes: list[tuple[_BatchInfo, _Outcome]] = []
+    outcomes: list[tuple[ops.BatchRecord, _Outcome]] = []
     if todo:
         ctx = _context(gx_dir)
         checkpoints: dict[str, Any] = {}
@@ -393,14 +367,18 @@ def validate_batches(
             if info.entity not in checkpoints:
                 checkpoints[info.entity] = _checkpoint(ctx, info.entity)
             df = _read_batch(con, info)
-            history = _volume_history(con, info)
-            outcomes.append((info, _validate_one(checkpoints[info.entity], info, df, history)))
+            history = ops.previous_volumes(con, info, VOLUME_HISTORY)
+            outcomes.append(
+                (
+                    info,
+                    _validate_one(checkpoints[info.entity], info, df, history, now=now, flow_run_id=flow_run_id),
+                )
+            )
             log.info("validated batch %s (%s): %d rows", info.batch_id, info.entity, len(df))
 
     critical = [m for _, o in outcomes for m in o.critical]
     warning = [m for _, o in outcomes for m in [*o.warning, *o.batch_warning]]
-    now = datetime.now(UTC).replace(tzinfo=None)
-    rows = [q | {"quarantined_at": now, "flow_run_id": flow_run_id} for _, o in outcomes for q in o.quarantine]
+    rows = [q for _, o in outcomes for q in o.quarantine]
     docs = gx_dir / DATA_DOCS_INDEX
     data_docs_index = docs if docs.is_file() else None
     validated_ids = [i.batch_id for i in todo]
@@ -408,42 +386,17 @@ def validate_batches(
     if not in_transaction:
         con.begin()
     try:
-        if validated_ids:
-            con.execute(  # load-time rejects ('load:...') belong to the loader, not to this validation
-                "DELETE FROM ops.quarantine WHERE list_contains(?, batch_id) AND expectation NOT LIKE 'load:%'",
-                [validated_ids],
-            )
-        if rows:
-            qdf = pd.DataFrame(rows)
-            con.register("_relance_quarantine", qdf)
-            try:
-                con.execute(
-                    "INSERT INTO ops.quarantine (batch_id, entity, row_number, natural_key, expectation, "
-                    "severity, reason, row_json, quarantined_at, flow_run_id) "
-                    "SELECT batch_id, entity, row_number, natural_key, expectation, severity, reason, "
-                    "row_json, quarantined_at, flow_run_id FROM _relance_quarantine"
-                )
-            finally:
-                con.unregister("_relance_quarantine")
-        for info in todo:
-            con.execute(
-                "UPDATE ops.ingest_batches SET rows_flagged = (SELECT count(DISTINCT row_number) "
-                "FROM ops.quarantine WHERE batch_id = ? AND expectation NOT LIKE 'load:%') WHERE batch_id = ?",
-                [info.batch_id, info.batch_id],
-            )
-        con.execute(
-            "INSERT INTO ops.validation_runs (validation_id, batch_ids, success, critical_failures, "
-            "warning_failures, data_docs_path, validated_at, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                validation_id,
-                ",".join(i.batch_id for i in infos),
-                not critical,
-                len(critical),
-                len(warning),
-                str(data_docs_index) if data_docs_index else None,
-                now,
-                flow_run_id,
-            ],
+        ops.replace_contract_quarantine(con, validated_ids, rows)
+        ops.record_validation_run(
+            con,
+            validation_id=validation_id,
+            batch_ids=[i.batch_id for i in infos],
+            success=not critical,
+            critical_failures=len(critical),
+            warning_failures=len(warning),
+            data_docs_path=str(data_docs_index) if data_docs_index else None,
+            validated_at=now,
+            flow_run_id=flow_run_id,
         )
         if not in_transaction:
             con.commit()
@@ -452,7 +405,7 @@ def validate_batches(
             con.rollback()
         raise
 
-    quarantined = len({(r["batch_id"], r["row_number"]) for r in rows})
+    quarantined = len({(r.batch_id, r.row_number) for r in rows})
     for msg in critical:
         log.error("critical: %s", msg)
     for _, o in outcomes:

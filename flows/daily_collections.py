@@ -14,21 +14,28 @@ from flows.score_invoices import score_invoices
 from flows.send_reminders import send_reminders
 from flows.train_model import train_model
 from flows.validate_receivables import validate_receivables
-from relance.lineage import git_sha
+from relance.lineage import git_sha, package_version
+from relance.runs import DailyResult, daily_run_lock
 from relance.settings import Settings, parse_as_of
 
 
 @flow(name="daily-collections", log_prints=False)
 def daily_collections(
     as_of_date: date | None = None, settings: Settings | None = None, full_refresh_features: bool = False
-) -> dict:
-    """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once.
+) -> DailyResult:
+    """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once; two runs on
+    one data directory at the same time are not (the second refuses at once, see ``relance.runs``).
 
     ``full_refresh_features`` rebuilds every training snapshot from raw instead of only the new ones.
     """
     settings = settings or Settings()
     settings.ensure_dirs()
     as_of = parse_as_of(as_of_date, date.today())
+    with daily_run_lock(settings.data, as_of_date=as_of, what="daily-collections flow"):
+        return _daily(settings, as_of, full_refresh_features)
+
+
+def _daily(settings: Settings, as_of: date, full_refresh_features: bool) -> DailyResult:
     logger = get_run_logger()
     logger.info("daily collections as of %s, data in %s", as_of, settings.data)
 
@@ -40,29 +47,30 @@ def daily_collections(
     lineage = {
         "prefect.flow_run_id": current_flow_run_id() or "",
         "dbt.invocation_id": dbt_invocation,
-        "git.sha": git_sha(settings.project_root),
+        "git.sha": git_sha(),
+        "relance.version": package_version(),
         "as_of_date": as_of.isoformat(),
         "raw.batch_ids": ",".join(batch_ids),
     }
     trained = train_model(settings, as_of, lineage)
     scoring = score_invoices(settings, as_of, dbt_invocation)
     build_features(settings, as_of, stage="serving", docs=True)
-    lineage |= {"model.version": scoring["model_version"], "model.run_id": scoring["model_run_id"]}
+    lineage |= {"model.version": scoring.model_version, "model.run_id": scoring.model_run_id}
     delivery = send_reminders(settings, as_of, lineage)
-    report = publish_finance_report(settings, as_of, scoring["model_version"])
+    report = publish_finance_report(settings, as_of, scoring.model_version)
 
-    return {
-        "as_of_date": as_of.isoformat(),
-        "flow_run_id": current_flow_run_id(),
-        "batches_loaded": len(batch_ids),
-        "rows_quarantined": validation.quarantined_rows if validation else 0,
-        "dbt_invocation_id": dbt_invocation,
-        "candidate_version": trained.model_version,
-        "promoted": trained.promoted,
-        "champion_version": scoring["model_version"],
-        "scored": int(scoring["scored"]),
-        "reminders_sent": delivery.sent,
-        "reminders_already_sent": delivery.skipped_already_sent,
-        "reminders_failed": delivery.failed,
-        "report_html": str(report.html_path),
-    }
+    return DailyResult(
+        as_of_date=as_of,
+        flow_run_id=current_flow_run_id(),
+        batches_loaded=len(batch_ids),
+        rows_quarantined=validation.quarantined_rows if validation else 0,
+        dbt_invocation_id=dbt_invocation,
+        candidate_version=trained.model_version,
+        promoted=trained.promoted,
+        champion_version=scoring.model_version,
+        scored=scoring.scored,
+        reminders_sent=delivery.sent,
+        reminders_already_sent=delivery.skipped_already_sent,
+        reminders_failed=delivery.failed,
+        report_html=report.html_path,
+    )

@@ -8,13 +8,13 @@ from prefect import flow, get_run_logger
 
 from flows._common import current_flow_run_id
 from models.features import load_scoring_frame
-from models.predict import score, write_predictions
+from models.predict import ScoringRun, score, write_predictions
 from relance.settings import Settings
 from relance.warehouse import connection
 
 
 @flow(name="score-invoices")
-def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str) -> dict[str, str]:
+def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str) -> ScoringRun:
     """Returns the model reference used, for the lineage of everything downstream."""
     logger = get_run_logger()
     with connection(settings.warehouse) as con:
@@ -27,7 +27,6 @@ def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str)
             flow_run_id=current_flow_run_id(),
             scored_at=datetime.now(UTC).replace(tzinfo=None),
         )
-    version = str(preds["model_version"].iloc[0]) if len(preds) else ""
-    run_id = str(preds["model_run_id"].iloc[0]) if len(preds) else ""
-    logger.info("scored %d open invoices with %s v%s", len(preds), settings.model_name, version)
-    return {"model_version": version, "model_run_id": run_id, "scored": str(len(preds))}
+    run = ScoringRun.of(preds, settings.model_name)
+    logger.info("scored %d open invoices with %s v%s", run.scored, run.model_name, run.model_version)
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -10,7 +11,7 @@ import pandas as pd
 
 from models.contract import FEATURE_COLUMNS, PREDICTION
 from models.registry import CHAMPION, load_model, resolve_alias
-from relance.warehouse import OPS_DDL
+from relance import ops
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,23 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "model_version",
     "model_run_id",
 )
-_PREDICTIONS_DDL = next(s for s in OPS_DDL if "ops.predictions" in s)
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """Which model scored how many invoices: the lineage of everything downstream of scoring."""
+
+    model_name: str
+    model_version: str
+    model_run_id: str
+    scored: int
+
+    @classmethod
+    def of(cls, preds: pd.DataFrame, model_name: str) -> ScoringRun:
+        """From the frame :func:`score` returns (one model version per frame; empty: no version)."""
+        if preds.empty:
+            return cls(model_name, "", "", 0)
+        return cls(model_name, str(preds["model_version"].iloc[0]), str(preds["model_run_id"].iloc[0]), len(preds))
 
 
 def score(scoring_df: pd.DataFrame, *, tracking_uri: str, model_name: str, alias: str = CHAMPION) -> pd.DataFrame:
@@ -79,32 +96,10 @@ def write_predictions(
     if scored_at.tzinfo is not None:
         scored_at = scored_at.astimezone(UTC).replace(tzinfo=None)
 
-    rows = preds[list(PREDICTION_COLUMNS)].copy()
-    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
-    rows["model_version"] = rows["model_version"].astype(str)
-    con.execute("CREATE SCHEMA IF NOT EXISTS ops")
-    con.execute(_PREDICTIONS_DDL)
-    con.register("_relance_preds", rows)
-    try:  # one statement, so atomic on its own; also composes with a transaction the caller holds
-        con.execute(
-            f"""
-INSERT INTO ops.predictions (invoice_id, as_of_date, {PREDICTION}, model_name, model_version, model_run_id,
-                             dbt_invocation_id, scored_at, flow_run_id)
-SELECT invoice_id, CAST(as_of_date AS DATE), {PREDICTION}, model_name, model_version, model_run_id,
-       ?, CAST(? AS TIMESTAMP), ?
-FROM _relance_preds
-ON CONFLICT (invoice_id, as_of_date) DO UPDATE SET
-  {PREDICTION} = excluded.{PREDICTION},
-  model_name = excluded.model_name,
-  model_version = excluded.model_version,
-  model_run_id = excluded.model_run_id,
-  dbt_invocation_id = excluded.dbt_invocation_id,
-  scored_at = excluded.scored_at,
-  flow_run_id = excluded.flow_run_id
-""",
-            [dbt_invocation_id, scored_at, flow_run_id],
-        )
-    finally:
-        con.unregister("_relance_preds")
-    logger.info("wrote %d predictions to ops.predictions", len(rows))
-    return len(rows)
+    ops.ensure_ops(con)
+    rows = preds.rename(columns={PREDICTION: "p_late_30d"})
+    written = ops.upsert_predictions(
+        con, rows, dbt_invocation_id=dbt_invocation_id, flow_run_id=flow_run_id, scored_at=scored_at
+    )
+    logger.info("wrote %d predictions to ops.predictions", written)
+    return written

@@ -1,12 +1,15 @@
 """The `relance` command line.
 
-The CLI is the entry point: it builds the one ``Settings`` object, exports the environment that dbt, MLflow and
-Prefect read (so all three point at the same data directory), and only then loads ``flows/`` by import path. It
-imports no Prefect itself, so ``relance/`` stays free of orchestration.
+The CLI is the entry point: it builds the one ``Settings`` object, exports the environment Prefect reads at import
+(its home under the data directory; telemetry off), and only then loads ``flows/`` by import path. It imports no
+Prefect itself, so ``relance/`` stays free of orchestration. It works from any directory: the files it ships (dbt
+project, profiles, templates) are found through the installed package, the data under ``./data`` or
+``RELANCE_DATA_DIR``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -23,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from relance.runs import LOCK_NAME, DailyResult, RunInProgressError, daily_run_lock
 from relance.settings import Settings, parse_as_of
 
 app = typer.Typer(help="relance: collect unpaid invoices with data and ML.", no_args_is_help=True)
@@ -46,16 +50,23 @@ def _flow(module: str, name: str):
     return getattr(importlib.import_module(f"flows.{module}"), name)
 
 
-def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -> dict:
-    daily = _flow("daily_collections", "daily_collections")
-    with console.status(f"[bold]daily collections as of {as_of}[/] (Prefect logs below)"):
-        return daily(as_of_date=as_of, settings=settings, full_refresh_features=full_refresh)
+def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -> DailyResult:
+    """The daily flow, under the data directory's lock, taken before Prefect starts so a second run refuses at
+    once (exit code 3) instead of after a server start-up."""
+    try:
+        with daily_run_lock(settings.data, as_of_date=as_of):
+            daily = _flow("daily_collections", "daily_collections")
+            with console.status(f"[bold]daily collections as of {as_of}[/] (Prefect logs below)"):
+                return daily(as_of_date=as_of, settings=settings, full_refresh_features=full_refresh)
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {exc}")
+        raise typer.Exit(3) from None
 
 
-def _print_result(result: dict) -> None:
-    table = Table(title=f"daily collections as of {result['as_of_date']}", show_header=False)
-    for key, value in result.items():
-        table.add_row(key, str(value))
+def _print_result(result: DailyResult) -> None:
+    table = Table(title=f"daily collections as of {result.as_of_date}", show_header=False)
+    for key, value in result.rows():
+        table.add_row(key, value)
     console.print(table)
 
 
@@ -96,9 +107,10 @@ def import_(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would load; write nothing.")] = False,
 ) -> None:
     """Import receivables into the raw tables and validate them; print the counts and the validation summary."""
-    from relance.importer import IngestError, SourceError, import_source
+    from relance.importer import IngestError, SourceError
     from relance.warehouse import connection
 
+    import_source = _flow("import_receivables", "import_source")  # composes loading and validation
     settings = _settings()
     try:
         with connection(settings.warehouse) as con, console.status(f"importing {path} ({profile})"):
@@ -164,10 +176,17 @@ def demo(
     fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
 ) -> None:
     """Generate demo data (if absent) and run the daily pipeline on it, then say where to look."""
-    settings = Settings()
-    if fresh and settings.data.exists():
-        shutil.rmtree(settings.data)
     settings = _settings()
+    if fresh:
+        try:
+            with daily_run_lock(settings.data, as_of_date=DEMO_END_DATE, what="relance demo --fresh"):
+                for child in settings.data.iterdir():
+                    if child.name != LOCK_NAME:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+        except RunInProgressError as exc:
+            console.print(f"[bold red]refused:[/] {exc}")
+            raise typer.Exit(3) from None
+        settings.ensure_dirs()
     if not any(settings.landing.glob("customers.*")):
         generate(
             customers=customers,
@@ -182,10 +201,55 @@ def demo(
     _print_result(result)
     console.print(f"\n[bold green]Demo done[/] in {time.perf_counter() - t0:.0f}s. Where to look:")
     console.print(f"  outbox (emails as SendGrid JSON, letters, call list): {settings.outbox}")
-    console.print(f"  finance report: {result['report_html']}")
+    console.print(f"  finance report: {result.report_html}")
     console.print(f"  dbt docs: {settings.dbt_target_dir / 'index.html'}")
     console.print(f"  GX data docs: {settings.gx_dir}")
     console.print("  Prefect UI + MLflow UI: [bold]make ui[/] (or `relance ui`)")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Example: relance dbt build --select marts   |   relance dbt --show build",
+)
+def dbt(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="as_of_date var, YYYY-MM-DD (default: today).")] = None,
+    target: Annotated[str, typer.Option(help="Profile output: duckdb (the warehouse) or postgres.")] = "duckdb",
+    show: Annotated[
+        bool, typer.Option("--show", help="Write the profile and print the plain dbt command instead of running it.")
+    ] = False,
+) -> None:
+    """Run dbt on relance's project with the profile and every var derived from the settings.
+
+    Everything after the options goes to dbt (`build --select marts`, `docs generate`, `test`). The profile is
+    written to <data_dir>/dbt/profiles.yml; `--show` prints the equivalent `dbt ...` command to run by hand.
+    """
+    from relance import dbt as dbt_owner
+
+    settings = _settings()
+    command = list(ctx.args)
+    if not command:
+        console.print("[bold red]no dbt command[/]: e.g. `relance dbt build --select marts`")
+        raise typer.Exit(2)
+    try:
+        args = dbt_owner.dbt_args(
+            settings,
+            command,
+            as_of_date=parse_as_of(as_of, date.today()),
+            target=target,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        console.print(f"[bold red]cannot run dbt[/]: {exc}")
+        raise typer.Exit(2) from None
+    profile_path = dbt_owner.write_profile(settings)
+    if show:
+        console.print(f"# profile: {profile_path}", markup=False, highlight=False)
+        console.print(dbt_owner.shell_command(args), markup=False, highlight=False, soft_wrap=True)
+        return
+    run = dbt_owner.run_dbt(settings, args, check=False)
+    (console.print(f"[green]{run.describe()}[/]") if run.success else console.print(f"[bold red]{run.describe()}[/]"))
+    if not run.success:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -200,57 +264,109 @@ def ui(
     env |= settings.tool_environment()
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    procs = [
-        subprocess.Popen(
-            [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)], env=env
-        ),
-        subprocess.Popen(
-            [
-                str(bindir / "mlflow"),
-                "ui",
-                "--backend-store-uri",
-                settings.mlflow_uri,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-            ],
-            env=env,
-        ),
+    commands = [
+        [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+        [
+            str(bindir / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            settings.mlflow_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ],
     ]
     if (settings.dbt_target_dir / "index.html").exists():
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    str(docs_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--directory",
-                    str(settings.dbt_target_dir),
-                ],
-                env=env,
-            )
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                str(docs_port),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(settings.dbt_target_dir),
+            ]
         )
+    servers = _Servers(commands, env)
     console.print(f"Prefect UI  http://127.0.0.1:{prefect_port}")
     console.print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
     console.print(f"dbt docs    http://127.0.0.1:{docs_port}")
     console.print(f"GX docs     {settings.gx_dir}")
+    servers.serve_until_stopped()
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGHUP: stop the servers like Ctrl-C does."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if `relance ui` dies without cleaning up (SIGKILL, OOM)."""
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
         pass
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
+
+
+class _Servers:
+    """Child servers, each in a process group of its own, stopped together on Ctrl-C, SIGTERM or SIGHUP."""
+
+    def __init__(self, commands: list[list[str]], env: dict[str, str]) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        previous = {sig: signal.signal(sig, self._raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        self._previous = previous
+        try:
+            for cmd in commands:
+                self.procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        env=env,
+                        start_new_session=True,
+                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                    )
+                )
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _raise_stop(signum: int, _frame: object) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    def serve_until_stopped(self) -> None:
+        try:
+            while all(p.poll() is None for p in self.procs):
+                time.sleep(1)
+            console.print("[yellow]a server exited; stopping the others[/]")
+        except (KeyboardInterrupt, _Stop):
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """SIGINT to every server's process group, then SIGKILL to what is still there after 20 s."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        for p in self.procs:
+            _signal_group(p, signal.SIGINT)
+        deadline = time.monotonic() + 20
+        for p in self.procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
+                p.wait()
+        for p in self.procs:  # children the servers started and left behind
+            _signal_group(p, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,12 +31,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from relance import ops
 from relance.channels.email import DeliveryError, SendResult, Transport, build_mail
 from relance.reminders.policy import PLANNED_COLUMNS
 
 log = logging.getLogger(__name__)
-
-MAX_ERROR_CHARS = 2000
 
 
 @dataclass
@@ -85,8 +83,7 @@ def _none_if_missing(value: Any) -> Any:
 def handled_reminder_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Keys already sent or in flight: pass them to ``plan_reminders(exclude_keys=...)`` so they do not take
     a place under today's cap."""
-    rows = con.execute("SELECT reminder_key FROM ops.reminder_sends WHERE status IN ('sent', 'sending')")
-    return {r[0] for r in rows.fetchall()}
+    return ops.SendLedger(con, None).handled_keys()
 
 
 def record_planned(
@@ -97,7 +94,8 @@ def record_planned(
     flow_run_id: str | None,
     planned_at: datetime | None = None,
 ) -> int:
-    """Insert planned reminders not yet in ``ops.reminders_planned``; returns how many were new."""
+    """Insert planned reminders not yet in ``ops.reminders_planned``, with their lineage; returns how many were
+    new."""
     if planned.empty:
         return 0
     frame = planned[list(PLANNED_COLUMNS)].copy()
@@ -110,86 +108,7 @@ def record_planned(
     frame["dbt_invocation_id"] = _lineage(lineage, "dbt_invocation_id", "dbt.invocation_id")
     frame["planned_at"] = planned_at or _utcnow()
     frame["flow_run_id"] = flow_run_id or _lineage(lineage, "flow_run_id", "prefect.flow_run_id")
-    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
-    for col in ("model_version", "model_run_id", "dbt_invocation_id", "flow_run_id"):
-        frame[col] = frame[col].astype("string")
-    view = f"_relance_planned_{uuid.uuid4().hex}"
-    before = con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0]
-    con.register(view, frame)
-    try:
-        con.execute(
-            f"""INSERT INTO ops.reminders_planned (reminder_key, invoice_id, customer_id, as_of_date,
-                    step, channel, tone, p_late_30d, open_amount, currency, recipient, model_version,
-                    model_run_id, dbt_invocation_id, planned_at, flow_run_id)
-                SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
-                    CAST(p_late_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
-                    model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
-                FROM {view}
-                ON CONFLICT DO NOTHING"""
-        )
-    finally:
-        con.unregister(view)
-    return con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] - before
-
-
-class _Ledger:
-    """The four writes of the protocol on ``ops.reminder_sends``; each statement commits on its own."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, flow_run_id: str | None, now: Callable[[], datetime]):
-        self.con = con
-        self.flow_run_id = flow_run_id
-        self.now = now
-
-    def statuses(self, keys: list[str]) -> dict[str, tuple[str, int]]:
-        if not keys:
-            return {}
-        rows = self.con.execute(
-            "SELECT reminder_key, status, coalesce(attempts, 0) FROM ops.reminder_sends "
-            "WHERE reminder_key IN (SELECT unnest(?::VARCHAR[]))",
-            [keys],
-        ).fetchall()
-        return {k: (s, a) for k, s, a in rows}
-
-    def claim(self, key: str, channel: str) -> int | None:
-        """Mark ``'sending'`` unless sent or in flight; returns the attempts so far, None if not claimed."""
-        row = self.con.execute(
-            """INSERT INTO ops.reminder_sends AS s (reminder_key, channel, status, attempts, flow_run_id)
-               VALUES (?, ?, 'sending', 0, ?)
-               ON CONFLICT (reminder_key) DO UPDATE
-                   SET status = 'sending', channel = excluded.channel, flow_run_id = excluded.flow_run_id
-                   WHERE s.status = 'failed'
-               RETURNING coalesce(attempts, 0)""",
-            [key, channel, self.flow_run_id],
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def sent(self, key: str, result: SendResult, attempts: int) -> None:
-        self.con.execute(
-            """UPDATE ops.reminder_sends SET status = 'sent', provider_message_id = ?, outbox_path = ?,
-                   attempts = ?, last_error = NULL, sent_at = ?, flow_run_id = ?
-               WHERE reminder_key = ?""",
-            [
-                result.provider_message_id,
-                str(result.outbox_path) if result.outbox_path else None,
-                attempts,
-                self.now(),
-                self.flow_run_id,
-                key,
-            ],
-        )
-
-    def failed(self, key: str, channel: str, error: str, attempts: int, *, status: str = "failed") -> None:
-        """Record a failure (or, with ``status='sending'``, an outcome in doubt) with its error text."""
-        self.con.execute(
-            """INSERT INTO ops.reminder_sends AS s
-                   (reminder_key, channel, status, attempts, last_error, flow_run_id)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (reminder_key) DO UPDATE SET status = excluded.status,
-                   attempts = excluded.attempts, last_error = excluded.last_error,
-                   flow_run_id = excluded.flow_run_id
-                   WHERE s.status <> 'sent'""",
-            [key, channel, status, attempts, error[:MAX_ERROR_CHARS], self.flow_run_id],
-        )
+    return ops.record_planned(con, frame)
 
 
 def deliver(
@@ -228,7 +147,7 @@ def deliver(
     new = record_planned(con, planned, lineage=lineage, flow_run_id=flow_run_id, planned_at=now())
     log.info("%d planned reminders, %d new in ops.reminders_planned", len(planned), new)
 
-    ledger = _Ledger(con, flow_run_id, now)
+    ledger = ops.SendLedger(con, flow_run_id)
     mail_lineage = {**lineage, "flow_run_id": flow_run_id}
     statuses = ledger.statuses(planned["reminder_key"].astype(str).tolist())
     consecutive_failures: dict[str, int] = {}
@@ -274,7 +193,13 @@ def deliver(
         outcome = _send_with_retries(transport, message, key, attempts, max_attempts, backoff_seconds)
         attempts = outcome.attempts
         if outcome.result is not None:
-            ledger.sent(key, outcome.result, attempts)
+            ledger.sent(
+                key,
+                provider_message_id=outcome.result.provider_message_id,
+                outbox_path=str(outcome.result.outbox_path) if outcome.result.outbox_path else None,
+                attempts=attempts,
+                at=now(),
+            )
             report.sent += 1
             report.by_channel[channel] = report.by_channel.get(channel, 0) + 1
             consecutive_failures[channel] = 0

@@ -26,6 +26,7 @@ from typing import Literal
 
 import duckdb
 
+from relance import ops
 from relance.raw_schema import LOAD_METADATA, NATURAL_KEYS, entity
 from relance.sources.base import EntityExtract
 from relance.warehouse import ensure_schemas
@@ -117,10 +118,7 @@ class ExtractLoadReport(LoadReport):
 def read_watermarks(con: duckdb.DuckDBPyConnection, source_name: str) -> dict[str, str]:
     """Last stored high-water mark per entity of one source (empty before the first load)."""
     ensure_schemas(con)
-    rows = con.execute(
-        "SELECT entity, watermark FROM ops.source_watermarks WHERE source_name = ?", [source_name]
-    ).fetchall()
-    return {e: w for e, w in rows if w is not None}
+    return ops.read_watermarks(con, source_name)
 
 
 def _blank_to_null(col: str) -> str:
@@ -158,13 +156,9 @@ def _load_extract(
 ) -> BatchResult:
     ent = entity(ext.entity)
     batch_id = uuid.uuid4().hex
-    previous = con.execute(
-        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND file_hash = ? AND status = 'loaded' "
-        "AND coalesce(source_name, '') = ? ORDER BY loaded_at LIMIT 1",
-        [ext.entity, ext.file_hash, source_name],
-    ).fetchone()
+    previous = ops.loaded_file_rows(con, entity=ext.entity, file_hash=ext.file_hash, source_name=source_name)
     if previous is not None:
-        n = int(previous[0] or 0)
+        n = previous
         result = BatchResult(batch_id, ext.entity, ext.source_file, ext.file_hash, n, 0, n, 0, "unchanged", source_name)
         log.info("%s/%s: %s already loaded (hash %s…)", source_name, ext.entity, ext.source_file, ext.file_hash[:12])
     else:
@@ -209,42 +203,39 @@ def _load_extract(
             + f")) FROM _relance_typed WHERE {bad_any} ORDER BY _row"
         ).fetchall()
         quarantine = [
-            (
-                batch_id,
-                ext.entity,
-                int(r[0]),
-                r[1],
-                "load:cast",
-                "error",
-                f"{ext.source_file}, row {r[0]}: {r[2]}",
-                r[3],
-                loaded_at,
-                flow_run_id,
+            ops.QuarantineRow(
+                batch_id=batch_id,
+                entity=ext.entity,
+                row_number=int(r[0]),
+                natural_key=r[1],
+                expectation="cast",
+                severity="error",
+                reason=f"{ext.source_file}, row {r[0]}: {r[2]}",
+                row_json=r[3],
+                stage="load",
+                quarantined_at=loaded_at,
+                flow_run_id=flow_run_id,
             )
             for r in bad
         ]
         quarantine += [
-            (
-                batch_id,
-                ext.entity,
-                rj.row_number,
-                None,
-                "load:parse",
-                "error",
-                f"{ext.source_file}, row {rj.row_number}: {rj.reason}",
-                json.dumps(rj.raw, default=str),
-                loaded_at,
-                flow_run_id,
+            ops.QuarantineRow(
+                batch_id=batch_id,
+                entity=ext.entity,
+                row_number=rj.row_number,
+                natural_key=None,
+                expectation="parse",
+                severity="error",
+                reason=f"{ext.source_file}, row {rj.row_number}: {rj.reason}",
+                row_json=json.dumps(rj.raw, default=str),
+                stage="load",
+                quarantined_at=loaded_at,
+                flow_run_id=flow_run_id,
             )
             for rj in ext.rejects
         ]
-        if quarantine:
-            con.executemany(
-                "INSERT INTO ops.quarantine (batch_id, entity, row_number, natural_key, expectation, severity, "
-                "reason, row_json, quarantined_at, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                quarantine,
-            )
-            rejected += [RejectedRow(ext.entity, q[2], q[6]) for q in quarantine[:50]]
+        ops.quarantine(con, quarantine)
+        rejected += [RejectedRow(ext.entity, q.row_number, q.reason) for q in quarantine[:50]]
         hash_expr = "md5(to_json(struct_pack({})))".format(", ".join(f"{_q(c)} := {_q(c)}" for c in ent.columns))
         key_match = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in ent.key)
         target_cols = ", ".join(_q(c) for c in [*ent.columns, *LOAD_METADATA])
@@ -287,31 +278,31 @@ def _load_extract(
             result.rows_unchanged,
             result.rows_quarantined,
         )
-    con.execute(
-        "INSERT INTO ops.ingest_batches (batch_id, entity, source_file, file_hash, rows_read, rows_loaded, "
-        "rows_quarantined, rows_unchanged, status, loaded_at, flow_run_id, source_name) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            result.batch_id,
-            result.entity,
-            result.source_file,
-            result.file_hash,
-            result.rows_read,
-            result.rows_loaded,
-            result.rows_quarantined,
-            result.rows_unchanged,
-            result.status,
-            loaded_at,
-            flow_run_id,
-            source_name,
-        ],
+    ops.record_batch(
+        con,
+        ops.BatchRecord(
+            batch_id=result.batch_id,
+            entity=result.entity,
+            source_file=result.source_file,
+            file_hash=result.file_hash,
+            rows_read=result.rows_read,
+            rows_loaded=result.rows_loaded,
+            rows_unchanged=result.rows_unchanged,
+            rows_quarantined=result.rows_quarantined,
+            status=result.status,
+            source_name=source_name,
+            loaded_at=loaded_at,
+            flow_run_id=flow_run_id,
+        ),
     )
     if ext.watermark is not None:
-        con.execute(
-            "INSERT INTO ops.source_watermarks (source_name, entity, watermark, updated_at, batch_id) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_name, entity) DO UPDATE SET "
-            "watermark = excluded.watermark, updated_at = excluded.updated_at, batch_id = excluded.batch_id",
-            [source_name, ext.entity, ext.watermark, loaded_at, result.batch_id],
+        ops.set_watermark(
+            con,
+            source_name=source_name,
+            entity=ext.entity,
+            watermark=ext.watermark,
+            updated_at=loaded_at,
+            batch_id=result.batch_id,
         )
     return result
 

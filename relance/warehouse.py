@@ -1,7 +1,8 @@
-"""DuckDB warehouse access: one connection helper and the operational (non-dbt) tables.
+"""DuckDB warehouse access: the connection helper, the schemas Python writes, and reading what dbt built.
 
-dbt owns every relational transformation. Python writes only raw loads (schema ``raw``) and operational facts
-(schema ``ops``: load batches, quarantine, predictions, planned and sent reminders, report runs).
+dbt owns every relational transformation. Python writes only raw loads (schema ``raw``, ``relance.ingest``) and
+operational facts (schema ``ops``, ``relance.ops``: load batches, quarantine, predictions, planned and sent
+reminders, report runs).
 """
 
 from __future__ import annotations
@@ -15,43 +16,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from relance.ops import ensure_ops
 from relance.raw_schema import RAW_SCHEMA, all_entities, risk_entities
-
-OPS_DDL: tuple[str, ...] = (
-    "CREATE SCHEMA IF NOT EXISTS ops",
-    """CREATE TABLE IF NOT EXISTS ops.ingest_batches (
-        batch_id VARCHAR PRIMARY KEY, entity VARCHAR, source_file VARCHAR, file_hash VARCHAR,
-        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unchanged BIGINT,
-        status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ops.source_watermarks (
-        source_name VARCHAR, entity VARCHAR, watermark VARCHAR, updated_at TIMESTAMP, batch_id VARCHAR,
-        PRIMARY KEY (source_name, entity))""",
-    """CREATE TABLE IF NOT EXISTS ops.quarantine (
-        batch_id VARCHAR, entity VARCHAR, row_number BIGINT, natural_key VARCHAR, expectation VARCHAR,
-        severity VARCHAR, reason VARCHAR, row_json VARCHAR, quarantined_at TIMESTAMP, flow_run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ops.validation_runs (
-        validation_id VARCHAR PRIMARY KEY, batch_ids VARCHAR, success BOOLEAN, critical_failures INTEGER,
-        warning_failures INTEGER, data_docs_path VARCHAR, validated_at TIMESTAMP, flow_run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ops.predictions (
-        invoice_id VARCHAR, as_of_date DATE, p_late_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
-        model_run_id VARCHAR, dbt_invocation_id VARCHAR, scored_at TIMESTAMP, flow_run_id VARCHAR,
-        PRIMARY KEY (invoice_id, as_of_date))""",
-    """CREATE TABLE IF NOT EXISTS ops.reminders_planned (
-        reminder_key VARCHAR PRIMARY KEY, invoice_id VARCHAR, customer_id VARCHAR, as_of_date DATE,
-        step VARCHAR, channel VARCHAR, tone VARCHAR, p_late_30d DOUBLE, open_amount DECIMAL(18,2),
-        currency VARCHAR, recipient VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
-        dbt_invocation_id VARCHAR, planned_at TIMESTAMP, flow_run_id VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS ops.reminder_sends (
-        reminder_key VARCHAR PRIMARY KEY, channel VARCHAR, status VARCHAR, provider_message_id VARCHAR,
-        outbox_path VARCHAR, attempts INTEGER, last_error VARCHAR, sent_at TIMESTAMP, flow_run_id VARCHAR)""",
-    # additive migrations for warehouses created by earlier versions
-    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS source_name VARCHAR",
-    # rows_quarantined: rejected at load (never in raw); rows_flagged: loaded, then quarantined by a data contract
-    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS rows_flagged BIGINT",
-    """CREATE TABLE IF NOT EXISTS ops.report_runs (
-        report_id VARCHAR PRIMARY KEY, as_of_date DATE, html_path VARCHAR, csv_paths VARCHAR,
-        model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR)""",
-)
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -74,12 +40,11 @@ def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.Duc
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw and ops tables if missing. Idempotent."""
+    """Create the raw tables (``relance.raw_schema``) and the ops tables (``relance.ops``) if missing. Idempotent."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     for ent in [*all_entities(), *risk_entities()]:
         con.execute(ent.ddl())
-    for stmt in OPS_DDL:
-        con.execute(stmt)
+    ensure_ops(con)
 
 
 _RELATION = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")

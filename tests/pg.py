@@ -1,7 +1,6 @@
 """A throwaway PostgreSQL 15 server for tests, started and destroyed by the test session itself.
 
-Used by the SQL source integration test (``tests/integration/test_sql_source.py``) and meant for any later test
-that needs a real PostgreSQL (e.g. a dbt PostgreSQL target). Nothing has to be running beforehand: CI machines
+Used by the SQL source test and the dbt PostgreSQL target test. Nothing has to be running beforehand: CI machines
 only need the Debian/Ubuntu ``postgresql-15`` package installed (``apt-get install postgresql-15``).
 
 How it works (we run as root, and PostgreSQL refuses to run as root):
@@ -18,21 +17,11 @@ How it works (we run as root, and PostgreSQL refuses to run as root):
 
 Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``): the data is thrown away.
 
-Use it from a test module (binding the fixture by assignment keeps ruff's F401/F811 quiet)::
-
-    from tests import pg
-
-    postgres_url = pg.postgres_url
-
-    def test_something(postgres_url: str) -> None:
-        engine = sqlalchemy.create_engine(postgres_url)
-
-``postgres_url`` is session-scoped and yields ``postgresql+psycopg://relance:<pw>@127.0.0.1:<port>/relance``
-(render it with ``sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)`` before logging it).
-Each module that imports the fixture gets its own server; to share one server across the whole session, list
-``"tests.pg"`` in ``pytest_plugins`` of the root ``tests/conftest.py`` instead. Outside pytest, the context
-manager :func:`running_postgres` does the same. Tests are skipped, with the reason, when we are not root, the
-``postgres`` OS user or ``runuser`` is missing, or the PostgreSQL 15 binaries are not installed.
+Tests use the session fixture ``postgres_url`` of ``tests/conftest.py`` (one server for the whole session, each
+test in a database of its own); it yields ``postgresql+psycopg://relance:<pw>@127.0.0.1:<port>/relance`` (render it
+with ``sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)`` before logging it). Outside pytest, the
+context manager :func:`running_postgres` does the same. Where the machine cannot run the server (not root, no
+``postgres`` OS user or ``runuser``, no PostgreSQL 15 binaries) the tests skip with the reason, or fail in CI.
 """
 
 from __future__ import annotations
@@ -49,8 +38,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 log = logging.getLogger(__name__)
 
@@ -231,18 +218,3 @@ def running_postgres() -> Iterator[PostgresServer]:
         if started:
             _stop(bin_dir, data_dir)
         shutil.rmtree(base_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``postgresql+psycopg://relance:<pw>@127.0.0.1:<port>/relance`` on a throwaway server for the session.
-
-    The ``relance`` role may create databases, so a test can make its own isolated database on the same server.
-    Skips the test, with the reason, when this machine cannot run the server.
-    """
-    try:
-        check_available()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no throwaway PostgreSQL: {exc}")
-    with running_postgres() as server:
-        yield server.url()

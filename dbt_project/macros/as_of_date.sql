@@ -23,12 +23,18 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A positive integer var, with a clear error otherwise. -#}
+{#- A required positive integer var, with a clear error otherwise (relance passes every var, see relance/dbt.py). -#}
 {% macro positive_int_var(name) -%}
-    {%- set value = var(name) | int(-1) -%}
+    {%- set raw_value = var(name, none) -%}
+    {%- if raw_value is none and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "var '" ~ name ~ "' is required (a positive integer); run dbt through `relance dbt`, which passes "
+            ~ "every var from the settings") }}
+    {%- endif -%}
+    {%- set value = raw_value | int(-1) -%}
     {%- if value <= 0 and execute -%}
         {{ exceptions.raise_compiler_error(
-            "var '" ~ name ~ "' must be a positive integer, got '" ~ var(name) ~ "'") }}
+            "var '" ~ name ~ "' must be a positive integer, got '" ~ raw_value ~ "'") }}
     {%- endif -%}
     {{ value }}
 {%- endmacro %}

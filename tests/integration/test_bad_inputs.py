@@ -21,7 +21,7 @@ import openpyxl
 import pytest
 import yaml
 
-from relance.importer import ImportReport, import_source
+from flows.import_receivables import ImportReport, import_source
 from relance.raw_schema import ENTITIES
 from relance.sources.base import SourceError
 
@@ -107,7 +107,8 @@ def assert_reconciles(report: ImportReport) -> dict[str, Any]:
 
 def quarantine(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     return con.sql(
-        "SELECT entity, row_number, natural_key, expectation, reason FROM ops.quarantine ORDER BY entity, row_number"
+        "SELECT entity, row_number, natural_key, stage || ':' || expectation, reason FROM ops.quarantine "
+        "ORDER BY entity, row_number"
     ).fetchall()
 
 
@@ -192,6 +193,7 @@ def test_negative_invoice_amount_is_quarantined_with_the_reason(tmp_path: Path) 
     assert len(q) == 1
     entity, row_number, key, expectation, reason = q[0]
     assert key == "F-0002" and "amount is > 0" in reason
+    assert expectation.startswith("contract:")
     # a validation (not load) quarantine: the row is in raw, flagged in ops.quarantine, excluded downstream
     assert con.sql("SELECT rows_loaded FROM ops.ingest_batches WHERE entity = 'invoices'").fetchone() == (3,)
 

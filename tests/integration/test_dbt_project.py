@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
 from datetime import date, datetime, timedelta
@@ -23,14 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import contract
+from relance import dbt, ops
 from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES
+from relance.settings import Settings
 from relance.warehouse import ensure_schemas
+from tests.conftest import DbtInvoke
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+PROJECT_DIR = Settings().dbt_project_dir
 AS_OF = "2026-03-31"
-VARS = {"as_of_date": AS_OF, "history_start_days": 30, "snapshot_interval_days": 28, "horizon_days": 30}
 # Grid: first invoice 2026-01-01 + 30 = 01-31, then every 28 days strictly before AS_OF, plus AS_OF.
 GRID = [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 28), date(2026, 3, 31)]
 
@@ -132,10 +133,20 @@ def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, batch: str, entity: str, natural_key: str) -> None:
-    con.execute(
-        "INSERT INTO ops.quarantine VALUES (?, ?, 1, ?, 'expect_amount_sane', 'critical', 'test', '{}', ?, 'f')",
-        [batch, entity, natural_key, BATCHES[batch]],
+    row = ops.QuarantineRow(
+        batch_id=batch,
+        entity=entity,
+        row_number=1,
+        natural_key=natural_key,
+        expectation="expect_amount_sane",
+        severity="warning",
+        reason="test",
+        row_json="{}",
+        stage="contract",
+        quarantined_at=BATCHES[batch],
+        flow_run_id="f",
     )
+    ops.quarantine(con, [row])
 
 
 def _seed(path: Path) -> None:
@@ -177,24 +188,27 @@ def _seed(path: Path) -> None:
         _insert(con, "company_events", COMPANY_EVENTS, "B1")
 
 
-def _dbt(target_path: Path, *args: str, vars_: dict | None = None) -> None:
-    from dbt.cli.main import dbtRunner
+def _settings(tmp: Path) -> Settings:
+    """A data directory of its own (warehouse, profile, dbt artefacts) with this module's grid and horizon."""
+    return Settings(data_dir=tmp, history_start_days=30, snapshot_interval_days=28, horizon_days=30)
 
-    cli = [
-        *args,
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(target_path),
-        "--log-path", str(target_path / "logs"),
-        "--vars", json.dumps(vars_ or VARS),
-    ]  # fmt: skip
-    result = dbtRunner().invoke(cli)
-    failures = []
-    if result.result is not None and hasattr(result.result, "results"):
-        failures = [
-            f"{r.node.unique_id}: {r.status} {r.message}" for r in result.result if r.status not in ("success", "pass")
-        ]
-    assert result.success, f"dbt {' '.join(args)} failed: {result.exception} {failures}"
+
+def _dbt(
+    tmp: Path,
+    invoke: DbtInvoke,
+    command: str = "build",
+    *,
+    as_of: str = AS_OF,
+    stage: dbt.Stage | None = "features",
+    full_refresh: bool = False,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """dbt through its one owner, on the warehouse under ``tmp``, with the session's parsed manifest."""
+    settings = _settings(tmp)
+    args = dbt.dbt_args(
+        settings, [command], as_of_date=date.fromisoformat(as_of), stage=stage, full_refresh=full_refresh, extra=extra
+    )
+    dbt.run_dbt(settings, args, invoke=invoke)
 
 
 # Plain (read-write) connections: dbt-duckdb keeps its in-process connection to the file open after a run,
@@ -211,47 +225,32 @@ def _dicts(path: Path, sql: str) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _build_pre_scoring(tmp: Path) -> Path:
-    """Seed a warehouse under tmp and run the pre-scoring build (RELANCE_WAREHOUSE_PATH must point at it)."""
-    path = tmp / "warehouse.duckdb"
+def _build_pre_scoring(tmp: Path, invoke: DbtInvoke) -> Path:
+    """Seed a warehouse under tmp and run the pre-scoring build (models, unit tests, data tests)."""
+    path = _settings(tmp).warehouse
     _seed(path)
-    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring")
+    _dbt(tmp, invoke)
     return path
 
 
-@pytest.fixture()
-def dbt_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("RELANCE_WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvoke) -> Path:
     """Seeded warehouse, built once for the module: pre-scoring build, fake scores, post_scoring build."""
     tmp = tmp_path_factory.mktemp("dbt")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RELANCE_WAREHOUSE_PATH", str(tmp / "warehouse.duckdb"))
-    mp.setenv("DO_NOT_TRACK", "1")
-    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    try:
-        path = _build_pre_scoring(tmp)
-        serving = "select count(*) from information_schema.tables where table_schema = 'serving'"
-        assert _query(path, serving) == [(0,)]  # excluded from the pre-scoring build
-        with duckdb.connect(str(path)) as con:
-            con.executemany(
-                "INSERT INTO ops.predictions VALUES (?, ?, ?, 'payment_delay', ?, ?, 'inv', now(), 'flow-2')",
-                [
-                    ("I4", date(2026, 3, 31), 0.8, "3", "run-3"),
-                    ("I5", date(2026, 3, 31), 0.5, "3", "run-3"),
-                    ("I6", date(2026, 3, 28), 0.9, "2", "run-2"),  # another date: must not be used
-                ],
-            )
-        _dbt(tmp / "target", "build", "--select", "tag:post_scoring")
-        yield path
-    finally:
-        mp.undo()
+    path = _build_pre_scoring(tmp, dbt_invoke)
+    serving = "select count(*) from information_schema.tables where table_schema = 'serving'"
+    assert _query(path, serving) == [(0,)]  # excluded from the pre-scoring build
+    with duckdb.connect(str(path)) as con:
+        con.executemany(
+            "INSERT INTO ops.predictions VALUES (?, ?, ?, 'payment_delay', ?, ?, 'inv', now(), 'flow-2')",
+            [
+                ("I4", date(2026, 3, 31), 0.8, "3", "run-3"),
+                ("I5", date(2026, 3, 31), 0.5, "3", "run-3"),
+                ("I6", date(2026, 3, 28), 0.9, "2", "run-2"),  # another date: must not be used
+            ],
+        )
+    _dbt(tmp, dbt_invoke, stage="serving")
+    return path
 
 
 # --------------------------------------------------------------------------------------- project shape
@@ -296,17 +295,23 @@ def test_ml_yaml_contract_matches_python_contract() -> None:
     assert [c["name"] for c in by_name["ml_invoice_labels"]["columns"]] == list(contract.LABEL_COLUMNS)
 
 
-def test_missing_as_of_date_is_a_clear_error(dbt_env: Path) -> None:
-    from dbt.cli.main import dbtRunner
-
-    tmp_path = dbt_env
-    result = dbtRunner().invoke([
-        "compile", "--select", "int_feature_dates", "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"),
-        "--log-path", str(tmp_path / "logs"),
-    ])  # fmt: skip
-    assert not result.success
-    assert "as_of_date' is required" in str(result.exception)
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("as_of_date", "var 'as_of_date' is required"),
+        ("snapshot_interval_days", "var 'snapshot_interval_days' is required"),
+        ("horizon_days", "var 'horizon_days' is required"),
+    ],
+)
+def test_a_missing_var_is_a_clear_error(tmp_path: Path, dbt_invoke: DbtInvoke, missing: str, message: str) -> None:
+    """dbt_project.yml has no defaults: a run without a var (by hand, bypassing relance.dbt) fails and says so."""
+    settings = _settings(tmp_path)
+    args = dbt.dbt_args(settings, ["compile"], as_of_date=date(2026, 3, 31), extra=("--select", "+ml_invoice_labels"))
+    i = args.index("--vars") + 1
+    args[i] = json.dumps({k: v for k, v in json.loads(args[i]).items() if k != missing})
+    run = dbt.run_dbt(settings, args, invoke=dbt_invoke, check=False)
+    assert not run.success
+    assert message in (run.error or "") + " ".join(f.message for f in run.failed)
 
 
 # --------------------------------------------------------------------------------------- values
@@ -593,9 +598,9 @@ def _same_rows(before: list[tuple], after: list[tuple]) -> bool:
     )
 
 
-def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
-    tmp = dbt_env
-    path = _build_pre_scoring(tmp)
+def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: DbtInvoke) -> None:
+    tmp = tmp_path
+    path = _build_pre_scoring(tmp, dbt_invoke)
     sql = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= '2026-02-28' order by all"
     later = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
     before, before_later = _query(path, sql), _query(path, later)
@@ -631,7 +636,7 @@ def test_future_facts_do_not_change_past_features(dbt_env: Path) -> None:
         notice = ("E3", "FR-SIREN", "732829320", "closure", date(2026, 3, 2), date(2026, 3, 9), "bodacc", "Radiation")
         _insert(con, "company_events", [dict(zip(_E, notice, strict=True))], "B4")
     # a full refresh recomputes every date from raw: past dates must still not see the appended facts
-    _dbt(tmp / "target", "build", "--exclude", "tag:post_scoring", "--full-refresh")
+    _dbt(tmp, dbt_invoke, full_refresh=True)
     assert _same_rows(before, _query(path, sql))
     # the appended facts are really used for the later date (so the check above can fail)
     after_later = _query(path, later)
@@ -658,15 +663,15 @@ def _rows_by_date(path: Path) -> dict[date, dict[str, tuple]]:
     return out
 
 
-def test_incremental_build_only_builds_new_dates(dbt_env: Path) -> None:
+def test_incremental_build_only_builds_new_dates(tmp_path: Path, dbt_invoke: DbtInvoke) -> None:
     """A later run appends its new grid date and its scoring date, keeps what earlier runs built (past scoring
     dates included), replaces its own scoring date when rerun, and equals a full rebuild on the grid."""
-    tmp = dbt_env
-    path = _build_pre_scoring(tmp)
+    tmp = tmp_path
+    path = _build_pre_scoring(tmp, dbt_invoke)
     first = _rows_by_date(path)
     assert sorted(first) == GRID
-    may = {**VARS, "as_of_date": "2026-04-30"}
-    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", vars_=may)
+    may = "2026-04-30"
+    _dbt(tmp, dbt_invoke, "run", as_of=may)
     second = _rows_by_date(path)
     # grid 01-31 + 28k: 04-25 is new; 04-30 is the scoring date; 03-31 (last run's scoring date) is kept
     assert sorted(second) == [*GRID, date(2026, 4, 25), date(2026, 4, 30)]
@@ -685,13 +690,13 @@ def test_incremental_build_only_builds_new_dates(dbt_env: Path) -> None:
     with duckdb.connect(str(path)) as con:
         _insert(con, "payments", [("P12", "C3", date(2026, 4, 29), 2000, "USD", "transfer")], "B4")
         _insert(con, "payment_allocations", [("P12", "I6", 2000)], "B4")
-    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", vars_=may)
+    _dbt(tmp, dbt_invoke, "run", as_of=may)
     third = _rows_by_date(path)
     assert set(third[date(2026, 4, 30)]) == {"I5"}
     assert third[date(2026, 4, 25)] == second[date(2026, 4, 25)]  # the grid date is not rebuilt
 
     # a full refresh recomputes the grid and the scoring date from raw: same values as built incrementally
-    _dbt(tmp / "target", "run", "--exclude", "tag:post_scoring", "--full-refresh", vars_=may)
+    _dbt(tmp, dbt_invoke, "run", as_of=may, full_refresh=True)
     full = _rows_by_date(path)
     assert sorted(full) == grid_dates  # past scoring dates (03-31) are not part of a rebuild
     for day in grid_dates:
@@ -757,25 +762,19 @@ def _append_future_facts(con: duckdb.DuckDBPyConnection, cutoff: date, facts: li
     cutoff=st.sampled_from(GRID[:-1]),
     facts=st.lists(_future_fact, min_size=len(FACT_KINDS), max_size=2 * len(FACT_KINDS)),
 )
-def test_property_future_facts_never_reach_earlier_as_of_dates(warehouse: Path, cutoff: date, facts: list) -> None:
+def test_property_future_facts_never_reach_earlier_as_of_dates(
+    warehouse: Path, dbt_invoke: DbtInvoke, cutoff: date, facts: list
+) -> None:
     """For any grid date and any facts that become known after it, appending them to raw and rebuilding from
     scratch changes no feature row dated on or before it."""
     select = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= ? order by all"
     expected = _query(warehouse, select, [cutoff])
     assert expected
-    previous = os.environ.get("RELANCE_WAREHOUSE_PATH")
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = tmp / "warehouse.duckdb"
-        os.environ["RELANCE_WAREHOUSE_PATH"] = str(path)
-        try:
-            _seed(path)
-            with duckdb.connect(str(path)) as con:
-                _append_future_facts(con, cutoff, facts)
-            _dbt(tmp / "target", "run", "--select", "+ml_invoice_features")
-            assert _same_rows(expected, _query(path, select, [cutoff]))
-        finally:
-            if previous is None:
-                os.environ.pop("RELANCE_WAREHOUSE_PATH", None)
-            else:
-                os.environ["RELANCE_WAREHOUSE_PATH"] = previous
+        path = _settings(tmp).warehouse
+        _seed(path)
+        with duckdb.connect(str(path)) as con:
+            _append_future_facts(con, cutoff, facts)
+        _dbt(tmp, dbt_invoke, "run", stage=None, extra=("--select", "+ml_invoice_features"))
+        assert _same_rows(expected, _query(path, select, [cutoff]))

@@ -9,15 +9,14 @@ Acceptance of "Receivables ingestion from real sources", scope item 2:
 * an FEC written from the demo data (``relance.demo.fec_export.write_fec``) imports to the same invoice and
   payment state as the demo's tabular export.
 
-dbt is parsed once per module and the manifest reused for every build (each build gets its own warehouse,
-always named ``warehouse.duckdb`` because the manifest carries the database name). The nine files share one
-warehouse and one build, their ids prefixed per file (see ``_namespaced``), to stay fast on a shared machine.
+dbt is parsed once per session (tests/conftest.py) and the manifest reused for every build (each build gets its
+own warehouse, always named ``warehouse.duckdb`` because the manifest carries the database name). The nine files
+share one warehouse and one build, their ids prefixed per file (see ``_namespaced``), to stay fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections import defaultdict
 from datetime import date, timedelta
@@ -30,16 +29,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from relance import dbt
 from relance.demo import generate_demo
 from relance.demo.fec_export import write_fec
 from relance.importer import load_landing
 from relance.ingest import load_extracts
+from relance.settings import Settings
 from relance.sources.base import EntityExtract
 from relance.sources.fec import read_fec
+from tests.conftest import DbtInvoke, require
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 FEC_FILES = (
     "fec_ekylibre_quadra_123456789FEC20190731.txt",
     "fec_ekylibre_odicom_123456789FEC20200331.txt",
@@ -55,44 +56,16 @@ WAREHOUSE_NAME = "warehouse.duckdb"
 
 
 # ---------------------------------------------------------------------------------------------------------
-# dbt in process, parsed once
+# dbt in process, with the session's parsed manifest (tests/conftest.py)
 # ---------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dbt.cli.main import dbtRunner
-
-    target = tmp_path_factory.mktemp("dbt_parse")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RELANCE_WAREHOUSE_PATH", str(target / WAREHOUSE_NAME))
-        result = dbtRunner().invoke(
-            ["parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-             "--target-path", str(target / "target"), "--log-path", str(target / "logs"), "--quiet",
-             "--vars", json.dumps({"as_of_date": "2000-01-01"})]
-        )  # fmt: skip
-    assert result.success, f"dbt parse failed: {result.exception}"
-    return result.result
-
-
-def _build_customers(manifest: Any, warehouse: Path, as_of: date) -> None:
+def _build_customers(invoke: DbtInvoke, warehouse: Path, as_of: date) -> None:
     """``dbt build --select +customers`` (models, unit and data tests) on one warehouse."""
-    from dbt.cli.main import dbtRunner
-
-    assert warehouse.name == WAREHOUSE_NAME
-    cli = [
-        "build", "--select", "+customers", "--indirect-selection", "cautious",
-        "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(warehouse.parent / "target"), "--log-path", str(warehouse.parent / "logs"),
-        "--quiet", "--vars", json.dumps({"as_of_date": as_of.isoformat()}),
-    ]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RELANCE_WAREHOUSE_PATH", str(warehouse))
-        result = dbtRunner(manifest=manifest).invoke(cli)
-    failures = []
-    if result.result is not None and hasattr(result.result, "results"):
-        failures = [
-            f"{r.node.unique_id}: {r.status} {r.message}" for r in result.result if r.status not in ("success", "pass")
-        ]
-    assert result.success, f"dbt build failed on {warehouse}: {result.exception} {failures}"
+    settings = Settings(data_dir=warehouse.parent)
+    assert settings.warehouse == warehouse, "the manifest's relations carry the database name 'warehouse'"
+    args = dbt.dbt_args(
+        settings, ["build"], as_of_date=as_of, extra=("--select", "+customers", "--indirect-selection", "cautious")
+    )
+    dbt.run_dbt(settings, args, invoke=invoke)
 
 
 def _rows(warehouse: Path, sql: str) -> list[dict[str, Any]]:
@@ -133,8 +106,7 @@ def _ledger(path: Path) -> tuple[dict[str, Decimal], date]:
 @pytest.fixture(scope="module")
 def fec_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "fec"
-    if not path.is_dir():
-        pytest.skip(f"real FEC files not found at {path} (../shared/data/fec beside the checkout)")
+    require(path.is_dir(), f"real FEC files not found at {path} (../shared/data/fec beside the checkout)")
     return path
 
 
@@ -160,7 +132,7 @@ def _namespaced(extract: EntityExtract, prefix: str) -> EntityExtract:
 
 @pytest.fixture(scope="module")
 def real_fec_warehouse(
-    fec_dir: Path, dbt_manifest: Any, tmp_path_factory: pytest.TempPathFactory
+    fec_dir: Path, dbt_invoke: DbtInvoke, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, dict[str, Decimal]], date]:
     """All nine files read and loaded (one load per file), one dbt build after the latest entry of any."""
     warehouse = tmp_path_factory.mktemp("real_fec") / WAREHOUSE_NAME
@@ -179,7 +151,7 @@ def real_fec_warehouse(
             bad = [b for b in report.batches if b.rows_read != b.rows_loaded or b.rows_quarantined]
             assert not bad, f"{name}: rows not loaded: {bad} {report.rejected[:5]}"
     as_of = latest + timedelta(days=1)
-    _build_customers(dbt_manifest, warehouse, as_of)
+    _build_customers(dbt_invoke, warehouse, as_of)
     return warehouse, ledgers, as_of
 
 
@@ -243,7 +215,7 @@ DEMO_END = date(2026, 6, 30)
 
 
 @pytest.fixture(scope="module")
-def demo_warehouses(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Any) -> tuple[Path, Path]:
+def demo_warehouses(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvoke) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("demo")
     landing = root / "landing"
     generate_demo(landing, root / "truth", n_customers=100, n_invoices=1500, months=12, end_date=DEMO_END, seed=7)
@@ -251,7 +223,7 @@ def demo_warehouses(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Any)
     tabular.parent.mkdir()
     with duckdb.connect(str(tabular)) as con:
         load_landing(con, landing, flow_run_id=None)
-    _build_customers(dbt_manifest, tabular, DEMO_END)
+    _build_customers(dbt_invoke, tabular, DEMO_END)
 
     fec_path = write_fec(landing, root / "demo_FEC.txt")
     from_fec = root / "fec" / WAREHOUSE_NAME
@@ -259,7 +231,7 @@ def demo_warehouses(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Any)
     with duckdb.connect(str(from_fec)) as con:
         report = load_extracts(con, read_fec(fec_path), source_name="fec", flow_run_id=None)
     assert sum(b.rows_quarantined for b in report.batches) == 0
-    _build_customers(dbt_manifest, from_fec, DEMO_END)
+    _build_customers(dbt_invoke, from_fec, DEMO_END)
     return tabular, from_fec
 
 

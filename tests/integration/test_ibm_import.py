@@ -1,6 +1,6 @@
 """Acceptance: the public IBM accounts-receivable sample imports through the ``ibm_ar`` profile and dbt agrees.
 
-Imports ``../shared/data/ibm_accounts_receivable.csv`` with :func:`relance.importer.import_source` into a fresh
+Imports ``../shared/data/ibm_accounts_receivable.csv`` with :func:`flows.import_receivables.import_source` into a fresh
 DuckDB warehouse (real loader, real GX suites), then builds ``+int_invoice_settlement_dates`` in-process and
 checks, for every settled invoice, that relance's days late equals the file's ``DaysLate`` (which the file
 floors at 0 for early payment). The outcome columns are read from the file only here, as the answer key.
@@ -8,24 +8,23 @@ floors at 0 for early payment). The outcome columns are read from the file only 
 
 from __future__ import annotations
 
-import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from relance.importer import import_source
+from flows.import_receivables import import_source
+from relance import dbt
+from relance.settings import Settings
+from tests.conftest import DbtInvoke, require
 
 pytestmark = pytest.mark.integration
-
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-
 
 @pytest.fixture(scope="module")
 def ibm_csv(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "ibm_accounts_receivable.csv"
-    if not path.is_file():
-        pytest.skip(f"IBM accounts-receivable sample not found at {path}")
+    require(path.is_file(), f"IBM accounts-receivable sample not found at {path}")
     return path
 
 
@@ -67,24 +66,18 @@ def test_reimport_is_unchanged(warehouse: tuple[Path, object], ibm_csv: Path, tm
         assert con.sql("SELECT count(*) FROM raw.invoices").fetchone() == (2466,)
 
 
-def test_days_late_matches_the_file(warehouse: tuple[Path, object], ibm_csv: Path, tmp_path: Path) -> None:
-    from dbt.cli.main import dbtRunner
-
+def test_days_late_matches_the_file(warehouse: tuple[Path, object], ibm_csv: Path, dbt_invoke: DbtInvoke) -> None:
     db, _ = warehouse
-    cli = [
+    settings = Settings(data_dir=db.parent)
+    assert settings.warehouse == db
+    args = dbt.dbt_args(
+        settings,
+        ["build"],
+        as_of_date=date(2014, 1, 31),
         # cautious: skip tests that also need unselected models (stg_invoices -> stg_customers relationship)
-        "build", "--select", "+int_invoice_settlement_dates", "--indirect-selection", "cautious",
-        "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-        "--vars", json.dumps({"as_of_date": "2014-01-31"}),
-    ]  # fmt: skip
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RELANCE_WAREHOUSE_PATH", str(db))
-    try:
-        result = dbtRunner().invoke(cli)
-    finally:
-        mp.undo()
-    assert result.success, f"dbt build failed: {result.exception}"
+        extra=("--select", "+int_invoice_settlement_dates", "--indirect-selection", "cautious"),
+    )
+    dbt.run_dbt(settings, args, invoke=dbt_invoke)
     with duckdb.connect(str(db)) as con:
         rows = con.sql(
             f"""

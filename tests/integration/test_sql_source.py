@@ -10,7 +10,6 @@ the password.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,8 +22,10 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
-from relance.importer import import_source
+from flows.import_receivables import import_source
+from relance import dbt
 from relance.ingest import ExtractLoadReport, IngestError, load_extracts, read_watermarks
+from relance.settings import Settings
 from relance.sources.base import SourceError
 from relance.sources.sql import (
     SqlAuthenticationError,
@@ -37,13 +38,10 @@ from relance.sources.sql import (
     load_sql_source,
     parse_sql_config,
 )
-from tests import pg
-
-postgres_url = pg.postgres_url  # session fixture: a throwaway PostgreSQL 15 server, started and removed by the test
+from tests.conftest import DbtInvoke
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "erp_postgres.yaml"
 PASSWORD_ENV = "RELANCE_TEST_ERP_PASSWORD"
 
@@ -179,7 +177,7 @@ def test_incremental_imports_then_settled_in_marts(
     password_env: str,
     tmp_path: Path,
     warehouse: duckdb.DuckDBPyConnection,
-    monkeypatch: pytest.MonkeyPatch,
+    dbt_invoke: DbtInvoke,
 ) -> None:
     url = _erp_database(postgres_url, "erp_incremental")
     config_path = _write_config(tmp_path, url)
@@ -239,16 +237,10 @@ def test_incremental_imports_then_settled_in_marts(
     con.close()
 
     # 5. dbt: as of 2026-03-15, FA-002 is settled by the late payment and FA-003 has its corrected amount
-    from dbt.cli.main import dbtRunner
-
-    monkeypatch.setenv("RELANCE_WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
-    target = tmp_path / "target"
-    result = dbtRunner().invoke([
-        "run", "--select", "+invoices", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(target), "--log-path", str(target / "logs"),
-        "--vars", json.dumps({"as_of_date": "2026-03-15", "history_start_days": 30}),
-    ])  # fmt: skip
-    assert result.success, f"dbt run failed: {result.exception}"
+    settings = Settings(data_dir=tmp_path, history_start_days=30)
+    assert settings.warehouse == tmp_path / "warehouse.duckdb"
+    args = dbt.dbt_args(settings, ["run"], as_of_date=date(2026, 3, 15), extra=("--select", "+invoices"))
+    dbt.run_dbt(settings, args, invoke=dbt_invoke)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as dwh:
         marts = {
             r[0]: r[1:]

@@ -31,6 +31,26 @@ def test_library_layers_import_no_prefect_and_no_flows(package: str) -> None:
     assert not offenders, f"{package}/ must not import Prefect or flows/: {offenders}"
 
 
+#: What each package may import of the others: relance at the bottom, flows at the top (no cycles).
+LAYERS = {
+    "relance": set(),
+    "expectations": {"relance"},
+    "models": {"relance"},
+    "flows": {"relance", "models", "expectations"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_packages_import_only_the_layers_below(package: str) -> None:
+    others = set(LAYERS) - {package}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted((_imports(p) & others) - LAYERS[package])
+        for p in (ROOT / package).rglob("*.py")
+    }
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"{package}/ may import only {sorted(LAYERS[package]) or 'none of the others'}: {offenders}"
+
+
 def test_cli_loads_flows_only_lazily_by_import_path() -> None:
     source = (ROOT / "relance" / "cli.py").read_text()
     assert 'import_module(f"flows.' in source

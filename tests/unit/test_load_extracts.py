@@ -53,8 +53,10 @@ def test_bad_values_and_rejects_are_quarantined_with_reasons_and_counts_reconcil
     assert "column amount: abc is not a valid DECIMAL(18,2)" in reasons[2]
     assert reasons[7].startswith("ledger.csv, row 7")
     assert con.sql("select invoice_id, amount from raw.invoices order by 1").fetchall()[1] == ("I3", None)
-    q = con.sql("select natural_key, expectation, flow_run_id from ops.quarantine order by row_number").fetchall()
-    assert q == [("I2", "load:cast", "run-1"), (None, "load:parse", "run-1")]
+    q = con.sql(
+        "select natural_key, stage, expectation, flow_run_id from ops.quarantine order by row_number"
+    ).fetchall()
+    assert q == [("I2", "load", "cast", "run-1"), (None, "load", "parse", "run-1")]
 
 
 def test_same_content_twice_loads_nothing_and_a_changed_row_is_appended(con) -> None:

@@ -1,0 +1,508 @@
+"""The operational tables (schema ``ops``): their DDL and every write to them, in one place.
+
+dbt owns every relational transformation and ``relance.raw_schema`` the raw tables; Python's operational facts
+live here: load batches and source watermarks, quarantined rows, validation runs, predictions, planned and sent
+reminders, report runs. Other modules call these functions; none of them holds SQL for an ``ops`` table. dbt reads
+some of them as sources (``dbt_project/models/staging/_sources.yml``).
+
+Writes are single statements (atomic on their own) that compose with a transaction the caller holds, except where
+a docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+SCHEMA = "ops"
+
+#: Where a quarantined row was stopped: at ``load`` (it never reached raw: a value that does not cast, a row the
+#: source adapter rejected) or by a data ``contract`` (it is in raw, flagged, and excluded downstream).
+QuarantineStage = Literal["load", "contract"]
+
+TABLES: dict[str, str] = {
+    "ingest_batches": """
+        batch_id VARCHAR PRIMARY KEY, entity VARCHAR, source_file VARCHAR, file_hash VARCHAR,
+        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unchanged BIGINT,
+        status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR, source_name VARCHAR, rows_flagged BIGINT""",
+    "source_watermarks": """
+        source_name VARCHAR, entity VARCHAR, watermark VARCHAR, updated_at TIMESTAMP, batch_id VARCHAR,
+        PRIMARY KEY (source_name, entity)""",
+    "quarantine": """
+        batch_id VARCHAR, entity VARCHAR, row_number BIGINT, natural_key VARCHAR, expectation VARCHAR,
+        severity VARCHAR, reason VARCHAR, row_json VARCHAR, quarantined_at TIMESTAMP, flow_run_id VARCHAR,
+        stage VARCHAR""",
+    "validation_runs": """
+        validation_id VARCHAR PRIMARY KEY, batch_ids VARCHAR, success BOOLEAN, critical_failures INTEGER,
+        warning_failures INTEGER, data_docs_path VARCHAR, validated_at TIMESTAMP, flow_run_id VARCHAR""",
+    "predictions": """
+        invoice_id VARCHAR, as_of_date DATE, p_late_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
+        model_run_id VARCHAR, dbt_invocation_id VARCHAR, scored_at TIMESTAMP, flow_run_id VARCHAR,
+        PRIMARY KEY (invoice_id, as_of_date)""",
+    "reminders_planned": """
+        reminder_key VARCHAR PRIMARY KEY, invoice_id VARCHAR, customer_id VARCHAR, as_of_date DATE,
+        step VARCHAR, channel VARCHAR, tone VARCHAR, p_late_30d DOUBLE, open_amount DECIMAL(18,2),
+        currency VARCHAR, recipient VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
+        dbt_invocation_id VARCHAR, planned_at TIMESTAMP, flow_run_id VARCHAR""",
+    "reminder_sends": """
+        reminder_key VARCHAR PRIMARY KEY, channel VARCHAR, status VARCHAR, provider_message_id VARCHAR,
+        outbox_path VARCHAR, attempts INTEGER, last_error VARCHAR, sent_at TIMESTAMP, flow_run_id VARCHAR""",
+    "report_runs": """
+        report_id VARCHAR PRIMARY KEY, as_of_date DATE, html_path VARCHAR, csv_paths VARCHAR,
+        model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR""",
+}
+
+#: Additive migrations for warehouses created by earlier versions (columns added since the table first shipped).
+MIGRATIONS: tuple[str, ...] = (
+    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS source_name VARCHAR",
+    # rows_quarantined: rejected at load (never in raw); rows_flagged: loaded, then quarantined by a data contract
+    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS rows_flagged BIGINT",
+    "ALTER TABLE ops.quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",
+    # rows quarantined before the stage column: the loader's expectations were named 'load:<what>'
+    "UPDATE ops.quarantine SET stage = CASE WHEN expectation LIKE 'load:%' THEN 'load' ELSE 'contract' END "
+    "WHERE stage IS NULL",
+)
+
+MAX_ERROR_CHARS = 2000
+
+
+def ensure_ops(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ops schema and tables if missing and apply the migrations. Idempotent."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
+    for stmt in MIGRATIONS:
+        con.execute(stmt)
+
+
+def _with_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, sql: str, params: Sequence = ()) -> None:
+    """Run ``sql`` with ``frame`` registered under the name ``{frame}`` (a unique view name)."""
+    view = f"_relance_ops_{uuid.uuid4().hex}"
+    con.register(view, frame)
+    try:
+        con.execute(sql.replace("{frame}", view), list(params))
+    finally:
+        con.unregister(view)
+
+
+# --- load batches and watermarks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One file (or query result) loaded into one raw table, as ``ops.ingest_batches`` keeps it."""
+
+    batch_id: str
+    entity: str
+    source_file: str
+    file_hash: str
+    rows_read: int
+    rows_loaded: int
+    rows_unchanged: int
+    rows_quarantined: int
+    status: str
+    source_name: str | None
+    loaded_at: datetime | None = None
+    flow_run_id: str | None = None
+
+
+def loaded_file_rows(
+    con: duckdb.DuckDBPyConnection, *, entity: str, file_hash: str, source_name: str | None
+) -> int | None:
+    """``rows_read`` of the first load of this file into ``entity`` for this source; ``None`` if never loaded."""
+    row = con.execute(
+        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND file_hash = ? AND status = 'loaded' "
+        "AND coalesce(source_name, '') = ? ORDER BY loaded_at LIMIT 1",
+        [entity, file_hash, source_name or ""],
+    ).fetchone()
+    return None if row is None else int(row[0] or 0)
+
+
+def record_batch(con: duckdb.DuckDBPyConnection, batch: BatchRecord) -> None:
+    con.execute(
+        "INSERT INTO ops.ingest_batches (batch_id, entity, source_file, file_hash, rows_read, rows_loaded, "
+        "rows_quarantined, rows_unchanged, status, loaded_at, flow_run_id, source_name) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            batch.batch_id,
+            batch.entity,
+            batch.source_file,
+            batch.file_hash,
+            batch.rows_read,
+            batch.rows_loaded,
+            batch.rows_quarantined,
+            batch.rows_unchanged,
+            batch.status,
+            batch.loaded_at,
+            batch.flow_run_id,
+            batch.source_name,
+        ],
+    )
+
+
+def batch_records(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[str]) -> list[BatchRecord]:
+    """The batches with these ids, in the order given (duplicates once).
+
+    Raises:
+        ValueError: an id is not in ``ops.ingest_batches``.
+    """
+    rows = con.execute(
+        "SELECT batch_id, entity, source_file, file_hash, rows_read, rows_loaded, rows_unchanged, "
+        "rows_quarantined, status, source_name, loaded_at, flow_run_id FROM ops.ingest_batches "
+        "WHERE list_contains(?, batch_id)",
+        [list(batch_ids)],
+    ).fetchall()
+    found = {
+        r[0]: BatchRecord(r[0], r[1], r[2], r[3], *(int(v or 0) for v in r[4:8]), r[8], r[9], r[10], r[11])
+        for r in rows
+    }
+    unknown = [b for b in batch_ids if b not in found]
+    if unknown:
+        raise ValueError(f"unknown batch id(s), not in ops.ingest_batches: {', '.join(unknown)}")
+    return [found[b] for b in dict.fromkeys(batch_ids)]
+
+
+def previous_volumes(con: duckdb.DuckDBPyConnection, batch: BatchRecord, limit: int) -> list[int]:
+    """``rows_read`` of the loads of the batch's (source, entity) before it, most recent first.
+
+    Previous = status ``loaded``, ``rows_read > 0``, loaded before the batch (not the batch itself); a null
+    ``source_name`` is one source (compared like the loader does).
+    """
+    rows = con.execute(
+        "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND coalesce(source_name, '') = ? "
+        "AND status = 'loaded' AND rows_read > 0 AND batch_id <> ? AND (?::TIMESTAMP IS NULL OR loaded_at < ?) "
+        "ORDER BY loaded_at DESC NULLS LAST, batch_id DESC LIMIT ?",
+        [batch.entity, batch.source_name or "", batch.batch_id, batch.loaded_at, batch.loaded_at, limit],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def read_watermarks(con: duckdb.DuckDBPyConnection, source_name: str) -> dict[str, str]:
+    """Last stored high-water mark per entity of one source (empty before the first load)."""
+    rows = con.execute(
+        "SELECT entity, watermark FROM ops.source_watermarks WHERE source_name = ?", [source_name]
+    ).fetchall()
+    return {e: w for e, w in rows if w is not None}
+
+
+def set_watermark(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source_name: str,
+    entity: str,
+    watermark: str,
+    updated_at: datetime,
+    batch_id: str,
+) -> None:
+    con.execute(
+        "INSERT INTO ops.source_watermarks (source_name, entity, watermark, updated_at, batch_id) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_name, entity) DO UPDATE SET "
+        "watermark = excluded.watermark, updated_at = excluded.updated_at, batch_id = excluded.batch_id",
+        [source_name, entity, watermark, updated_at, batch_id],
+    )
+
+
+# --- quarantine ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """A row kept out of the pipeline, with the reason a person can act on."""
+
+    batch_id: str
+    entity: str
+    row_number: int
+    natural_key: str | None
+    expectation: str
+    severity: str
+    reason: str
+    row_json: str
+    stage: QuarantineStage
+    quarantined_at: datetime | None = None
+    flow_run_id: str | None = None
+
+
+_QUARANTINE_COLUMNS = (
+    "batch_id",
+    "entity",
+    "row_number",
+    "natural_key",
+    "expectation",
+    "severity",
+    "reason",
+    "row_json",
+    "quarantined_at",
+    "flow_run_id",
+    "stage",
+)
+
+
+def quarantine(con: duckdb.DuckDBPyConnection, rows: Iterable[QuarantineRow]) -> int:
+    """Append quarantined rows; returns how many."""
+    values = [tuple(getattr(r, c) for c in _QUARANTINE_COLUMNS) for r in rows]
+    if values:
+        con.executemany(
+            f"INSERT INTO ops.quarantine ({', '.join(_QUARANTINE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _QUARANTINE_COLUMNS)})",
+            values,
+        )
+    return len(values)
+
+
+def replace_contract_quarantine(
+    con: duckdb.DuckDBPyConnection, batch_ids: Sequence[str], rows: Sequence[QuarantineRow]
+) -> None:
+    """Replace the data-contract quarantine of these batches with ``rows`` (re-validating a batch never duplicates)
+    and set each batch's ``rows_flagged`` to its distinct quarantined rows. Load-time rejects are kept."""
+    if not batch_ids:
+        return
+    if any(r.stage != "contract" or r.batch_id not in batch_ids for r in rows):
+        raise ValueError("replace_contract_quarantine takes contract rows of the batches it replaces")
+    con.execute("DELETE FROM ops.quarantine WHERE list_contains(?, batch_id) AND stage = 'contract'", [list(batch_ids)])
+    if rows:
+        frame = pd.DataFrame([{c: getattr(r, c) for c in _QUARANTINE_COLUMNS} for r in rows])
+        cols = ", ".join(_QUARANTINE_COLUMNS)
+        _with_frame(con, frame, f"INSERT INTO ops.quarantine ({cols}) SELECT {cols} FROM {{frame}}")
+    con.execute(
+        "UPDATE ops.ingest_batches b SET rows_flagged = (SELECT count(DISTINCT q.row_number) FROM ops.quarantine q "
+        "WHERE q.batch_id = b.batch_id AND q.stage = 'contract') WHERE list_contains(?, b.batch_id)",
+        [list(batch_ids)],
+    )
+
+
+# --- validation runs -----------------------------------------------------------------------------------------------
+
+
+def record_validation_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    validation_id: str,
+    batch_ids: Sequence[str],
+    success: bool,
+    critical_failures: int,
+    warning_failures: int,
+    data_docs_path: str | None,
+    validated_at: datetime,
+    flow_run_id: str | None,
+) -> None:
+    con.execute(
+        "INSERT INTO ops.validation_runs (validation_id, batch_ids, success, critical_failures, "
+        "warning_failures, data_docs_path, validated_at, flow_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            validation_id,
+            ",".join(batch_ids),
+            success,
+            critical_failures,
+            warning_failures,
+            data_docs_path,
+            validated_at,
+            flow_run_id,
+        ],
+    )
+
+
+# --- predictions ---------------------------------------------------------------------------------------------------
+
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "invoice_id",
+    "as_of_date",
+    "p_late_30d",
+    "model_name",
+    "model_version",
+    "model_run_id",
+)
+
+
+def upsert_predictions(
+    con: duckdb.DuckDBPyConnection,
+    preds: pd.DataFrame,
+    *,
+    dbt_invocation_id: str | None,
+    flow_run_id: str | None,
+    scored_at: datetime,
+) -> int:
+    """Upsert ``preds`` (:data:`PREDICTION_COLUMNS`) keyed by (invoice_id, as_of_date); returns rows written.
+
+    Re-scoring a date replaces the earlier rows for the same invoices (never duplicates); one statement.
+    """
+    rows = preds[list(PREDICTION_COLUMNS)].copy()
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
+    rows["model_version"] = rows["model_version"].astype(str)
+    _with_frame(
+        con,
+        rows,
+        """
+INSERT INTO ops.predictions (invoice_id, as_of_date, p_late_30d, model_name, model_version, model_run_id,
+                             dbt_invocation_id, scored_at, flow_run_id)
+SELECT invoice_id, CAST(as_of_date AS DATE), p_late_30d, model_name, model_version, model_run_id,
+       ?, CAST(? AS TIMESTAMP), ?
+FROM {frame}
+ON CONFLICT (invoice_id, as_of_date) DO UPDATE SET
+  p_late_30d = excluded.p_late_30d,
+  model_name = excluded.model_name,
+  model_version = excluded.model_version,
+  model_run_id = excluded.model_run_id,
+  dbt_invocation_id = excluded.dbt_invocation_id,
+  scored_at = excluded.scored_at,
+  flow_run_id = excluded.flow_run_id
+""",
+        [dbt_invocation_id, scored_at, flow_run_id],
+    )
+    return len(rows)
+
+
+# --- reminders: the plan and the send ledger ----------------------------------------------------------------------
+
+PLANNED_COLUMNS: tuple[str, ...] = (
+    "reminder_key",
+    "invoice_id",
+    "customer_id",
+    "as_of_date",
+    "step",
+    "channel",
+    "tone",
+    "p_late_30d",
+    "open_amount",
+    "currency",
+    "recipient",
+    "model_version",
+    "model_run_id",
+    "dbt_invocation_id",
+    "planned_at",
+    "flow_run_id",
+)
+
+
+def record_planned(con: duckdb.DuckDBPyConnection, planned: pd.DataFrame) -> int:
+    """Insert planned reminders (:data:`PLANNED_COLUMNS`) whose key is not there yet: the first plan of a step
+    wins and keeps its lineage. Returns how many were new."""
+    if planned.empty:
+        return 0
+    frame = planned[list(PLANNED_COLUMNS)].copy()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    for col in ("model_version", "model_run_id", "dbt_invocation_id", "flow_run_id"):
+        frame[col] = frame[col].astype("string")
+    before = con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0]
+    _with_frame(
+        con,
+        frame,
+        f"""INSERT INTO ops.reminders_planned ({", ".join(PLANNED_COLUMNS)})
+            SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
+                CAST(p_late_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
+                model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
+            FROM {{frame}}
+            ON CONFLICT DO NOTHING""",
+    )
+    return con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] - before
+
+
+SendStatus = Literal["sending", "sent", "failed"]
+
+
+class SendLedger:
+    """``ops.reminder_sends``: the writes of the exactly-once protocol (``relance.delivery`` explains it).
+
+    Each statement commits on its own in DuckDB's autocommit mode: use it with no transaction open, or the
+    ``'sending'`` marks are not durable before the sends they guard.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, flow_run_id: str | None) -> None:
+        self.con = con
+        self.flow_run_id = flow_run_id
+
+    def handled_keys(self) -> set[str]:
+        """Keys already sent or in flight."""
+        rows = self.con.execute("SELECT reminder_key FROM ops.reminder_sends WHERE status IN ('sent', 'sending')")
+        return {r[0] for r in rows.fetchall()}
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """(status, attempts so far) of the keys that have a ledger row."""
+        if not keys:
+            return {}
+        rows = self.con.execute(
+            "SELECT reminder_key, status, coalesce(attempts, 0) FROM ops.reminder_sends "
+            "WHERE reminder_key IN (SELECT unnest(?::VARCHAR[]))",
+            [list(keys)],
+        ).fetchall()
+        return {k: (s, a) for k, s, a in rows}
+
+    def claim(self, key: str, channel: str) -> int | None:
+        """Mark ``'sending'`` unless sent or in flight; returns the attempts so far, None if not claimed."""
+        row = self.con.execute(
+            """INSERT INTO ops.reminder_sends AS s (reminder_key, channel, status, attempts, flow_run_id)
+               VALUES (?, ?, 'sending', 0, ?)
+               ON CONFLICT (reminder_key) DO UPDATE
+                   SET status = 'sending', channel = excluded.channel, flow_run_id = excluded.flow_run_id
+                   WHERE s.status = 'failed'
+               RETURNING coalesce(attempts, 0)""",
+            [key, channel, self.flow_run_id],
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def sent(
+        self, key: str, *, provider_message_id: str | None, outbox_path: str | None, attempts: int, at: datetime
+    ) -> None:
+        self.con.execute(
+            """UPDATE ops.reminder_sends SET status = 'sent', provider_message_id = ?, outbox_path = ?,
+                   attempts = ?, last_error = NULL, sent_at = ?, flow_run_id = ?
+               WHERE reminder_key = ?""",
+            [provider_message_id, outbox_path, attempts, at, self.flow_run_id, key],
+        )
+
+    def failed(self, key: str, channel: str, error: str, attempts: int, *, status: SendStatus = "failed") -> None:
+        """Record a failure (or, with ``status='sending'``, an outcome in doubt) with its error text. Never
+        overwrites a ``'sent'`` row."""
+        self.con.execute(
+            """INSERT INTO ops.reminder_sends AS s
+                   (reminder_key, channel, status, attempts, last_error, flow_run_id)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (reminder_key) DO UPDATE SET status = excluded.status,
+                   attempts = excluded.attempts, last_error = excluded.last_error,
+                   flow_run_id = excluded.flow_run_id
+                   WHERE s.status <> 'sent'""",
+            [key, channel, status, attempts, error[:MAX_ERROR_CHARS], self.flow_run_id],
+        )
+
+
+# --- report runs ---------------------------------------------------------------------------------------------------
+
+
+def record_report_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    kind: str,
+    as_of_date: date,
+    html_path: str,
+    csv_paths: Mapping[str, str],
+    model_version: str | None,
+    created_at: datetime,
+    flow_run_id: str | None,
+) -> str:
+    """Upsert a report into ``ops.report_runs`` and return its id (``<kind>-<as_of>-<flow run|local>``): one row
+    per (report, day, run), so rerunning a flow run replaces its row instead of piling up."""
+    report_id = f"{kind}-{as_of_date.isoformat()}-{flow_run_id or 'local'}"
+    con.execute(
+        """INSERT INTO ops.report_runs AS r
+               (report_id, as_of_date, html_path, csv_paths, model_version, created_at, flow_run_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (report_id) DO UPDATE SET html_path = excluded.html_path,
+               csv_paths = excluded.csv_paths, model_version = excluded.model_version,
+               created_at = excluded.created_at""",
+        [
+            report_id,
+            as_of_date,
+            html_path,
+            json.dumps(dict(csv_paths), sort_keys=True),
+            model_version,
+            created_at,
+            flow_run_id,
+        ],
+    )
+    return report_id
