@@ -38,12 +38,12 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from relance.demo.generate import arrow_schema
+from relance.demo.landing_files import arrow_schema
+from relance.sources.amounts import CENT
 from relance.sources.fec import FEC_COLUMNS
 
 log = logging.getLogger(__name__)
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 VAT_RATE = Decimal("0.20")
 # Illustrative EUR value of one unit of each currency (fixed: the demo has no exchange-rate data).

@@ -124,9 +124,18 @@ B2C_MAIL_DOMAINS: tuple[str, ...] = (
     "hotmail.fr",
 )
 
-# --- dunning ---------------------------------------------------------------------------------------------
+# --- dunning and disputes ---------------------------------------------------------------------------------
 CHANNELS: tuple[str, ...] = ("email", "sms", "letter", "call")
 TONES: tuple[str, ...] = ("preventive", "cordial", "firm")
+RESPONSES: tuple[str, ...] = ("none", "promise_to_pay", "dispute", "paid")
+DISPUTE_REASONS: tuple[str, ...] = (
+    "price_disagreement",
+    "goods_not_received",
+    "quality_issue",
+    "wrong_quantity",
+    "missing_purchase_order",
+    "duplicate_invoice",
+)
 
 
 def ascii_slug(text: str) -> str:

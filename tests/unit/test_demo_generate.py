@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from stdnum.fr import siren as stdnum_siren
 
 from relance.demo import LANDING_ENTITIES, DemoSummary, arrow_schema, generate_demo
+from relance.demo import generate as generate_module
+from relance.demo.customers import Customers, make_customers
+from relance.demo.days import EPOCH, NEVER, SECONDS_PER_DAY, day_number, last_run_day, next_run_day, next_weekday
+from relance.demo.dunning import dunning_step
+from relance.demo.generate import block_bounds
+from relance.demo.reference import RESPONSES
+from relance.demo.simulate import (
+    BaseDelay,
+    CreditNotes,
+    Disputes,
+    Outcome,
+    base_settle_day,
+    draw_disputes,
+    draw_payment_lines,
+    reconcile,
+    simulate_invoices,
+)
 from relance.raw_schema import ENTITIES
 
 END = date(2025, 6, 30)
@@ -376,3 +395,134 @@ def test_parquet_output_has_the_same_columns(tmp_path):
 def test_bad_parameters_are_rejected_with_a_clear_message(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         _generate(tmp_path, **kwargs)
+
+
+def test_several_blocks_are_deterministic_and_number_ids_across_blocks(tmp_path, monkeypatch):
+    """Blocks of whole customers (here ~700 invoices each) carry id counters over; the same seed repeats."""
+    monkeypatch.setattr(generate_module, "BLOCK_INVOICES", 700)
+    first = _generate(tmp_path / "a", n_customers=60, n_invoices=2000)
+    again = _generate(tmp_path / "b", n_customers=60, n_invoices=2000)
+    for key, path in first.files.items():
+        assert path.read_bytes() == again.files[key].read_bytes(), key
+    invoices = pacsv.read_csv(first.files["invoices"]).to_pylist()
+    numbers = sorted(int(r["invoice_id"][4:]) for r in invoices if r["document_type"] == "invoice")
+    assert numbers == list(range(1, 2001))
+    payments = pacsv.read_csv(first.files["payments"]).column("payment_id").to_pylist()
+    assert len(set(payments)) == len(payments) == first.payments
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the simulation steps, each on a handful of invoices
+# ---------------------------------------------------------------------------------------------------------
+START, STOP = day_number(date(2024, 1, 1)), day_number(date(2025, 6, 30))
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def few_customers() -> Customers:
+    return make_customers(8, START, STOP, _rng(1))
+
+
+def test_calendar_helpers_on_known_days() -> None:
+    days = np.array([day_number(date(2025, 3, d)) for d in (1, 10, 11, 25, 26)])  # 1 March 2025 is a Saturday
+    assert [EPOCH + timedelta(days=int(d)) for d in next_run_day(days)] == [
+        date(2025, 3, 10), date(2025, 3, 10), date(2025, 3, 25), date(2025, 3, 25), date(2025, 4, 10),
+    ]  # fmt: skip
+    assert [EPOCH + timedelta(days=int(d)) for d in last_run_day(days)] == [
+        date(2025, 2, 25), date(2025, 3, 10), date(2025, 3, 10), date(2025, 3, 25), date(2025, 3, 25),
+    ]  # fmt: skip
+    assert EPOCH + timedelta(days=int(next_weekday(days[:1])[0])) == date(2025, 3, 3)
+
+
+def test_disputes_hold_payment_until_after_resolution() -> None:
+    issue = np.full(2000, START)
+    d = draw_disputes(issue, _rng())
+    assert 0 < d.disputed.sum() < 100
+    assert (d.opened >= issue + 5).all() and (d.resolved >= d.opened + 7).all()
+    assert (d.release[~d.disputed] == -NEVER).all()
+    assert (d.release[d.disputed] > d.resolved[d.disputed]).all()
+
+
+def test_base_settle_day_never_for_write_offs_and_run_days_for_batch_payers(few_customers: Customers) -> None:
+    c = replace(few_customers, batch=np.array([True] * 4 + [False] * 4), insolvency_day=np.full(8, NEVER))
+    cust, n = np.arange(8), 8
+    due = np.full(n, day_number(date(2025, 1, 15)))
+    delay = BaseDelay(*(np.zeros(n),) * 3, days_late=np.full(n, 3), p_writeoff=np.zeros(n),
+                      written_off=np.array([False, True] * 4))  # fmt: skip
+    no_dispute = Disputes(np.zeros(n, bool), due, due, np.full(n, -NEVER), np.zeros(n, int))
+    no_note = CreditNotes(*(np.zeros(n, bool),) * 2, day=due, full=np.zeros(n, bool), cents=np.zeros(n, int))
+    settle = base_settle_day(c, cust, due, delay, no_dispute, no_note, _rng())
+    assert [s == NEVER for s in settle] == [False, True] * 4
+    days = [EPOCH + timedelta(days=int(settle[i])) for i in (0, 2, 4, 6)]
+    assert days == [date(2025, 1, 25)] * 2 + [date(2025, 1, 18)] * 2  # due + 3 = the 18th; batch: next run day
+
+
+def test_a_dunning_step_reminds_only_unpaid_undisputed_invoices(few_customers: Customers) -> None:
+    c = replace(few_customers, insolvency_day=np.full(8, NEVER), preventive=np.ones(8, bool))
+    n = 400
+    cust = np.arange(n) % 8
+    due = np.full(n, day_number(date(2025, 1, 15)))
+    settle = np.where(np.arange(n) < 100, due, NEVER)  # the first 100 are paid on the due day
+    disputed = np.arange(n) >= 300  # the last 100 have a dispute open on the send day
+    disputes = (disputed, due - 30, due + 60)
+    settle_after, sent, keep = dunning_step(1, c, cust, due, settle, disputes, _rng())  # cordial, due + 7
+    assert len(sent["inv"]) > 100
+    assert (sent["inv"] >= 100).all() and (sent["inv"] < 300).all()
+    assert ((sent["sent"] // SECONDS_PER_DAY + 3) % 7 < 5).all()  # on weekdays
+    paid = sent["inv"][sent["response"] == RESPONSES.index("paid")]
+    assert len(paid) > 0 and (settle_after[paid] < NEVER).all()
+    assert ((keep > 0) & (keep <= 1)).all()
+    assert (keep[disputed] == 1).all()  # no reminder can be answered 'paid' during a dispute
+
+
+def test_reconcile_drops_late_credit_notes_and_nets_the_rest() -> None:
+    n = 3
+    settle = np.array([100, 100, 100])
+    notes = CreditNotes(from_dispute=np.array([False, False, False]), gesture=np.array([True, True, True]),
+                        day=np.array([90, 100, 110]), full=np.array([False, True, False]),
+                        cents=np.array([500, 10_000, 700]))  # fmt: skip
+    disputes = Disputes(np.array([True, True, False]), np.array([50, 120, 0]), np.zeros(n), np.zeros(n), np.zeros(n))
+    out = reconcile(np.array([10_000] * 3), settle, disputes, notes)
+    assert out.has_credit_note.tolist() == [True, True, False]
+    assert out.paid_by_credit_note.tolist() == [False, True, False]
+    assert out.disputed.tolist() == [True, False, False]
+    assert out.net_cents.tolist() == [9_500, 0, 10_000]
+
+
+def test_payment_lines_pay_the_net_amount_once_or_in_two_instalments(few_customers: Customers) -> None:
+    c = replace(few_customers, batch=np.zeros(8, bool))
+    n = 2000
+    cust, issue = np.arange(n) % 8, np.full(n, START)
+    settle = np.where(np.arange(n) % 10 == 0, NEVER, START + 60)
+    net = np.full(n, 80_000)
+    by_note = np.arange(n) % 10 == 1
+    outcome = Outcome(by_note, by_note, np.zeros(n, bool), np.where(by_note, 0, net))
+    inv, day, cents = draw_payment_lines(c, cust, issue, settle, outcome, _rng())
+    paid = np.bincount(inv, weights=cents, minlength=n)
+    expect_paid = (settle < NEVER) & ~by_note
+    assert (paid[expect_paid] == 80_000).all() and (paid[~expect_paid] == 0).all()
+    lines = np.bincount(inv, minlength=n)
+    assert 0.05 < (lines == 2).sum() / expect_paid.sum() < 0.15
+    assert ((day > issue[inv]) & (day <= settle[inv])).all()
+
+
+def test_the_steps_repeat_draw_for_draw_with_the_same_generator(few_customers: Customers) -> None:
+    cust = np.repeat(np.arange(8), 25)
+    issue = START + (np.arange(200) * 7) % 400
+    a = simulate_invoices(few_customers, cust, issue, _rng(5))
+    b = simulate_invoices(few_customers, cust, issue, _rng(5))
+    assert (a.settle == b.settle).all() and (a.p_unpaid == b.p_unpaid).all()
+    assert all((a.reminders[k] == b.reminders[k]).all() for k in a.reminders)
+    assert (a.issue[:-1] <= a.issue[1:]).all()  # ordered by issue day
+
+
+def test_blocks_hold_whole_customers() -> None:
+    counts = np.array([3, 0, 5, 2, 4, 1])
+    bounds = block_bounds(counts, 6)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(counts)
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    sizes = [int(counts[c0:c1].sum()) for c0, c1 in bounds]
+    assert sum(sizes) == counts.sum() and all(s <= 6 + counts.max() for s in sizes)
