@@ -1,0 +1,73 @@
+"""Declared SQL source: read the canonical entities straight from an ERP / accounting database.
+
+A YAML file declares the connection and one ``SELECT`` per canonical entity (``relance.raw_schema.ENTITIES``)
+whose result columns are the canonical columns (alias them: ``SELECT f.numero AS invoice_id, ...``)::
+
+    name: erp                      # the source name: watermarks are stored per (name, entity)
+    url: postgresql+psycopg://relance_ro:${ERP_DB_PASSWORD}@erp-db:5432/erp
+    chunk_size: 5000               # rows per fetch / Arrow batch (optional)
+    entities:
+      invoices:
+        query: |
+          SELECT f.numero AS invoice_id, ..., f.modifie_le AS updated_at FROM factures f
+        watermark_column: updated_at   # optional: incremental reads
+
+``url`` is a SQLAlchemy URL. ``${VAR}`` placeholders are replaced from the environment so that secrets live
+there, not in the file; a substituted value is percent-encoded (a password may hold ``@``, ``/``, ``:``), except
+when the whole ``url`` is one placeholder, which is then taken verbatim. The password is never logged:
+``source_file`` and every message render the URL with the password hidden.
+
+Incremental reads: with ``watermark_column``, the query is wrapped as a subquery and only rows with
+``previous watermark < watermark_column <= new watermark`` are read, where the new watermark is
+``max(watermark_column)`` taken just before reading. Rows committed meanwhile with a later value are left for the
+next read, so nothing is read twice or skipped. The extract's ``watermark`` is the new one as an ISO string
+(datetimes with a time zone are kept with their offset); ``relance.ingest.load_extracts`` stores it in
+``ops.source_watermarks`` once the load succeeded. Without ``watermark_column`` every read is a full read and
+the loader's row-hash deduplication keeps raw append-only without duplicates. Either way an updated source row
+(new values, later ``updated_at``) is appended as a new version of its natural key.
+
+Rows are streamed (server-side cursor, ``fetchmany``) into an Arrow ``RecordBatchReader`` of text values (the
+loader casts with ``TRY_CAST`` and quarantines what does not cast) plus ``_source_row`` (1-based position in the
+query result). The database is probed eagerly (connection, columns, new watermark) so that
+:func:`load_sql_source` raises the errors below before anything is loaded; each stream opens its own connection
+only when the loader starts reading it.
+
+Errors (all :class:`relance.sources.base.SourceError`): :class:`SqlConfigError` (file, field, what was
+expected), :class:`SqlConnectionError` / :class:`SqlAuthenticationError` (host, port, database, user; never the
+password), :class:`SqlQueryError` (entity, database message) and :class:`SqlColumnsError` (entity, missing
+columns by name).
+
+One module per job: :mod:`~relance.sources.sql.config` (the YAML config), :mod:`~relance.sources.sql.errors`,
+:mod:`~relance.sources.sql.connection` (engine, error messages without the password),
+:mod:`~relance.sources.sql.probe` (columns and watermark window), :mod:`~relance.sources.sql.values` (watermarks
+and values as text) and :mod:`~relance.sources.sql.read` (:func:`load_sql_source`).
+"""
+
+from relance.sources.sql.config import EntityQuery, SqlSourceConfig, load_sql_config, parse_sql_config, substitute_env
+from relance.sources.sql.errors import (
+    SqlAuthenticationError,
+    SqlColumnsError,
+    SqlConfigError,
+    SqlConnectionError,
+    SqlQueryError,
+    SqlSourceError,
+)
+from relance.sources.sql.read import load_sql_source
+from relance.sources.sql.values import watermark_param, watermark_to_str
+
+__all__ = [
+    "EntityQuery",
+    "SqlAuthenticationError",
+    "SqlColumnsError",
+    "SqlConfigError",
+    "SqlConnectionError",
+    "SqlQueryError",
+    "SqlSourceConfig",
+    "SqlSourceError",
+    "load_sql_config",
+    "load_sql_source",
+    "parse_sql_config",
+    "substitute_env",
+    "watermark_param",
+    "watermark_to_str",
+]

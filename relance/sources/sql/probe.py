@@ -1,0 +1,90 @@
+"""The probe: before anything is loaded, check that an entity's query returns the canonical columns, take the new
+watermark, and build the query that streams exactly the rows past the previous watermark up to the new one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from relance.raw_schema import ENTITIES
+from relance.sources.sql.config import SqlSourceConfig
+from relance.sources.sql.connection import query_error
+from relance.sources.sql.errors import SqlColumnsError
+from relance.sources.sql.values import watermark_param, watermark_to_str
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to read for one entity, decided by the probe."""
+
+    entity: str
+    sql: str
+    params: dict[str, Any]
+    result_columns: dict[str, str]  # canonical column -> column name as the database returns it
+    incremental: bool  # the entity has a watermark_column
+    previous_watermark: str | None
+    new_watermark: str | None
+    rows_expected: int | None  # rows past the previous watermark (incremental reads only)
+
+
+def probe(conn: sa.Connection, config: SqlSourceConfig, entity: str, previous: str | None) -> Plan:
+    """Check the query's columns and take the new watermark; build the streaming query for one entity."""
+    spec = config.entities[entity]
+    quote = conn.dialect.identifier_preparer.quote
+    try:
+        result = conn.execute(sa.text(f"SELECT * FROM ({spec.query}) src WHERE 1 = 0"))
+        returned = list(result.keys())
+        result.close()
+    except DBAPIError as exc:
+        conn.rollback()
+        raise query_error(config, entity, exc) from None
+    by_lower = {name.lower(): name for name in returned}
+    canonical = list(ENTITIES[entity])
+    missing = [c for c in canonical if c.lower() not in by_lower]
+    wm = spec.watermark_column
+    if wm is not None and wm.lower() not in by_lower:
+        missing.append(f"{wm} (watermark_column)")
+    if missing:
+        raise SqlColumnsError(
+            f"SQL source {config.name!r}, entity {entity!r}: the query does not return column(s) "
+            f"{', '.join(missing)} (returned: {', '.join(returned) or 'none'}; expected the canonical columns "
+            f"{', '.join(canonical)}, aliased with AS)"
+        )
+    extra = [n for n in returned if n.lower() not in {c.lower() for c in canonical} and n.lower() != (wm or "").lower()]
+    if extra:
+        log.info("%s.%s: ignoring non-canonical column(s) %s", config.name, entity, ", ".join(extra))
+    result_columns = {c: by_lower[c.lower()] for c in canonical}
+    select = ", ".join(f"src.{quote(result_columns[c])} AS {quote(c)}" for c in canonical)
+    params: dict[str, Any] = {}
+    new: str | None = None
+    rows_expected: int | None = None
+    if wm is None:
+        sql = f"SELECT {select} FROM ({spec.query}) src"
+    else:
+        wm_col = f"src.{quote(by_lower[wm.lower()])}"
+        after = f"{wm_col} > :previous_watermark" if previous is not None else "1 = 1"
+        if previous is not None:
+            params["previous_watermark"] = watermark_param(previous)
+        try:
+            count, top = conn.execute(
+                sa.text(f"SELECT count(*), max({wm_col}) FROM ({spec.query}) src WHERE {after}"), params
+            ).one()
+        except DBAPIError as exc:
+            conn.rollback()
+            raise query_error(config, entity, exc) from None
+        rows_expected = int(count)
+        if top is None:  # nothing new: read nothing, keep the stored watermark
+            new = previous
+            sql = f"SELECT {select} FROM ({spec.query}) src WHERE 1 = 0"
+            params = {}
+        else:
+            new = watermark_to_str(top)
+            params["new_watermark"] = top
+            sql = f"SELECT {select} FROM ({spec.query}) src WHERE {after} AND {wm_col} <= :new_watermark"
+    return Plan(entity, sql, params, result_columns, wm is not None, previous, new, rows_expected)
