@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from relance.demo.landing_files import arrow_schema
-from relance.sources.amounts import CENT
+from relance.sources.amounts import CENT, parse_amount
 from relance.sources.fec import FEC_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def write_fec(landing_dir: Path, out_path: Path) -> Path:
             )
         if amount - allocated > 0:  # money on account: an unlettered line
             lines.append({**customer_line(p["customer_id"], p["currency"], amount - allocated, debit=False), **common})
-        bank = sum((_decimal_comma(ln["Credit"]) for ln in lines), ZERO)
+        bank = sum((parse_amount(ln["Credit"]) for ln in lines), ZERO)
         lines.insert(0, {**plain_line(BANK_ACCOUNT, bank, debit=True), **common})
         entries.append(_Entry(BANK_JOURNAL, p["payment_date"], p["payment_id"], lines))
 
@@ -275,11 +275,6 @@ def write_fec(landing_dir: Path, out_path: Path) -> Path:
                 n_lines += 1
     log.info("wrote %s: %d entries, %d lines", out_path, len(entries), n_lines)
     return out_path
-
-
-def _decimal_comma(text: str) -> Decimal:
-    """Inverse of the amount formatting used here (decimal comma)."""
-    return Decimal(text.replace(",", "."))
 
 
 def _exists(landing_dir: Path, entity: str) -> bool:

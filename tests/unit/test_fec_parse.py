@@ -16,7 +16,9 @@ import pytest
 from relance.demo.fec_export import lettering_code
 from relance.raw_schema import ENTITIES
 from relance.sources.base import SourceError
-from relance.sources.fec import FEC_COLUMNS, parse_amount, parse_date, read_fec
+from relance.sources.encoding import WESTERN_CODEPAGES, decode_bytes
+from relance.sources.fec import FEC_COLUMNS, detect_layout, parse_amount, parse_date, read_fec
+from relance.sources.separators import best_separator
 
 HEADER = "\t".join(FEC_COLUMNS)
 
@@ -362,6 +364,23 @@ def test_single_byte_encodings_are_decoded_not_garbled(tmp_path: Path, encoding:
     lines = [fec_line(piece="F1", debit="10", aux_label="Crédit Agricole Élevage", sep=sep, label="Règlement à")]
     out = read(write(tmp_path, lines, header=header, encoding=encoding))
     assert out["customers"][0]["customer_name"] == "Crédit Agricole Élevage"
+
+
+def test_decoding_order_is_utf8_then_the_western_code_pages() -> None:
+    """The FEC decodes with relance.sources.encoding.decode_bytes, in the tabular detector's order of preference."""
+    text = "Société Générale"
+    assert decode_bytes(text.encode("utf-8")) == (text, "utf-8-sig")
+    assert decode_bytes(b"\xef\xbb\xbf" + text.encode("utf-8")) == (text, "utf-8-sig")
+    assert decode_bytes(text.encode("cp1252")) == (text, "cp1252")
+    assert decode_bytes(b"Soci\xe9t\xe9 \x81")[1] == WESTERN_CODEPAGES[1]  # 0x81 is undefined in cp1252
+
+
+def test_separator_is_the_one_that_yields_the_fec_columns() -> None:
+    tab_header = HEADER + "\tNote|Libre"  # a pipe inside a tab header cannot fool it
+    assert detect_layout(tab_header, encoding="utf-8", has_bom=False).separator_name == "tab"
+    layout = detect_layout(HEADER.replace("\t", "|") + "|", encoding="utf-8", has_bom=False)
+    assert (layout.separator, layout.trailing_separator, layout.columns) == ("|", True, FEC_COLUMNS)
+    assert best_separator([";", ",", "|"], lambda sep: None if sep == ";" else 1) == ","  # first of the best
 
 
 def test_undefined_cp1252_bytes_do_not_crash(tmp_path: Path) -> None:

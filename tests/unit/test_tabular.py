@@ -7,6 +7,7 @@ tests see the real rows the loader gets, without the loader.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from relance.raw_schema import ENTITIES
+from relance.sources.amounts import parse_amount
 from relance.sources.base import EntityExtract, SourceError
 from relance.sources.encoding import detect_encoding, utf8_view
 from relance.sources.tabular import (
@@ -182,6 +184,17 @@ def test_semicolon_cp1252_decimal_comma_file_is_detected_and_mapped(tmp_path: Pa
         ("C2", "Café €uro"),
     ]
     assert set(customers[0]) == {*ENTITIES["customers"], "_source_row"}
+
+
+def test_space_thousands_also_strip_no_break_spaces_and_agree_with_the_fec_parser(tmp_path: Path) -> None:
+    """One notion of an amount: the tabular SQL and the FEC's parse_amount read these the same way."""
+    written = ["1 234,50", "2\u00a0000,00", "3\u202f456,78", "-12,5"]
+    lines = [f"F-{i};C1;Nom;15/01/2024;14/02/2024;{amount}" for i, amount in enumerate(written)]
+    path = write_ledger(tmp_path / "ledger.csv", lines)
+    profile = small_profile(decimal=",", thousands="' '", date_format="%d/%m/%Y")
+    got = [r["amount"] for r in rows(by_entity(read_tabular(path, profile))["invoices"])]
+    assert got == ["1234.50", "2000.00", "3456.78", "-12.5"]
+    assert [Decimal(g) for g in got] == [parse_amount(a) for a in written]
 
 
 def test_unparseable_dates_keep_their_text_for_the_loader_to_quarantine(tmp_path: Path) -> None:
