@@ -1,4 +1,5 @@
-"""Static reference tables behind the demo generator: sectors, regions, names and dunning steps.
+"""Static reference tables behind the demo generator: sectors, regions, names, and the vocabularies of reminders
+and disputes.
 
 Kept apart from the simulation so the priors can be read (and challenged) in one place. Payment-delay priors
 follow ``shared/reference/risk_data_apis.md`` §4.4: days-late lognormal per NAF section with median about

@@ -9,6 +9,10 @@ Values may arrive typed or as text: the loader casts each column to its raw-sche
 quarantines a row whose non-empty value does not cast, naming row, column, value and expected type. Rows the
 adapter itself could not parse at all (a truncated line, a row with too many fields) are passed as
 :class:`Reject` so that rows read = rows loaded + rows unchanged + rows quarantined, always.
+
+The shape of an extract lives here too: ``_source_row`` (:data:`SOURCE_ROW`) and the Arrow schemas of an entity
+typed as the raw schema says (:func:`entity_schema`) or read as text (:func:`text_schema`), so adapters and the
+demo generator build the same tables.
 """
 
 from __future__ import annotations
