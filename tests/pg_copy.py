@@ -13,8 +13,10 @@ form, NULL unquoted and empty strings quoted, so both survive) and the file is s
 ``COPY ... FROM STDIN (FORMAT csv)``. A table that already exists is truncated and refilled (not dropped), so dbt
 views built on it stay valid: copy ``ops.predictions`` again after a scoring step. The caller commits.
 
-:func:`libpq_conninfo` and :func:`dbt_env` turn the ``postgres_url`` fixture's SQLAlchemy URL (``tests/pg.py``)
-into a psycopg conninfo string and into the ``RELANCE_PG_*`` variables ``dbt_project/profiles.yml`` reads.
+:func:`libpq_conninfo` and :func:`dbt_pg_settings` turn the ``postgres_url`` fixture's SQLAlchemy URL
+(``tests/conftest.py``, server from ``tests/pg.py``) into a psycopg conninfo string and into what dbt's ``postgres``
+target needs: the ``pg_*`` fields of ``relance.settings.Settings`` (``relance.dbt`` writes the profile from them)
+and the password, which dbt reads from ``RELANCE_PG_PASSWORD`` (``relance.dbt.PG_PASSWORD_ENV``) when it connects.
 """
 
 from __future__ import annotations
@@ -75,18 +77,23 @@ def libpq_conninfo(url: str) -> str:
     )
 
 
-def dbt_env(url: str, database: str | None = None) -> dict[str, str]:
-    """The ``RELANCE_PG_*`` variables of the ``postgres`` output of dbt_project/profiles.yml for this URL."""
+def dbt_pg_settings(url: str, database: str | None = None) -> tuple[dict[str, str | int], str]:
+    """(``pg_host``, ``pg_port``, ``pg_user`` and ``pg_dbname`` of ``relance.settings.Settings``, the password) for
+    dbt's ``postgres`` target on this URL; ``database`` instead of the URL's.
+
+    The password is never a setting: set it as ``relance.dbt.PG_PASSWORD_ENV`` around the dbt calls (tests: with
+    ``pytest.MonkeyPatch``), so the profile ``relance.dbt`` writes never holds it.
+    """
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    return {
-        "RELANCE_PG_HOST": str(parsed.host),
-        "RELANCE_PG_PORT": str(parsed.port or 5432),
-        "RELANCE_PG_USER": str(parsed.username),
-        "RELANCE_PG_PASSWORD": str(parsed.password or ""),
-        "RELANCE_PG_DBNAME": str(database or parsed.database),
+    fields: dict[str, str | int] = {
+        "pg_host": str(parsed.host),
+        "pg_port": int(parsed.port or 5432),
+        "pg_user": str(parsed.username),
+        "pg_dbname": str(database or parsed.database),
     }
+    return fields, str(parsed.password or "")
 
 
 def columns(duck: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:

@@ -2,51 +2,48 @@
 
 One small generated warehouse (demo generator + the real loader, plus a corrected and a quarantined version of a
 few invoices so staging's latest-version and quarantine logic run), copied table by table (``raw`` and ``ops``)
-into a throwaway PostgreSQL (``tests/pg.py``, ``tests/pg_copy.py``). Then on each target, each with its own
-target path and the same vars as ``flows/build_features.py``: ``dbt build --exclude tag:post_scoring`` (models,
-unit tests, data tests), fake scores written to ``ops.predictions`` in DuckDB and copied over, and
-``dbt build --select tag:post_scoring``. Finally every relation of the dbt schemas is compared: same relations,
-same columns and type families, same number of rows, same rows (floats to a relative 1e-9, everything else
-exact; ``dbt_invocation_id`` differs by design and is left out). A test changes one value on PostgreSQL and
-checks the comparison sees it. The last one is the leakage test on PostgreSQL: facts dated after a grid date are
-appended to raw there, the features are rebuilt from scratch, and no row of that date or before moves.
-Skipped, with the reason, only when no throwaway PostgreSQL can be started.
+into a throwaway PostgreSQL (the session's ``postgres_url`` cluster, ``tests/pg_copy.py``). dbt runs in process
+through its one owner, ``relance.dbt``, with a ``Settings`` per target (own data dir, so own profile and target
+path; the same grid vars): DuckDB with the session's parsed manifest, PostgreSQL with a manifest parsed once for
+this module, the password set only around the PostgreSQL calls. On each target: ``dbt build --exclude
+tag:post_scoring`` (models, unit tests, data tests), fake scores written to ``ops.predictions`` in DuckDB and
+copied over, and ``dbt build --select tag:post_scoring``. Finally every relation of the dbt schemas is compared:
+same relations, same columns and type families, same number of rows, same rows (floats to a relative 1e-9,
+everything else exact; ``dbt_invocation_id`` differs by design and is left out). A test changes one value on
+PostgreSQL and checks the comparison sees it. The last one is the leakage test on PostgreSQL: facts dated after a
+grid date are appended to raw there, the features are rebuilt from scratch, and no row of that date or before
+moves. Skipped, with the reason, only when no throwaway PostgreSQL can be started (fails in CI).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg
 import pytest
 from psycopg import sql
 
+from relance import dbt, ops
 from relance.demo.generate import generate_demo
 from relance.importer import load_landing
+from relance.settings import Settings
 from relance.warehouse import ensure_schemas
-from tests import pg
-from tests.pg_copy import copy_schemas, copy_table, dbt_env, libpq_conninfo
-
-postgres_url = pg.postgres_url
+from tests.conftest import DbtInvoke
+from tests.pg_copy import copy_schemas, copy_table, dbt_pg_settings, libpq_conninfo
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-DBT = Path(sys.executable).with_name("dbt")
 AS_OF = date(2026, 10, 31)
-# the vars flows/build_features.py passes (a 28-day grid instead of the weekly default keeps the module short)
-VARS = {"as_of_date": AS_OF.isoformat(), "snapshot_interval_days": 28, "history_start_days": 120, "horizon_days": 30}
+# the grid of the daily run's vars, but 28-day instead of weekly: keeps the module short
+GRID = {"snapshot_interval_days": 28, "history_start_days": 120, "horizon_days": 30}
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "ml", "serving")
 MUST_HAVE_ROWS = (
     "marts.invoices",
@@ -58,70 +55,98 @@ MUST_HAVE_ROWS = (
 IGNORED_COLUMNS = frozenset({"dbt_invocation_id"})  # the dbt run's own id: differs between any two builds
 REL_TOL = 1e-9
 ABS_TOL = 1e-12  # sums of doubles in another order can leave ~1e-17 instead of 0
-DATABASE = "relance_dbt"  # own database on the server, in case the server is shared by several modules
+DATABASE = "relance_dbt"  # own database on the session's server, next to other modules' databases
 MAX_SHOWN = 5
 
 
-# --------------------------------------------------------------------------------------- dbt runs
-@dataclass
-class DbtRun:
-    """One dbt invocation: exit code and, per node, its status and message (from run_results.json)."""
+# --------------------------------------------------------------------------------------- dbt on each target
+@dataclass(frozen=True)
+class Target:
+    """One dbt target: its settings (own data dir: profile, target path, logs), the ``invoke`` of a runner holding
+    a parsed manifest, and the password (PostgreSQL only) dbt reads from the environment while it runs."""
 
-    target: str
-    args: tuple[str, ...]
-    returncode: int
-    seconds: float
-    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
-    output_tail: str = ""
+    name: dbt.Target
+    settings: Settings
+    invoke: DbtInvoke
+    password: str | None = None
 
-    @property
-    def failures(self) -> dict[str, str]:
-        """Nodes that errored or failed (not the ones skipped because of them), with their message."""
-        return {
-            uid: " ".join(msg.split())[:600]
-            for uid, (status, msg) in self.nodes.items()
-            if status not in ("success", "pass", "skipped")
-        }
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as mp:
+            if self.password is not None:
+                mp.setenv(dbt.PG_PASSWORD_ENV, self.password)
+            yield
 
-    def describe(self) -> str:
-        skipped = sum(1 for status, _ in self.nodes.values() if status == "skipped")
-        lines = [
-            f"dbt {' '.join(self.args)} --target {self.target}: exit {self.returncode} after {self.seconds:.0f} s, "
-            f"{skipped} skipped"
-        ]
-        lines += [f"  {uid}: {msg}" for uid, msg in sorted(self.failures.items())]
-        if self.returncode != 0 and not self.failures:
-            lines.append(self.output_tail)
-        return "\n".join(lines)
+    def run(
+        self, command: str, *, stage: dbt.Stage | None = None, full_refresh: bool = False, extra: tuple[str, ...] = ()
+    ) -> dbt.DbtRun:
+        """``dbt <command>`` through relance.dbt; failures are returned (``check=False``) for the tests to report."""
+        args = dbt.dbt_args(
+            self.settings,
+            [command],
+            as_of_date=AS_OF,
+            stage=stage,
+            full_refresh=full_refresh,
+            target=self.name,
+            extra=extra,
+        )
+        with self.environment():
+            return dbt.run_dbt(self.settings, args, invoke=self.invoke, check=False)
 
 
-def _dbt(target: str, target_dir: Path, env: dict[str, str], *args: str) -> DbtRun:
-    """One dbt command on one target, in a child process (as the CLI runs it), with its own target path.
+def _node_ids(run: dbt.DbtRun) -> list[str]:
+    """unique_id of every node the run executed (models, seeds, data and unit tests), from dbt's results."""
+    return [r.node.unique_id for r in getattr(run.result_object, "results", None) or []]
 
-    The two targets run one after the other: on a 2-CPU machine running them side by side was not faster.
-    """
-    cli = [
-        str(DBT), *args,
-        "--target", target,
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(target_dir),
-        "--log-path", str(target_dir / "logs"),
-        "--vars", json.dumps(VARS),
-    ]  # fmt: skip
-    results = target_dir / "run_results.json"
-    results.unlink(missing_ok=True)
-    started = time.perf_counter()
-    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600, check=False)
-    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-    run = DbtRun(target, args, proc.returncode, time.perf_counter() - started, output_tail=tail)
-    if results.exists():
-        for r in json.loads(results.read_text())["results"]:
-            run.nodes[r["unique_id"]] = (r["status"], r.get("message") or "")
-    return run
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dbt_pg")
+
+
+@pytest.fixture(scope="module")
+def duckdb_target(module_dir: Path, dbt_invoke: DbtInvoke) -> Target:
+    """DuckDB: ``<data_dir>/warehouse.duckdb``, the name the session's manifest was parsed for."""
+    return Target("duckdb", Settings(data_dir=module_dir / "duckdb_run", **GRID), dbt_invoke)
+
+
+@pytest.fixture(scope="module")
+def postgres_target(postgres_url: str, module_dir: Path, duckdb_target: Target) -> Target:
+    """PostgreSQL: this module's database on the session's server, the project parsed once for it."""
+    from dbt.cli.main import dbtRunner
+
+    fields, password = dbt_pg_settings(postgres_url, database=DATABASE)
+    settings = Settings(
+        data_dir=module_dir / "pg_run", warehouse_path=duckdb_target.settings.warehouse, **fields, **GRID
+    )
+    parsing = Target("postgres", settings, dbtRunner().invoke, password)
+    parsed = parsing.run("parse")
+    assert parsed.success and parsed.result_object is not None, parsed.describe()
+    manifest: Any = parsed.result_object
+
+    def invoke(args: list[str]) -> Any:
+        return dbtRunner(manifest=manifest.deepcopy()).invoke(args)
+
+    return Target("postgres", settings, invoke, password)
 
 
 # --------------------------------------------------------------------------------------- the warehouse
+def _quarantined(invoice_id: str) -> ops.QuarantineRow:
+    return ops.QuarantineRow(
+        batch_id="B-rejected",
+        entity="invoices",
+        row_number=1,
+        natural_key=invoice_id,
+        expectation="expect_due_date_sane",
+        severity="critical",
+        reason="test",
+        row_json="{}",
+        stage="contract",
+        quarantined_at=datetime(2026, 10, 30, 6, 0),
+        flow_run_id="flow-seed",
+    )
+
+
 def _seed(path: Path, landing: Path, truth: Path) -> None:
     generate_demo(landing, truth, n_customers=200, n_invoices=3000, months=12, end_date=AS_OF, seed=11)
     with duckdb.connect(str(path)) as con:
@@ -138,13 +163,7 @@ def _seed(path: Path, landing: Path, truth: Path) -> None:
                 from raw.invoices where invoice_id in (select unnest(?::varchar[]))""",
                 [chosen],
             )
-        for invoice_id in ids[3:]:
-            con.execute(
-                "insert into ops.quarantine (batch_id, entity, row_number, natural_key, expectation, severity, "
-                "reason, row_json, quarantined_at, flow_run_id) values ('B-rejected', 'invoices', 1, ?, "
-                "'expect_due_date_sane', 'critical', 'test', '{}', timestamp '2026-10-30 06:00:00', 'flow-seed')",
-                [invoice_id],
-            )
+        ops.quarantine(con, [_quarantined(invoice_id) for invoice_id in ids[3:]])
 
 
 def _fake_scores(path: Path) -> int:
@@ -171,40 +190,33 @@ class Built:
     duckdb_path: Path
     pg_conninfo: str
     copied: dict[str, int]
-    runs: dict[str, list[DbtRun]]  # target -> its invocations, in order
+    runs: dict[str, list[dbt.DbtRun]]  # target name -> its invocations, in order
     predictions: int
 
 
 @pytest.fixture(scope="module")
-def built(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    tmp = tmp_path_factory.mktemp("dbt_pg")
+def built(postgres_url: str, module_dir: Path, duckdb_target: Target, postgres_target: Target) -> Iterator[Built]:
     with psycopg.connect(libpq_conninfo(postgres_url), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     conninfo = psycopg.conninfo.make_conninfo(libpq_conninfo(postgres_url), dbname=DATABASE)
-    warehouse = tmp / "warehouse.duckdb"
-    _seed(warehouse, tmp / "landing", tmp / "truth")
+    warehouse = duckdb_target.settings.warehouse
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    _seed(warehouse, module_dir / "landing", module_dir / "truth")
     with duckdb.connect(str(warehouse)) as duck, psycopg.connect(conninfo) as pgcon:
         copied = copy_schemas(duck, pgcon, ("raw", "ops"))
 
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_PROFILES_DIR": str(PROJECT_DIR),
-        "RELANCE_WAREHOUSE_PATH": str(warehouse),
-        **dbt_env(postgres_url, database=DATABASE),
-    }
-    targets = {"dev": tmp / "target_duckdb", "postgres": tmp / "target_postgres"}
-    runs: dict[str, list[DbtRun]] = {t: [] for t in targets}
-    for target, target_dir in targets.items():
-        runs[target].append(_dbt(target, target_dir, env, "build", "--exclude", "tag:post_scoring"))
+    # one target after the other: on a 2-CPU machine running them side by side was not faster
+    targets = (duckdb_target, postgres_target)
+    runs: dict[str, list[dbt.DbtRun]] = {t.name: [] for t in targets}
+    for target in targets:
+        runs[target.name].append(target.run("build", stage="features"))
     predictions = _fake_scores(warehouse)
     with duckdb.connect(str(warehouse)) as duck, psycopg.connect(conninfo) as pgcon:
         copy_table(duck, pgcon, "ops", "predictions")
-    for target, target_dir in targets.items():
-        runs[target].append(_dbt(target, target_dir, env, "build", "--select", "tag:post_scoring"))
+    for target in targets:
+        runs[target.name].append(target.run("build", stage="serving"))
     # unit tests read the columns of their input relations from the database: run them once everything is built
-    runs["postgres"].append(_dbt("postgres", targets["postgres"], env, "test", "--select", "test_type:unit"))
+    runs["postgres"].append(postgres_target.run("test", extra=("--select", "test_type:unit")))
     yield Built(warehouse, conninfo, copied, runs, predictions)
 
 
@@ -343,7 +355,9 @@ def _compare_relation(
 
 @pytest.fixture(scope="module")
 def connections(built: Built) -> Iterator[tuple[duckdb.DuckDBPyConnection, psycopg.Connection]]:
-    with duckdb.connect(str(built.duckdb_path), read_only=True) as duck, psycopg.connect(built.pg_conninfo) as pgcon:
+    # read-write: dbt-duckdb, run in this process, keeps its connection to the file open, and DuckDB refuses a
+    # second one with another configuration (read_only)
+    with duckdb.connect(str(built.duckdb_path)) as duck, psycopg.connect(built.pg_conninfo) as pgcon:
         yield duck, pgcon
 
 
@@ -361,6 +375,8 @@ def test_raw_and_ops_copied_exactly(built: Built, connections) -> None:
         ).fetchall()
         problems += _compare_relation(duck, pgcon, rel, cols)[0]
     assert not problems, "\n".join(problems)
+    seeded = "select stage, count(*) from ops.quarantine where batch_id = 'B-rejected' group by 1"
+    assert pgcon.execute(seeded).fetchall() == [("contract", 3)]  # the seeded rejects, with their stage
 
 
 def test_seeded_versions_reach_staging_on_both(built: Built, connections) -> None:
@@ -377,22 +393,23 @@ def test_seeded_versions_reach_staging_on_both(built: Built, connections) -> Non
 
 def test_duckdb_build_succeeds(built: Built) -> None:
     """The reference side: if this fails the project itself is broken, not its PostgreSQL port."""
-    bad = [run.describe() for run in built.runs["dev"] if run.returncode != 0]
+    bad = [run.describe() for run in built.runs["duckdb"] if not run.success]
     assert not bad, "\n".join(bad)
     assert built.predictions > 0
 
 
 def test_postgres_build_succeeds(built: Built) -> None:
     builds = [run for run in built.runs["postgres"] if run.args[0] == "build"]
-    bad = [run.describe() for run in builds if run.returncode != 0]
+    bad = [run.describe() for run in builds if not run.success]
     assert not bad, "\n".join(bad)
-    assert sum(1 for run in builds for uid in run.nodes if uid.startswith("unit_test.")) > 0
+    assert sum(1 for run in builds for uid in _node_ids(run) if uid.startswith("unit_test.")) > 0
 
 
 def test_postgres_unit_tests_pass(built: Built) -> None:
     run = next(run for run in built.runs["postgres"] if run.args[0] == "test")
-    assert run.returncode == 0, run.describe()
-    assert run.nodes and all(uid.startswith("unit_test.") for uid in run.nodes), sorted(run.nodes)
+    assert run.success, run.describe()
+    ran = _node_ids(run)
+    assert ran and all(uid.startswith("unit_test.") for uid in ran), sorted(ran)
 
 
 def test_same_relations_and_column_types(connections) -> None:
@@ -482,17 +499,17 @@ def _insert_pg(pgcon: psycopg.Connection, table: str, rows: list[dict]) -> None:
 
 
 def test_future_facts_do_not_change_past_features_on_postgres(
-    built: Built, connections, postgres_url: str, tmp_path: Path
+    built: Built, connections, postgres_target: Target
 ) -> None:
     """Run last (it changes raw on PostgreSQL): payments, reminders, disputes and risk notices dated after a grid
     date, appended to raw, then `dbt run --full-refresh` on PostgreSQL: rows of that date and before are unchanged,
     and the next date sees the new facts. Autocommit, so no open transaction holds a lock dbt must wait for."""
     connections[1].rollback()  # the shared connection's read transaction would block dbt's drop of the tables
     with psycopg.connect(built.pg_conninfo, autocommit=True) as pgcon:
-        _check_leakage_on_postgres(pgcon, built, postgres_url, tmp_path)
+        _check_leakage_on_postgres(pgcon, postgres_target)
 
 
-def _check_leakage_on_postgres(pgcon: psycopg.Connection, built: Built, postgres_url: str, tmp_path: Path) -> None:
+def _check_leakage_on_postgres(pgcon: psycopg.Connection, postgres_target: Target) -> None:
     dates = [r[0] for r in pgcon.execute("select distinct as_of_date from ml.ml_invoice_features order by 1")]
     assert len(dates) >= 3
     cutoff, next_date = dates[-3], dates[-2]
@@ -536,15 +553,8 @@ def _check_leakage_on_postgres(pgcon: psycopg.Connection, built: Built, postgres
                            "company_id": siren, "event_type": "collective_procedure",
                            "event_date": date.fromordinal(cutoff.toordinal() - 20), "published_date": day_after,
                            "publisher": "bodacc", "detail": "notice"}])  # fmt: skip
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "RELANCE_WAREHOUSE_PATH": str(built.duckdb_path),
-        **dbt_env(postgres_url, database=DATABASE),
-    }
-    run = _dbt("postgres", tmp_path / "target", env, "run", "--select", "+ml_invoice_features", "--full-refresh")
-    assert run.returncode == 0, run.describe()
+    run = postgres_target.run("run", full_refresh=True, extra=("--select", "+ml_invoice_features"))
+    assert run.success, run.describe()
     after = pgcon.execute(past, [cutoff]).fetchall()
     moved = [
         (b[0], b[2], col, x, y)
