@@ -20,15 +20,18 @@ Steps, each timed on its own:
 history_start_days is derived from the generated data so that the grid holds exactly --snapshots history dates
 before as_of_date, and still the same ones one week later (no grid date falls between the two runs).
 
-Every dbt step runs in its own process (`dbt ...` as the CLI runs it, DuckDB in-process in it), started by a
-small launcher that reports that process's rusage. "peak" is the max RSS of that one dbt process for that one
-step (not the max over all children so far, and not inflated by this script's own memory, which a child
-forked straight from it would inherit in ru_maxrss); "spill" is the largest size seen of DuckDB's temp
-directory (<warehouse>.tmp, sampled every 0.25 s). Seconds are wall time of the dbt command, start-up and
-parsing included.
-RELANCE_DUCKDB_MEMORY_LIMIT (or --memory-limit) is passed through to the dbt profile; the DuckDB settings dbt
-actually ran with are read back with `dbt show`. A watchdog kills a dbt child whose RSS crosses --max-rss-gib
-so that the machine never runs out of memory. Not a test: nothing here passes or fails on time.
+dbt runs through its one owner, relance.dbt: the arguments from relance.dbt.dbt_args and the profile written by
+relance.dbt.run_dbt, both derived from one Settings (data dir = the work dir, grid vars, DuckDB memory cap), no
+environment variables. Every dbt step runs in its own process (relance.dbt.run_dbt, dbt and DuckDB in process in
+it, as the flows run it), started by a small launcher that reports that process's rusage. "peak" is the max RSS
+of that one dbt process for that one step (not the max over all children so far, and not inflated by this
+script's own memory, which a child forked straight from it would inherit in ru_maxrss); "spill" is the largest
+size seen of DuckDB's temp directory (<warehouse>.tmp, sampled every 0.25 s). Seconds are wall time of the dbt
+process, start-up and manifest load included.
+Settings.duckdb_memory_limit (--memory-limit, else RELANCE_DUCKDB_MEMORY_LIMIT, else its default) goes into the
+profile; the DuckDB settings dbt actually ran with are read back with `dbt show`. A watchdog kills a dbt child
+whose RSS crosses --max-rss-gib so that the machine never runs out of memory. Not a test: nothing here passes or
+fails on time.
 """
 
 from __future__ import annotations
@@ -46,8 +49,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from relance.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose relance this script benchmarks
 AS_OF = date(2026, 10, 31)
 NEXT_RUN_DAYS = 7  # the incremental step runs one week after the full build
 # Runs dbt (argv[2:]) and writes dbt's max RSS in KiB (rusage of its waited children) to argv[1].
@@ -57,6 +64,16 @@ rc = subprocess.call(sys.argv[2:])
 with open(sys.argv[1], "w") as fh:
     fh.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 sys.exit(rc if rc >= 0 else 128 - rc)
+"""
+# One dbt command through relance.dbt, in this process: argv = [checkout, Settings kwargs (JSON), dbt args (JSON)].
+RUN_DBT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from relance import dbt
+from relance.settings import Settings
+run = dbt.run_dbt(Settings(**json.loads(sys.argv[2])), json.loads(sys.argv[3]), check=False)
+print(run.describe(), flush=True)
+sys.exit(0 if run.success else 1)
 """
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "1",
@@ -123,22 +140,31 @@ def machine() -> str:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, project_root: Path) -> None:
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.project_root = project_root
-        self.dbt_dir = project_root / "dbt_project"
         self.work = args.workdir / f"n{args.invoices}"
-        self.landing = self.work / "landing"
-        self.truth = self.work / "ground_truth"
-        self.raw_db = self.work / "loaded_raw.duckdb"  # loaded raw tables only: the start of every from-scratch build
-        self.warehouse = self.work / "warehouse.duckdb"
-        self.spill_dir = Path(f"{self.warehouse}.tmp")  # DuckDB's default temp_directory for a file database
-        self.target = self.work / "target"
-        self.logs = self.work / "logs"
-        self.env = {**os.environ, **TELEMETRY_OFF, "RELANCE_WAREHOUSE_PATH": str(self.warehouse)}
+        # the Settings every dbt step runs with (the grid vars are added by use_grid once the data is loaded)
+        self.settings_kwargs: dict[str, str | int] = {
+            "data_dir": str(self.work),
+            "warehouse_path": str(self.work / "warehouse.duckdb"),
+        }
+        if args.project_root is not None:
+            self.settings_kwargs["project_root"] = str(args.project_root.resolve())
         if args.memory_limit:
-            self.env["RELANCE_DUCKDB_MEMORY_LIMIT"] = args.memory_limit
-        self.dbt = str(Path(sys.executable).parent / "dbt")
+            self.settings_kwargs["duckdb_memory_limit"] = args.memory_limit
+        self.settings = self._settings()
+        self.landing = self.settings.landing
+        self.truth = self.settings.ground_truth_dir
+        self.raw_db = self.work / "loaded_raw.duckdb"  # loaded raw tables only: the start of every from-scratch build
+        self.warehouse = self.settings.warehouse
+        self.spill_dir = Path(f"{self.warehouse}.tmp")  # DuckDB's default temp_directory for a file database
+        self.target = self.settings.dbt_target_dir
+        self.logs = self.work / "logs"
+
+    def _settings(self) -> Settings:
+        from relance.settings import Settings  # imported late: main puts this checkout first on sys.path
+
+        return Settings(**self.settings_kwargs)
 
     # --- data -------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -203,8 +229,9 @@ class Bench:
         with connection(self.raw_db) as con:
             return con.execute("select min(issue_date) from raw.invoices where document_type = 'invoice'").fetchone()[0]
 
-    def grid_vars(self, as_of: date) -> dict:
-        """dbt vars giving exactly --snapshots history dates before AS_OF, and the same ones at AS_OF + 7 days.
+    def use_grid(self) -> None:
+        """Settings whose dbt vars give exactly --snapshots history dates before AS_OF, and the same ones at
+        AS_OF + 7 days.
 
         Grid (int_feature_dates): first = min(issue_date) + history_start_days, then every interval, strictly
         before as_of_date. With as_of - first = S * interval - (NEXT_RUN_DAYS + 1) there are S dates before
@@ -220,30 +247,27 @@ class Bench:
                 f"{a.snapshots} snapshots every {a.interval_days} days do not fit in {span} days of history: "
                 "raise --months or lower --snapshots"
             )
-        return {
-            "as_of_date": as_of.isoformat(),
+        self.settings_kwargs |= {
             "snapshot_interval_days": a.interval_days,
             "history_start_days": history_start,
             "horizon_days": 30,
         }
+        self.settings = self._settings()
+
+    def dbt_args(self, command: list[str], as_of: date, *, stage: str | None = None, extra: tuple = ()) -> list[str]:
+        from relance import dbt
+
+        return dbt.dbt_args(self.settings, command, as_of_date=as_of, stage=stage, extra=extra)
 
     # --- dbt --------------------------------------------------------------------------------------
-    def dbt_step(self, name: str, argv: list[str]) -> Step:
-        """Run one dbt command in its own child; time it, sample its RSS and the spill directory."""
+    def dbt_step(self, name: str, dbt_args: list[str]) -> Step:
+        """Run one dbt command (relance.dbt.run_dbt) in its own child; time it, sample its RSS and the spill
+        directory."""
+        from relance import dbt
+
         step = Step(name, log=self.logs / f"{name}.log")
         self.logs.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            self.dbt,
-            *argv,
-            "--project-dir",
-            str(self.dbt_dir),
-            "--profiles-dir",
-            str(self.dbt_dir),
-            "--target-path",
-            str(self.target),
-            "--log-path",
-            str(self.logs / "dbt"),
-        ]
+        cmd = [sys.executable, "-c", RUN_DBT, str(ROOT), json.dumps(self.settings_kwargs), json.dumps(dbt_args)]
         (self.target / "run_results.json").unlink(missing_ok=True)
         rss_file = self.logs / f"{name}.maxrss"
         rss_file.unlink(missing_ok=True)
@@ -251,15 +275,13 @@ class Bench:
         done = threading.Event()
         seen = {"rss": 0, "spill": 0, "load": 0.0}
         with open(step.log, "w") as out:
-            out.write("$ " + " ".join(cmd) + "\n")
+            out.write("$ " + dbt.shell_command(dbt_args) + "\n")
             out.flush()
             t0 = time.perf_counter()
             # A small launcher process runs dbt and reports its rusage: a child forked straight from this process
             # would start its max RSS at this process's own (DuckDB loads and queries above).
             launcher = subprocess.Popen(
                 [sys.executable, "-c", LAUNCHER, str(rss_file), *cmd],
-                cwd=self.project_root,
-                env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -311,13 +333,13 @@ class Bench:
                 ).fetchone()[0]
         return sum(per_date.values()), per_date, built
 
-    def duckdb_settings(self, as_of_vars: dict) -> str:
+    def duckdb_settings(self, as_of: date) -> str:
         """The settings the dbt profile's DuckDB connection actually has (memory_limit, threads, temp dir)."""
         sql = (
             "select current_setting('memory_limit') as memory_limit, current_setting('threads') as threads, "
             "current_setting('temp_directory') as temp_directory, version() as duckdb"
         )
-        argv = ["show", "--inline", sql, "--output", "json", "--vars", json.dumps(as_of_vars)]
+        argv = self.dbt_args(["show"], as_of, extra=("--inline", sql, "--output", "json"))
         step = self.dbt_step("settings", argv)
         text = step.log.read_text()
         start = text.find("{", text.find('"show"') - 10) if '"show"' in text else -1
@@ -372,37 +394,43 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/relance-bench-features"))
     parser.add_argument("--reuse", action="store_true", help="reuse the generated and loaded data of an earlier run")
     parser.add_argument("--upstream", action="store_true", help="also `dbt run -s +ml_invoice_features` from scratch")
-    parser.add_argument("--memory-limit", default=None, help="sets RELANCE_DUCKDB_MEMORY_LIMIT for dbt, e.g. 8GB")
+    parser.add_argument("--memory-limit", default=None, help="Settings.duckdb_memory_limit for dbt, e.g. 8GB")
     parser.add_argument("--max-rss-gib", type=float, default=16.0, help="watchdog: kill dbt above this RSS")
     parser.add_argument("--top", type=int, default=10, help="slowest dbt nodes to list per step")
-    parser.add_argument("--project-root", type=Path, default=ROOT, help="checkout whose dbt_project and relance to use")
+    parser.add_argument(
+        "--project-root",
+        type=Path,
+        default=None,
+        help="a checkout whose dbt_project/ to build instead of this one's (Settings.project_root)",
+    )
     args = parser.parse_args()
-    project_root = args.project_root.resolve()
-    sys.path.insert(0, str(project_root))
+    sys.path.insert(0, str(ROOT))
     os.environ.update(TELEMETRY_OFF)
     args.workdir = args.workdir.resolve()
 
-    bench = Bench(args, project_root)
+    from relance import dbt
+
+    bench = Bench(args)
     print(f"machine     {machine()}")
-    print(f"project     {project_root} (dbt_project, relance)")
+    print(f"project     {bench.settings.dbt_project_dir} (dbt project); relance from {ROOT}")
     print(f"work dir    {bench.work}")
     bench.prepare()
-    full_vars = bench.grid_vars(AS_OF)
-    next_vars = {**full_vars, "as_of_date": (AS_OF + timedelta(days=NEXT_RUN_DAYS)).isoformat()}
-    print(f"dbt vars    {json.dumps(full_vars)}; incremental run: as_of_date {next_vars['as_of_date']}")
-    limit = bench.env.get("RELANCE_DUCKDB_MEMORY_LIMIT", "(unset: the profile's default, see 'DuckDB in dbt' below)")
-    print(f"memory      RELANCE_DUCKDB_MEMORY_LIMIT={limit}")
+    bench.use_grid()
+    next_as_of = AS_OF + timedelta(days=NEXT_RUN_DAYS)
+    full_vars = dbt.dbt_vars(bench.settings, AS_OF)
+    print(f"dbt vars    {json.dumps(full_vars)}; incremental run: as_of_date {next_as_of.isoformat()}")
+    print(f"memory      duckdb_memory_limit = {bench.settings.duckdb_memory_limit} (profile written from Settings)")
     print(
         f"load        {os.getloadavg()[0]:.1f} now (1-min load average; above the core count, times include CPU waits)"
     )
-    selector = ["--exclude", "tag:post_scoring"]
 
     bench.fresh_warehouse()
-    steps = [bench.dbt_step("parse", ["parse", "--vars", json.dumps(full_vars)])]
+    steps = [bench.dbt_step("parse", bench.dbt_args(["parse"], AS_OF))]
     print()
     print_step(steps[-1], "")
 
-    full = bench.dbt_step("full", ["build", *selector, "--vars", json.dumps(full_vars)])
+    # the daily pre-scoring build (stage "features"), dbt unit tests included as before
+    full = bench.dbt_step("full", bench.dbt_args(["build"], AS_OF, stage="features"))
     steps.append(full)
     snapshots: dict[str, dict[date, int]] = {}
     if full.returncode == 0:
@@ -411,7 +439,7 @@ def main() -> None:
     print_step(full)
 
     if full.returncode == 0:
-        incr = bench.dbt_step("incremental", ["build", *selector, "--vars", json.dumps(next_vars)])
+        incr = bench.dbt_step("incremental", bench.dbt_args(["build"], next_as_of, stage="features"))
         steps.append(incr)
         if incr.returncode == 0:
             inv = (incr.run_results or {}).get("metadata", {}).get("invocation_id")
@@ -419,11 +447,11 @@ def main() -> None:
             incr.notes.append("rows = feature rows stamped with this run's dbt_invocation_id (rows it (re)built)")
         print_step(incr)
 
-    settings = bench.duckdb_settings(next_vars) if full.returncode == 0 else "not read (full build failed)"
+    settings = bench.duckdb_settings(next_as_of) if full.returncode == 0 else "not read (full build failed)"
 
     if args.upstream:
         bench.fresh_warehouse()
-        up = bench.dbt_step("upstream", ["run", "--select", "+ml_invoice_features", "--vars", json.dumps(full_vars)])
+        up = bench.dbt_step("upstream", bench.dbt_args(["run"], AS_OF, extra=("--select", "+ml_invoice_features")))
         steps.append(up)
         if up.returncode == 0:
             up.rows, _, _ = bench.features(None)

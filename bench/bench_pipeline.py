@@ -2,6 +2,9 @@
 
 Prints seconds per stage, rows/s and peak memory (RSS of this process and its children). Not a test: nothing here
 passes or fails on time. Run: `.venv/bin/python bench/bench_pipeline.py --sizes 60000 1000000`.
+
+Each size gets one ``Settings(data_dir=<workdir>/n<size>)``; the flows take it from there (dbt through
+``relance.dbt``, its profile and arguments derived from those settings, in process).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's relance, flows and models (and so its dbt project)
 
 AS_OF = date(2026, 10, 31)
 
@@ -30,7 +33,7 @@ def _peak_mib() -> float:
 def run(n_invoices: int, workdir: Path) -> list[tuple[str, float, int]]:
     from relance.settings import Settings
 
-    settings = Settings(project_root=ROOT, data_dir=workdir / f"n{n_invoices}")
+    settings = Settings(data_dir=workdir / f"n{n_invoices}")
     settings.ensure_dirs()
     os.environ.update(settings.tool_environment())
 
@@ -79,11 +82,11 @@ def run(n_invoices: int, workdir: Path) -> list[tuple[str, float, int]]:
         stages[-1] = (stages[-1][0], stages[-1][1], n_feat)
         lineage = {"dbt.invocation_id": inv, "as_of_date": AS_OF.isoformat()}
         timed("train", train_model, settings, AS_OF, lineage)
-        sc = timed("score", score_invoices, settings, AS_OF, inv, rows=lambda r: int(r["scored"]))
+        sc = timed("score", score_invoices, settings, AS_OF, inv, rows=lambda r: r.scored)
         timed("dbt serving", build_features, settings, AS_OF, stage="serving")
-        lineage |= {"model.version": sc["model_version"], "model.run_id": sc["model_run_id"]}
+        lineage |= {"model.version": sc.model_version, "model.run_id": sc.model_run_id}
         timed("remind", send_reminders, settings, AS_OF, lineage, rows=lambda r: r.sent)
-        timed("report", publish_finance_report, settings, AS_OF, sc["model_version"])
+        timed("report", publish_finance_report, settings, AS_OF, sc.model_version)
 
     bench()
     return stages
