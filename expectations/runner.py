@@ -54,6 +54,7 @@ from expectations.suites import (
 )
 from relance import ops
 from relance.raw_schema import NATURAL_KEYS, entity
+from relance.runs import StopRun
 from relance.warehouse import ensure_schemas
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ _ROW_JSON = "_row_json"
 _MAX_EXAMPLES = 5
 
 
-class CriticalValidationError(RuntimeError):
+class CriticalValidationError(StopRun):
     """A batch failed a critical expectation: nothing downstream may run.
 
     Built from a :class:`ValidationSummary` (the message lists every critical failure) or from a plain

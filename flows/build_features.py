@@ -6,6 +6,7 @@ from datetime import date
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
 from models.features import features_rebuild_reason
@@ -14,8 +15,11 @@ from relance.settings import Settings
 from relance.warehouse import connection
 
 
-def _prefect_invoke(settings: Settings) -> dbt.Invoke:
-    """prefect-dbt's runner (every dbt node a Prefect task), on the paths relance.dbt derives from settings."""
+def _invoke(settings: Settings) -> dbt.Invoke | None:
+    """prefect-dbt's runner (every dbt node a Prefect task) when ``dbt_node_tasks`` is on, on the paths relance.dbt
+    derives from settings; otherwise relance.dbt's plain in-process dbtRunner."""
+    if not settings.dbt_node_tasks:
+        return None
     runner = PrefectDbtRunner(
         settings=PrefectDbtSettings(
             project_dir=settings.dbt_project_dir,
@@ -26,6 +30,21 @@ def _prefect_invoke(settings: Settings) -> dbt.Invoke:
         disable_assets=True,
     )
     return runner.invoke
+
+
+def _publish(run: dbt.DbtRun, stage: str, as_of_date: date) -> None:
+    """The build's node results as a Prefect artifact: failures first, then the slowest nodes."""
+    rows = [{"node": f.unique_id, "status": f.status, "seconds": None, "message": f.message[:300]} for f in run.failed]
+    rows += [
+        {"node": n.unique_id, "status": n.status, "seconds": round(n.seconds, 2), "message": ""}
+        for n in dbt.slowest_nodes(run, 15)
+    ]
+    create_table_artifact(
+        key=f"dbt-{stage}",
+        table=rows,
+        description=f"dbt {stage} build as of {as_of_date}: {'succeeded' if run.success else 'FAILED'} "
+        f"(invocation {run.invocation_id}); {len(run.failed)} failed node(s), then the slowest",
+    )
 
 
 @flow(name="build-features")
@@ -54,9 +73,14 @@ def build_features(
         if stage == "features"
         else dbt.serving_build_args(settings, as_of_date)
     )
-    run = dbt.run_dbt(settings, args, invoke=_prefect_invoke(settings))
+    try:
+        run = dbt.run_dbt(settings, args, invoke=_invoke(settings))
+    except dbt.DbtError as exc:
+        _publish(exc.run, stage, as_of_date)
+        raise
+    _publish(run, stage, as_of_date)
     if docs:
-        dbt.run_dbt(settings, dbt.docs_args(settings, as_of_date), invoke=_prefect_invoke(settings))
+        dbt.run_dbt(settings, dbt.docs_args(settings, as_of_date), invoke=_invoke(settings))
         logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
     logger.info("dbt %s build done (invocation %s)", stage, run.invocation_id)
     assert run.invocation_id is not None  # a successful build always writes its run results

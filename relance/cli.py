@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from relance.runs import LOCK_NAME, DailyResult, RunInProgressError, daily_run_lock
+from relance.runs import LOCK_NAME, DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
 
 app = typer.Typer(help="relance: collect unpaid invoices with data and ML.", no_args_is_help=True)
@@ -61,13 +61,24 @@ def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -
     except RunInProgressError as exc:
         console.print(f"[bold red]refused:[/] {exc}")
         raise typer.Exit(3) from None
+    except StopRun as exc:
+        console.print(f"[bold red]stopped, nothing was sent:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
 
 
-def _print_result(result: DailyResult) -> None:
+def _print_result(result: DailyResult, json_path: Path | None) -> None:
     table = Table(title=f"daily collections as of {result.as_of_date}", show_header=False)
     for key, value in result.rows():
         table.add_row(key, value)
     console.print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(result.to_json(), encoding="utf-8")
+
+
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write the run's result (ids, counts) to this JSON file.")
+]
 
 
 @app.command()
@@ -163,10 +174,13 @@ def run_daily(
             "By default only new snapshot dates and the run's own date are built.",
         ),
     ] = False,
+    json_path: JsonOption = None,
 ) -> None:
-    """Run the daily collections pipeline once. Re-running a date sends nothing new."""
+    """Run the daily collections pipeline once. Re-running a date sends nothing new; a second run on the same data
+    directory while one is running refuses at once (exit code 3); data that fails its contract stops the run
+    before anything is sent (exit code 1)."""
     settings = _settings()
-    _print_result(_run_daily(settings, parse_as_of(as_of, date.today()), full_refresh=full_refresh))
+    _print_result(_run_daily(settings, parse_as_of(as_of, date.today()), full_refresh=full_refresh), json_path)
 
 
 @app.command()
@@ -174,6 +188,7 @@ def demo(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 2000,
     invoices: Annotated[int, typer.Option(help="Number of invoices.")] = 60_000,
     fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Generate demo data (if absent) and run the daily pipeline on it, then say where to look."""
     settings = _settings()
@@ -198,7 +213,7 @@ def demo(
         )
     t0 = time.perf_counter()
     result = _run_daily(settings, DEMO_END_DATE)
-    _print_result(result)
+    _print_result(result, json_path)
     console.print(f"\n[bold green]Demo done[/] in {time.perf_counter() - t0:.0f}s. Where to look:")
     console.print(f"  outbox (emails as SendGrid JSON, letters, call list): {settings.outbox}")
     console.print(f"  finance report: {result.report_html}")

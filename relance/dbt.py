@@ -31,6 +31,7 @@ import yaml
 
 from relance.files import write_text_atomic
 from relance.lineage import archive_dbt_invocation
+from relance.runs import StopRun
 from relance.settings import Settings
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ class DbtRun:
         return f"dbt {what} failed:\n  - " + "\n  - ".join(lines)
 
 
-class DbtError(RuntimeError):
+class DbtError(StopRun):
     """A dbt invocation failed; ``run`` holds the failed nodes."""
 
     def __init__(self, run: DbtRun) -> None:
@@ -246,6 +247,23 @@ def failed_nodes(result: Any) -> list[FailedNode]:
         if status in FAILED_STATUSES:
             failed.append(FailedNode(r.node.unique_id, status, (r.message or "").strip()))
     return failed
+
+
+@dataclass(frozen=True)
+class NodeTiming:
+    unique_id: str
+    status: str
+    seconds: float
+
+
+def slowest_nodes(run: DbtRun, n: int) -> list[NodeTiming]:
+    """The ``n`` nodes of a run that took longest, from what dbt returned."""
+    results = getattr(run.result_object, "results", None) or []
+    timings = [
+        NodeTiming(r.node.unique_id, str(getattr(r.status, "value", r.status)), float(r.execution_time or 0.0))
+        for r in results
+    ]
+    return sorted(timings, key=lambda t: -t.seconds)[:n]
 
 
 def run_dbt(settings: Settings, args: list[str], *, invoke: Invoke | None = None, check: bool = True) -> DbtRun:

@@ -25,6 +25,11 @@ _held: dict[Path, int] = {}  # lock path -> depth, for re-entrance within this p
 _guard = threading.Lock()
 
 
+class StopRun(RuntimeError):
+    """The pipeline stopped on purpose before anything downstream could run (data that failed its contract, a
+    dbt build that failed). The message says what and where to look; the CLI prints it without a traceback."""
+
+
 class RunInProgressError(RuntimeError):
     """Another daily run holds the data directory."""
 
@@ -115,3 +120,7 @@ class DailyResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The result as JSON (dates ISO, paths as text), for schedulers and scripts (``--json PATH``)."""
+        return json.dumps(self.as_dict(), default=str, indent=2, sort_keys=False) + "\n"

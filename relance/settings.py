@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     pg_user: str = Field(default="relance", description="PostgreSQL user of the dbt `postgres` target.")
     pg_dbname: str = Field(default="relance", description="PostgreSQL database of the dbt `postgres` target.")
     dbt_threads: int = Field(default=2, description="Models dbt builds in parallel.")
+    dbt_node_tasks: bool = Field(
+        default=False,
+        description="Show every dbt model and test as a Prefect task (prefect-dbt). Off by default: on the embedded "
+        "Prefect API it makes the dbt stages about three times slower; the flow publishes the node results as an "
+        "artifact either way.",
+    )
 
     sources: list[SourceSpec] = Field(
         default_factory=list,

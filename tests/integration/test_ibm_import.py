@@ -21,6 +21,7 @@ from tests.conftest import DbtInvoke, require
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture(scope="module")
 def ibm_csv(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "ibm_accounts_receivable.csv"

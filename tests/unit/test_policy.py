@@ -146,6 +146,14 @@ def test_excluded_keys_do_not_use_the_budget() -> None:
     assert plan["invoice_id"].tolist() == ["MID"]
 
 
+def test_the_key_of_a_reminder_never_changes_across_releases() -> None:
+    """Pinned: a new key function would make every reminder still in its window look unsent after an upgrade,
+    and the ledger would send it again. Changing this value needs a migration of ops.reminder_sends."""
+    assert reminder_key("F-2026-000123", "overdue_7") == (
+        "64e9cb79b24c1fc50cf4c4a0e301a0896dae9f45a591dfbb6bfb20b5e9ac253c"
+    )
+
+
 def test_key_is_deterministic_and_independent_of_date_and_order() -> None:
     assert reminder_key("F1", "overdue_7") == reminder_key("F1", "overdue_7")
     assert len(reminder_key("F1", "overdue_7")) == 64
