@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format ui bench lock clean
+.PHONY: help setup demo test test-fast test-integration test-e2e lint format ui bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -30,11 +30,20 @@ setup: $(STAMP) ## Create .venv and install the pinned dependencies (requirement
 demo: $(STAMP) ## Generate demo data and run the daily pipeline on it (embedded defaults)
 	$(BIN)/relance demo
 
-test: $(STAMP) ## Run the whole test suite (unit, integration, e2e)
-	$(BIN)/pytest -q -p no:cacheprovider
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -rs
 
-test-fast: $(STAMP) ## Unit tests only
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+test: $(STAMP) ## Run the whole test suite (unit, integration, e2e) and print how long it took
+	@start=$$(date +%s); $(PYTEST) --durations=15; status=$$?; \
+		echo "make test: $$(( $$(date +%s) - start )) s wall time (exit $$status)"; exit $$status
+
+test-fast: $(STAMP) ## Unit tests only (pure functions, tiny frames; under a minute)
+	$(PYTEST) tests/unit
+
+test-integration: $(STAMP) ## Integration tests only (real DuckDB, dbt, GX, MLflow, PostgreSQL, HTTP stand-ins)
+	$(PYTEST) -m integration
+
+test-e2e: $(STAMP) ## The end-to-end tests: one README demo run, from the wheel, that every check reads
+	$(PYTEST) -m e2e
 
 lint: $(STAMP) ## ruff + sqlfluff (the dbt templater compiles the project against a scratch profile and warehouse)
 	$(BIN)/ruff check .

@@ -8,7 +8,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
-from relance.reports.finance import FinanceReport, record_report_run, write_finance_report
+from relance import ops
+from relance.reports.finance import FinanceReport, write_finance_report
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
 
@@ -21,21 +22,23 @@ def publish_finance_report(settings: Settings, as_of_date: date, model_version: 
         report = write_finance_report(
             read_for_date(con, "serving.report_aged_balance", as_of_date, order_by="currency, bucket_order"),
             read_for_date(con, "serving.report_dso", as_of_date, order_by="currency"),
-            read_for_date(con, "serving.report_at_risk_exposure", as_of_date, order_by="risk_rank").head(
-                settings.report_top_n
-            ),
+            # every row to the CSV; the HTML shows the top N of each currency (risk_rank is per currency)
+            read_for_date(con, "serving.report_at_risk_exposure", as_of_date, order_by="currency, risk_rank"),
             as_of_date=as_of_date,
             out_dir=settings.reports_dir,
             model_version=model_version,
             flow_run_id=flow_run_id,
+            top_n=settings.report_top_n,
         )
-        record_report_run(
+        ops.record_report_run(
             con,
-            report,
+            kind="finance",
             as_of_date=as_of_date,
+            html_path=str(report.html_path),
+            csv_paths={name: str(path) for name, path in report.csv_paths.items()},
             model_version=model_version,
-            flow_run_id=flow_run_id,
             created_at=datetime.now(UTC).replace(tzinfo=None),
+            flow_run_id=flow_run_id,
         )
     create_table_artifact(
         key="finance-report", table=report.summary_rows, description=f"Aged balance and DSO as of {as_of_date}"

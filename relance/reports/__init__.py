@@ -1,5 +1,5 @@
 """Reports for finance: the aged balance, DSO and the exposure at risk, as CSV and one self-contained HTML."""
 
-from relance.reports.finance import FinanceReport, record_report_run, write_finance_report
+from relance.reports.finance import FinanceReport, write_finance_report
 
-__all__ = ["FinanceReport", "record_report_run", "write_finance_report"]
+__all__ = ["FinanceReport", "write_finance_report"]

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import jinja2
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -268,35 +266,3 @@ def write_finance_report(
     summary = _summary(amounts, counts, dso)
     log.info("finance report for %s written to %s (%d currencies)", as_of_date, html_path, len(summary))
     return FinanceReport(html_path=html_path, csv_paths=csv_paths, summary_rows=summary)
-
-
-def record_report_run(
-    con: duckdb.DuckDBPyConnection,
-    report: FinanceReport,
-    *,
-    as_of_date: date,
-    model_version: str | None,
-    flow_run_id: str | None,
-    created_at: datetime | None = None,
-) -> str:
-    """Upsert the report into ``ops.report_runs`` and return its id (``finance-<as_of>-<flow run|local>``):
-    one row per (day, run), so rerunning a flow run replaces its row instead of piling up."""
-    report_id = f"finance-{as_of_date.isoformat()}-{flow_run_id or 'local'}"
-    con.execute(
-        """INSERT INTO ops.report_runs AS r
-               (report_id, as_of_date, html_path, csv_paths, model_version, created_at, flow_run_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (report_id) DO UPDATE SET html_path = excluded.html_path,
-               csv_paths = excluded.csv_paths, model_version = excluded.model_version,
-               created_at = excluded.created_at""",
-        [
-            report_id,
-            as_of_date,
-            str(report.html_path),
-            json.dumps({k: str(v) for k, v in report.csv_paths.items()}, sort_keys=True),
-            model_version,
-            created_at or datetime.now(UTC).replace(tzinfo=None),
-            flow_run_id,
-        ],
-    )
-    return report_id

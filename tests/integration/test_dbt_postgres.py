@@ -174,13 +174,14 @@ def _fake_scores(path: Path) -> int:
         ).fetchone()[0]
         if not has_features:
             return 0
-        con.execute(
-            """insert into ops.predictions (invoice_id, as_of_date, p_late_30d, model_name, model_version,
-                model_run_id, dbt_invocation_id, scored_at, flow_run_id)
-            select invoice_id, as_of_date, (row_number() over (order by invoice_id) % 97) / 97.0, 'payment_delay',
-                '1', 'run-1', 'inv-1', timestamp '2026-10-31 07:00:00', 'flow-score'
+        preds = con.execute(
+            """select invoice_id, as_of_date, (row_number() over (order by invoice_id) % 97) / 97.0 as p_late_30d,
+                'payment_delay' as model_name, '1' as model_version, 'run-1' as model_run_id
             from ml.ml_invoice_features where as_of_date = ?""",
             [AS_OF],
+        ).df()
+        ops.upsert_predictions(
+            con, preds, dbt_invocation_id="inv-1", flow_run_id="flow-score", scored_at=datetime(2026, 10, 31, 7)
         )
         return con.execute("select count(*) from ops.predictions").fetchone()[0]
 

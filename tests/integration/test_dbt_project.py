@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -240,15 +241,16 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvoke) -
     path = _build_pre_scoring(tmp, dbt_invoke)
     serving = "select count(*) from information_schema.tables where table_schema = 'serving'"
     assert _query(path, serving) == [(0,)]  # excluded from the pre-scoring build
+    fake = pd.DataFrame(
+        [
+            ("I4", date(2026, 3, 31), 0.8, "payment_delay", "3", "run-3"),
+            ("I5", date(2026, 3, 31), 0.5, "payment_delay", "3", "run-3"),
+            ("I6", date(2026, 3, 28), 0.9, "payment_delay", "2", "run-2"),  # another date: must not be used
+        ],
+        columns=list(ops.PREDICTION_COLUMNS),
+    )
     with duckdb.connect(str(path)) as con:
-        con.executemany(
-            "INSERT INTO ops.predictions VALUES (?, ?, ?, 'payment_delay', ?, ?, 'inv', now(), 'flow-2')",
-            [
-                ("I4", date(2026, 3, 31), 0.8, "3", "run-3"),
-                ("I5", date(2026, 3, 31), 0.5, "3", "run-3"),
-                ("I6", date(2026, 3, 28), 0.9, "2", "run-2"),  # another date: must not be used
-            ],
-        )
+        ops.upsert_predictions(con, fake, dbt_invocation_id="inv", flow_run_id="flow-2", scored_at=datetime.now())
     _dbt(tmp, dbt_invoke, stage="serving")
     return path
 

@@ -27,8 +27,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO_ROOT.parent / "shared" / "specs" / "sendgrid_mail_v3.json"
 SPEC_URI = "urn:relance:sendgrid-mail-v3"
@@ -187,8 +185,9 @@ class SendGridStandIn:
 
 @contextlib.contextmanager
 def running_sendgrid_standin() -> Iterator[SendGridStandIn]:
-    """A started stand-in for a fixture; the test is skipped (not failed) when the spec is not available."""
-    if not SPEC_PATH.exists():
-        pytest.skip(f"SendGrid Mail Send spec not found at {SPEC_PATH} (expected <repo>/../shared/specs/)")
+    """A started stand-in for a fixture; without the spec the test is skipped locally and fails in CI."""
+    from tests.conftest import require
+
+    require(SPEC_PATH.exists(), f"SendGrid Mail Send spec not found at {SPEC_PATH} (expected <repo>/../shared/specs/)")
     with SendGridStandIn() as stand_in:
         yield stand_in

@@ -7,14 +7,15 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from html.parser import HTMLParser
 
 import duckdb
 import pandas as pd
 import pytest
 
-from relance.reports.finance import BUCKETS, aged_balance_figure, record_report_run, write_finance_report
+from relance import ops
+from relance.reports.finance import BUCKETS, aged_balance_figure, write_finance_report
 from relance.warehouse import ensure_schemas
 
 AS_OF = date(2026, 3, 31)
@@ -260,9 +261,20 @@ def test_report_run_is_recorded_once_per_flow_run(tmp_path) -> None:
     )
     con = duckdb.connect()
     ensure_schemas(con)
-    first = record_report_run(con, report, as_of_date=AS_OF, model_version="7", flow_run_id="fr-1")
-    again = record_report_run(con, report, as_of_date=AS_OF, model_version="7", flow_run_id="fr-1")
-    other = record_report_run(con, report, as_of_date=AS_OF, model_version="7", flow_run_id=None)
+
+    def record(flow_run_id: str | None) -> str:
+        return ops.record_report_run(
+            con,
+            kind="finance",
+            as_of_date=AS_OF,
+            html_path=str(report.html_path),
+            csv_paths={k: str(v) for k, v in report.csv_paths.items()},
+            model_version="7",
+            created_at=datetime(2026, 10, 31, 7),
+            flow_run_id=flow_run_id,
+        )
+
+    first, again, other = record("fr-1"), record("fr-1"), record(None)
     assert first == again != other
     rows = con.sql("SELECT * FROM ops.report_runs ORDER BY report_id").df()
     assert len(rows) == 2

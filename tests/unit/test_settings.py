@@ -102,3 +102,8 @@ def test_read_for_date_refuses_anything_but_names(tmp_path: Path) -> None:
         read_for_date(con, "serving.r; drop table serving.r", date(2026, 1, 1))
     with pytest.raises(ValueError, match="order by"):
         read_for_date(con, "serving.r", date(2026, 1, 1), order_by="x; drop table serving.r")
+
+
+def test_env_example_lists_every_setting(repo_root: Path) -> None:
+    text = (repo_root / ".env.example").read_text()
+    assert [name for name in Settings.model_fields if f"RELANCE_{name.upper()}=" not in text] == []
