@@ -5,7 +5,8 @@ imports the other's caller. ``relance import`` calls :func:`import_source` direc
 one-off import); the :func:`import_receivables` flow runs the same function where a deployment schedules it.
 
 A dry run does everything, validation included, inside one transaction and rolls it back: it shows what would
-load, what would be quarantined and why, and the validation summary, and writes nothing to the warehouse.
+load, what would be quarantined and why, and the validation summary, and writes nothing to the warehouse, nor any
+data docs (its GX context lives in a temporary directory).
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ def import_source(
     gx_dir: Path | None,
     flow_run_id: str | None,
     dry_run: bool = False,
+    data_docs: bool = True,
 ) -> ImportReport:
     """Import one source into the raw tables and validate what it loaded, in one transaction.
+
+    ``gx_dir`` is the GX context that keeps the suites and data docs; ``None`` validates in a temporary one and
+    renders no data docs, as does a dry run. ``data_docs=False`` skips rendering them (``validation.data_docs_index``
+    is then ``None``).
 
     Raises:
         SourceError: the source cannot be read (specific message: file, row, column, expected).
@@ -69,10 +75,15 @@ def import_source(
         loaded = [b.batch_id for b in load.batches if b.status == "loaded" and b.rows_loaded > 0]
         validation = None
         if loaded:
+            keep = gx_dir is not None and not dry_run  # else nothing of the GX context outlives the call
             with tempfile.TemporaryDirectory(prefix="relance-gx-") as scratch:
-                docs_root = Path(scratch) if dry_run or gx_dir is None else gx_dir
                 validation = validate_batches(
-                    con, loaded, gx_dir=docs_root, flow_run_id=flow_run_id, in_transaction=True
+                    con,
+                    loaded,
+                    gx_dir=gx_dir if keep else Path(scratch),
+                    flow_run_id=flow_run_id,
+                    in_transaction=True,
+                    data_docs=data_docs and keep,
                 )
         if dry_run:
             con.rollback()

@@ -15,7 +15,10 @@ from relance.warehouse import connection
 def validate_receivables(settings: Settings, batch_ids: list[str]) -> ValidationSummary:
     logger = get_run_logger()
     with connection(settings.warehouse) as con:
-        summary = validate_batches(con, batch_ids, gx_dir=settings.gx_dir, flow_run_id=current_flow_run_id())
+        # data docs on: the run's link artifact below points at them
+        summary = validate_batches(
+            con, batch_ids, gx_dir=settings.gx_dir, flow_run_id=current_flow_run_id(), data_docs=True
+        )
     if summary.data_docs_index:
         create_link_artifact(
             key="gx-data-docs",

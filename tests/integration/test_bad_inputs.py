@@ -93,7 +93,9 @@ def demo_variant(tmp_path: Path, **reader: Any) -> str:
 
 def run_import(tmp_path: Path, source: Path, profile: str = "demo") -> tuple[ImportReport, duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    report = import_source(con, source, profile=profile, gx_dir=tmp_path / "gx", flow_run_id="bad-inputs")
+    report = import_source(
+        con, source, profile=profile, gx_dir=tmp_path / "gx", flow_run_id="bad-inputs", data_docs=False
+    )
     return report, con
 
 
@@ -196,6 +198,23 @@ def test_negative_invoice_amount_is_quarantined_with_the_reason(tmp_path: Path) 
     assert expectation.startswith("contract:")
     # a validation (not load) quarantine: the row is in raw, flagged in ops.quarantine, excluded downstream
     assert con.sql("SELECT rows_loaded FROM ops.ingest_batches WHERE entity = 'invoices'").fetchone() == (3,)
+
+
+def test_dry_run_shows_the_quarantine_and_writes_nothing(tmp_path: Path) -> None:
+    src = landing(tmp_path, [invoice(1), invoice(2, amount="-250.00"), invoice(3, issue_date="15/01/2024")])
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        report = import_source(con, src, profile="demo", gx_dir=tmp_path / "gx", flow_run_id="dry", dry_run=True)
+        batches = assert_reconciles(report)
+        assert report.dry_run and report.success
+        assert (batches["invoices"].rows_loaded, batches["invoices"].rows_quarantined) == (2, 1)
+        assert [r.reason for r in report.load.rejected if "issue_date" in r.reason]
+        [warning] = [w for w in report.validation.warning_failures if w.startswith("invoices")]
+        assert "F-0002" in warning and report.validation.quarantined_rows == 1
+        # nothing written: no rows, no quarantine, no run record, no GX context or data docs
+        assert report.validation.data_docs_index is None
+        assert not (tmp_path / "gx").exists()
+        for table in ("raw.invoices", "ops.ingest_batches", "ops.quarantine", "ops.validation_runs"):
+            assert con.sql(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
 
 def test_mixed_date_formats_quarantine_the_bad_rows_and_load_the_others(tmp_path: Path) -> None:

@@ -34,7 +34,9 @@ def warehouse(ibm_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     root = tmp_path_factory.mktemp("ibm")
     db = root / "warehouse.duckdb"
     with duckdb.connect(str(db)) as con:
-        report = import_source(con, ibm_csv, profile="ibm_ar", gx_dir=root / "gx", flow_run_id="test-ibm")
+        report = import_source(
+            con, ibm_csv, profile="ibm_ar", gx_dir=root / "gx", flow_run_id="test-ibm", data_docs=False
+        )
     return db, report
 
 
@@ -62,7 +64,9 @@ def test_import_counts_and_reconciliation(warehouse: tuple[Path, object]) -> Non
 def test_reimport_is_unchanged(warehouse: tuple[Path, object], ibm_csv: Path, tmp_path: Path) -> None:
     db, _ = warehouse
     with duckdb.connect(str(db)) as con:
-        again = import_source(con, ibm_csv, profile="ibm_ar", gx_dir=tmp_path / "gx", flow_run_id="test-ibm-2")
+        again = import_source(
+            con, ibm_csv, profile="ibm_ar", gx_dir=tmp_path / "gx", flow_run_id="test-ibm-2", data_docs=False
+        )
         assert {b.status for b in again.load.batches} == {"unchanged"}
         assert con.sql("SELECT count(*) FROM raw.invoices").fetchone() == (2466,)
 

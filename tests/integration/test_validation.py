@@ -47,15 +47,21 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def load_and_validate(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path, customers: list[str], invoices: list[str]
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    customers: list[str],
+    invoices: list[str],
+    *,
+    data_docs: bool = False,
 ) -> tuple[LoadReport, ValidationSummary]:
+    """Load a landing directory and validate its batches; data docs only for the tests that read them."""
     report = load_landing(con, write_landing(tmp_path / "landing", customers, invoices), flow_run_id="fr-1")
-    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-1")
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-1", data_docs=data_docs)
     return report, summary
 
 
 def test_clean_batch_passes_and_builds_data_docs(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, INVOICES)
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, INVOICES, data_docs=True)
 
     assert summary.success, summary.critical_failures
     assert summary.critical_failures == []
@@ -64,15 +70,42 @@ def test_clean_batch_passes_and_builds_data_docs(con: duckdb.DuckDBPyConnection,
     assert summary.data_docs_index is not None
     assert summary.data_docs_index == tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert summary.data_docs_index.is_file()
+    # one site build after every checkpoint renders the results of each entity validated, not only the last
+    site = summary.data_docs_index.parent
+    assert {p.parent.parent.parent.name for p in site.glob("validations/*/*/*/*.html")} == {
+        "raw_customers",
+        "raw_invoices",
+    }
     assert (tmp_path / "gx" / "expectations" / "raw_invoices.json").is_file()
     summary.raise_for_critical()  # no exception
     run = con.execute(
-        "SELECT success, critical_failures, warning_failures, flow_run_id FROM ops.validation_runs "
+        "SELECT success, critical_failures, warning_failures, flow_run_id, data_docs_path FROM ops.validation_runs "
         "WHERE validation_id = ?",
         [summary.validation_id],
     ).fetchone()
-    assert run == (True, 0, 0, "fr-1")
+    assert run == (True, 0, 0, "fr-1", str(summary.data_docs_index))
     assert con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0] == 0
+
+
+def test_without_data_docs_nothing_is_rendered(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    site = tmp_path / "gx" / "uncommitted" / "data_docs"
+    report, summary = load_and_validate(con, tmp_path, CUSTOMERS, INVOICES, data_docs=False)
+
+    assert summary.success, summary.critical_failures
+    assert summary.data_docs_index is None
+    assert not [f for f in site.rglob("*") if f.is_file()]  # GX scaffolds the empty folder, nothing more
+    assert (tmp_path / "gx" / "expectations" / "raw_invoices.json").is_file()  # the suites are still written
+    path = "SELECT data_docs_path FROM ops.validation_runs WHERE validation_id = ?"
+    assert con.execute(path, [summary.validation_id]).fetchone() == (None,)
+
+    # an existing site is neither updated nor pointed at by a call without data docs
+    rendered = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+    assert rendered.data_docs_index is not None and rendered.data_docs_index.is_file()
+    pages = sorted(site.rglob("*.html"))
+    again = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
+    assert again.data_docs_index is None
+    assert sorted(site.rglob("*.html")) == pages
+    assert con.execute(path, [again.validation_id]).fetchone() == (None,)
 
 
 def test_suite_json_carries_severity(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -112,7 +145,7 @@ def test_warnings_quarantine_exactly_the_bad_rows_and_still_succeed(
     assert per_batch == {"customers": 1, "invoices": 1}
 
     # validating the same batches again replaces, never duplicates, quarantine rows
-    again = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-2")
+    again = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-2", data_docs=False)
     assert again.success and again.quarantined_rows == 2
     assert con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0] == 2
     assert con.execute("SELECT count(*) FROM ops.validation_runs").fetchone()[0] == 2
@@ -135,7 +168,7 @@ def test_null_invoice_id_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: P
 
 def test_duplicate_invoice_ids_are_critical_with_examples(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     invoices = [*INVOICES, INVOICES[0].replace("1200.50", "99.00")]
-    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices)
+    _, summary = load_and_validate(con, tmp_path, CUSTOMERS, invoices, data_docs=True)
 
     assert not summary.success
     [msg] = [m for m in summary.critical_failures if "to_be_unique(invoice_id)" in m]
@@ -156,11 +189,11 @@ def test_unchanged_batches_are_skipped(con: duckdb.DuckDBPyConnection, tmp_path:
     report = load_landing(con, tmp_path / "landing", flow_run_id="fr-3")
     assert {b.status for b in report.batches} == {"unchanged"}
 
-    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-3")
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr-3", data_docs=False)
 
     assert summary.success and summary.quarantined_rows == 0
     with pytest.raises(ValueError, match="unknown batch id"):
-        validate_batches(con, ["nope"], gx_dir=tmp_path / "gx", flow_run_id=None)
+        validate_batches(con, ["nope"], gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
 
 
 def test_empty_batch_fails_volume_check(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -176,7 +209,7 @@ def test_empty_batch_fails_volume_check(con: duckdb.DuckDBPyConnection, tmp_path
     report = load_extracts(
         con, [EntityExtract("invoices", empty, "erp#invoices", "empty")], source_name="erp", flow_run_id=None
     )
-    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
 
     assert not summary.success
     [msg] = [m for m in summary.critical_failures if "expect_table_row_count_to_be_between" in m]
@@ -197,7 +230,7 @@ def test_optional_entities_rules(con: duckdb.DuckDBPyConnection, tmp_path: Path)
         (landing / f"{name}.csv").write_text("\n".join([",".join(ENTITIES[name]), *rows]) + "\n")
     report = load_landing(con, landing, flow_run_id=None)
 
-    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
 
     assert summary.success, summary.critical_failures
     got = con.execute("SELECT entity, natural_key, expectation FROM ops.quarantine ORDER BY ALL").fetchall()
@@ -219,7 +252,7 @@ def load_with_extra(
     landing = write_landing(tmp_path / "landing", CUSTOMERS, invoices)
     write_extra(landing, extra)
     report = load_landing(con, landing, flow_run_id=None)
-    return validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+    return validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
 
 
 def test_payment_of_unknown_customer_is_critical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -260,7 +293,7 @@ def test_references_resolve_against_earlier_loads(con: duckdb.DuckDBPyConnection
     write_extra(landing, {"payment_allocations": ["P1,I1,1200.50"], "disputes": ["D1,I2,2024-02-10,,price"]})
     report = load_landing(con, landing, flow_run_id=None)
 
-    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None)
+    summary = validate_batches(con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id=None, data_docs=False)
 
     assert summary.success, summary.critical_failures
     assert summary.warning_failures == [] and summary.quarantined_rows == 0
