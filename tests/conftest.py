@@ -1,5 +1,6 @@
 """Shared test set-up: no telemetry from any tool, where the read-only shared data lives, and the expensive worlds
-built once per session (a parsed dbt manifest, a PostgreSQL cluster; the README demo run is in tests/e2e/).
+built once per session (a demo export and its raw warehouse, a parsed dbt manifest, a PostgreSQL cluster; the
+README demo run is in tests/e2e/conftest.py).
 
 In CI (``CI`` set, as ``.ci/run`` does) a missing prerequisite (``../shared``, PostgreSQL, a spec file) fails the
 test instead of skipping it: a guarantee that silently did not run is not a pass. Locally it skips, with the reason
@@ -9,6 +10,7 @@ test instead of skipping it: a guarantee that silently did not run is not a pass
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -48,6 +50,45 @@ def repo_root() -> Path:
 def shared_dir() -> Path:
     require(SHARED.is_dir(), f"shared reference data not found at {SHARED}")
     return SHARED
+
+
+# --- one small demo export and its raw warehouse for the session --------------------------------------------
+
+DEMO_AS_OF = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="session")
+def demo_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded demo export (200 customers, 3,000 invoices over the 12 months to 2026-10-31), generated once.
+
+    Read-only: a test that changes files copies the directory first."""
+    from relance.demo import generate_demo
+
+    root = tmp_path_factory.mktemp("demo-landing")
+    generate_demo(
+        root / "landing", root / "truth", n_customers=200, n_invoices=3000, months=12, end_date=DEMO_AS_OF, seed=11
+    )
+    return root / "landing"
+
+
+@pytest.fixture(scope="session")
+def demo_raw_warehouse(demo_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`demo_landing` loaded once by the real loader into raw.* (no dbt yet). Never written to: tests take a
+    copy with :func:`copy_warehouse`."""
+    import duckdb
+
+    from relance.importer import load_landing
+
+    path = tmp_path_factory.mktemp("demo-raw") / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        load_landing(con, demo_landing, flow_run_id="flow-seed")
+    return path
+
+
+def copy_warehouse(source: Path, data_dir: Path) -> Path:
+    """A private copy of a warehouse as ``<data_dir>/warehouse.duckdb`` (the name the dbt manifest carries)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(source, data_dir / "warehouse.duckdb"))
 
 
 # --- dbt: one parsed manifest for the session ------------------------------------------------------------------

@@ -32,16 +32,14 @@ import pytest
 from psycopg import sql
 
 from relance import dbt, ops
-from relance.demo.generate import generate_demo
-from relance.importer import load_landing
 from relance.settings import Settings
 from relance.warehouse import ensure_schemas
-from tests.conftest import DbtInvoke
+from tests.conftest import DEMO_AS_OF, DbtInvoke, copy_warehouse
 from tests.pg_copy import copy_schemas, copy_table, dbt_pg_settings, libpq_conninfo
 
 pytestmark = pytest.mark.integration
 
-AS_OF = date(2026, 10, 31)
+AS_OF = DEMO_AS_OF  # the date the session demo export ends (tests/conftest.py)
 # the grid of the daily run's vars, but 28-day instead of weekly: keeps the module short
 GRID = {"snapshot_interval_days": 28, "history_start_days": 120, "horizon_days": 30}
 DBT_SCHEMAS = ("staging", "intermediate", "marts", "ml", "serving")
@@ -147,11 +145,11 @@ def _quarantined(invoice_id: str) -> ops.QuarantineRow:
     )
 
 
-def _seed(path: Path, landing: Path, truth: Path) -> None:
-    generate_demo(landing, truth, n_customers=200, n_invoices=3000, months=12, end_date=AS_OF, seed=11)
+def _seed(path: Path, demo_raw_warehouse: Path) -> None:
+    """The session's demo raw warehouse (tests/conftest.py), copied, plus corrections and quarantined versions."""
+    copy_warehouse(demo_raw_warehouse, path.parent)
     with duckdb.connect(str(path)) as con:
         ensure_schemas(con)
-        load_landing(con, landing, flow_run_id="flow-seed")
         # a later, accepted correction of three invoices (staging keeps it) and a later, quarantined one of three
         # others (staging falls back to the version before): exercises the latest-version and quarantine logic
         ids = [r[0] for r in con.execute("select invoice_id from raw.invoices order by invoice_id limit 6").fetchall()]
@@ -196,13 +194,14 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(postgres_url: str, module_dir: Path, duckdb_target: Target, postgres_target: Target) -> Iterator[Built]:
+def built(
+    postgres_url: str, demo_raw_warehouse: Path, duckdb_target: Target, postgres_target: Target
+) -> Iterator[Built]:
     with psycopg.connect(libpq_conninfo(postgres_url), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     conninfo = psycopg.conninfo.make_conninfo(libpq_conninfo(postgres_url), dbname=DATABASE)
     warehouse = duckdb_target.settings.warehouse
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    _seed(warehouse, module_dir / "landing", module_dir / "truth")
+    _seed(warehouse, demo_raw_warehouse)
     with duckdb.connect(str(warehouse)) as duck, psycopg.connect(conninfo) as pgcon:
         copied = copy_schemas(duck, pgcon, ("raw", "ops"))
 

@@ -30,14 +30,12 @@ import pyarrow.compute as pc
 import pytest
 
 from relance import dbt
-from relance.demo import generate_demo
 from relance.demo.fec_export import write_fec
-from relance.importer import load_landing
 from relance.ingest import load_extracts
 from relance.settings import Settings
 from relance.sources.base import EntityExtract
 from relance.sources.fec import read_fec
-from tests.conftest import DbtInvoke, require
+from tests.conftest import DEMO_AS_OF, DbtInvoke, copy_warehouse, require
 
 pytestmark = pytest.mark.integration
 
@@ -211,27 +209,24 @@ def test_real_fec_lettering_with_counterpart_outside_the_file(real_fec_warehouse
 # ---------------------------------------------------------------------------------------------------------
 # the demo written as an FEC imports to the same state as its tabular export
 # ---------------------------------------------------------------------------------------------------------
-DEMO_END = date(2026, 6, 30)
-
-
 @pytest.fixture(scope="module")
-def demo_warehouses(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvoke) -> tuple[Path, Path]:
+def demo_warehouses(
+    tmp_path_factory: pytest.TempPathFactory, demo_landing: Path, demo_raw_warehouse: Path, dbt_invoke: DbtInvoke
+) -> tuple[Path, Path]:
+    """The session's demo export (tests/conftest.py) as loaded from its tabular files, and as written to an FEC
+    and read back, each built by dbt as of the day the export ends."""
     root = tmp_path_factory.mktemp("demo")
-    landing = root / "landing"
-    generate_demo(landing, root / "truth", n_customers=100, n_invoices=1500, months=12, end_date=DEMO_END, seed=7)
-    tabular = root / "tabular" / WAREHOUSE_NAME
-    tabular.parent.mkdir()
-    with duckdb.connect(str(tabular)) as con:
-        load_landing(con, landing, flow_run_id=None)
-    _build_customers(dbt_invoke, tabular, DEMO_END)
+    tabular = copy_warehouse(demo_raw_warehouse, root / "tabular")
+    _build_customers(dbt_invoke, tabular, DEMO_AS_OF)
 
+    landing = demo_landing
     fec_path = write_fec(landing, root / "demo_FEC.txt")
     from_fec = root / "fec" / WAREHOUSE_NAME
     from_fec.parent.mkdir()
     with duckdb.connect(str(from_fec)) as con:
         report = load_extracts(con, read_fec(fec_path), source_name="fec", flow_run_id=None)
     assert sum(b.rows_quarantined for b in report.batches) == 0
-    _build_customers(dbt_invoke, from_fec, DEMO_END)
+    _build_customers(dbt_invoke, from_fec, DEMO_AS_OF)
     return tabular, from_fec
 
 
