@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relance.runs import LOCK_NAME, DailyResult, RunInProgressError, StopRun, daily_run_lock
@@ -59,10 +60,10 @@ def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -
             with console.status(f"[bold]daily collections as of {as_of}[/] (Prefect logs below)"):
                 return daily(as_of_date=as_of, settings=settings, full_refresh_features=full_refresh)
     except RunInProgressError as exc:
-        console.print(f"[bold red]refused:[/] {exc}")
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
         raise typer.Exit(3) from None
     except StopRun as exc:
-        console.print(f"[bold red]stopped, nothing was sent:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[bold red]stopped, nothing was sent:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -129,7 +130,7 @@ def import_(
                 con, path, profile=profile, gx_dir=settings.gx_dir, flow_run_id=None, dry_run=dry_run
             )
     except (SourceError, IngestError) as exc:
-        console.print(f"[bold red]cannot import[/] {exc}")
+        console.print(f"[bold red]cannot import[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     verb = "would load" if dry_run else "loaded"
     table = Table(title=f"{report.source_name}: {verb}" + (" (dry run, nothing written)" if dry_run else ""))
@@ -146,7 +147,7 @@ def import_(
         )
     console.print(table)
     for r in report.load.rejected[:20]:
-        console.print(f"  [yellow]quarantined[/] {r.entity}: {r.reason}")
+        console.print(f"  [yellow]quarantined[/] {r.entity}: {escape(r.reason)}")
     v = report.validation
     if v is not None:
         console.print(
@@ -154,9 +155,9 @@ def import_(
             f"{v.quarantined_rows} row(s) quarantined by data contracts"
         )
         for m in v.critical_failures:
-            console.print(f"  [bold red]critical[/] {m}")
+            console.print(f"  [bold red]critical[/] {escape(m)}")
         for m in v.warning_failures[:20]:
-            console.print(f"  [yellow]warning[/] {m}")
+            console.print(f"  [yellow]warning[/] {escape(m)}")
         if v.data_docs_index and not dry_run:
             console.print(f"GX data docs: {v.data_docs_index}")
     if not report.success:
@@ -199,7 +200,7 @@ def demo(
                     if child.name != LOCK_NAME:
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
         except RunInProgressError as exc:
-            console.print(f"[bold red]refused:[/] {exc}")
+            console.print(f"[bold red]refused:[/] {escape(str(exc))}")
             raise typer.Exit(3) from None
         settings.ensure_dirs()
     if not any(settings.landing.glob("customers.*")):
@@ -254,7 +255,7 @@ def dbt(
             target=target,  # type: ignore[arg-type]
         )
     except ValueError as exc:
-        console.print(f"[bold red]cannot run dbt[/]: {exc}")
+        console.print(f"[bold red]cannot run dbt[/]: {escape(str(exc))}")
         raise typer.Exit(2) from None
     profile_path = dbt_owner.write_profile(settings)
     if show:
@@ -262,7 +263,7 @@ def dbt(
         console.print(dbt_owner.shell_command(args), markup=False, highlight=False, soft_wrap=True)
         return
     run = dbt_owner.run_dbt(settings, args, check=False)
-    (console.print(f"[green]{run.describe()}[/]") if run.success else console.print(f"[bold red]{run.describe()}[/]"))
+    console.print(f"[{'green' if run.success else 'bold red'}]{escape(run.describe())}[/]")
     if not run.success:
         raise typer.Exit(1)
 

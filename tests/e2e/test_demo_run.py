@@ -90,6 +90,7 @@ def test_a_critical_contract_failure_stops_before_anything_downstream(demo_run: 
     assert bad.returncode == 1, bad.tail()
     # the command's own output is the reason, not a traceback (Prefect's log on stderr keeps its own)
     assert bad.stdout.startswith("stopped, nothing was sent") and "invoice_id" in bad.stdout, bad.tail()
+    assert "invoices [batch " in bad.stdout, "the message names the batch (printed as text, not as markup)"
     assert "Traceback" not in bad.stdout
     warehouse = demo_run.bad_data / "warehouse.duckdb"
     schemas = {r[0] for r in _rows(warehouse, "select schema_name from information_schema.schemata")}
