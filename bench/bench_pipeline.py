@@ -30,10 +30,11 @@ def _peak_mib() -> float:
     return max(own, children) / 1024
 
 
-def run(n_invoices: int, workdir: Path) -> list[tuple[str, float, int]]:
+def run(n_invoices: int, workdir: Path, *, dbt_node_tasks: bool = False) -> list[tuple[str, float, int]]:
     from relance.settings import Settings
 
-    settings = Settings(data_dir=workdir / f"n{n_invoices}")
+    suffix = "-node-tasks" if dbt_node_tasks else ""
+    settings = Settings(data_dir=workdir / f"n{n_invoices}{suffix}", dbt_node_tasks=dbt_node_tasks)
     settings.ensure_dirs()
     os.environ.update(settings.tool_environment())
 
@@ -96,12 +97,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[60_000])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--dbt-node-tasks",
+        action="store_true",
+        help="every dbt model and test as a Prefect task (RELANCE_DBT_NODE_TASKS), to measure what that costs",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="relance-bench-"))
     for n in args.sizes:
         print(f"\n== {n:,} invoices (data in {workdir}) ==", flush=True)
         t0 = time.perf_counter()
-        stages = run(n, workdir)
+        stages = run(n, workdir, dbt_node_tasks=args.dbt_node_tasks)
         total = time.perf_counter() - t0
         print(f"{'stage':<14}{'seconds':>9}{'rows':>12}{'rows/s':>12}")
         for name, secs, rows in stages:
