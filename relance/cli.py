@@ -278,6 +278,7 @@ def ui(
     settings = _settings()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # serve, do not connect
     env |= settings.tool_environment()
+    env.pop("PREFECT_API_BLOCKS_REGISTER_ON_START", None)  # a real server: the UI lists the block types
     bindir = Path(sys.executable).parent
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     commands = [

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
             "PREFECT_HOME": str(self.prefect_dir),
             # the ephemeral API server gets 20 s to start by default: too tight on a busy 2-core machine
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            # the run's temporary API server would register every installed block type (importing prefect-dbt,
+            # hence dbt, a second time) before it answers: 3 s of each run's start-up for blocks no flow uses.
+            # `relance ui` starts its server without this, so the UI lists the block types.
+            "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
             "DO_NOT_TRACK": "1",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -41,6 +41,38 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+# --- order and the background end-to-end run ----------------------------------------------------------------
+
+_LAYER_ORDER = {"e2e": 2, "integration": 1}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Unit tests first, then integration, then end to end: fast feedback first, and the end-to-end checks last, by
+    when the demo run they read has finished in the background."""
+    items.sort(key=lambda item: max((o for m, o in _LAYER_ORDER.items() if item.get_closest_marker(m)), default=0))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the session's demo run (tests/e2e/conftest.py) now if any end-to-end test is selected: it is all
+    subprocesses, so it runs beside the unit and integration tests instead of after them."""
+    if any(item.get_closest_marker("e2e") for item in session.items):
+        import tempfile
+
+        from tests.e2e.conftest import start_demo_in_background
+
+        start_demo_in_background(session.config, REPO_ROOT, Path(tempfile.mkdtemp(prefix="relance-e2e-")))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.e2e.conftest import DEMO_KEY
+
+    background = session.config.stash.get(DEMO_KEY, None)
+    if background is not None:
+        background.stop()
+        if exitstatus == 0:
+            shutil.rmtree(background.tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

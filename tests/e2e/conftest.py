@@ -8,7 +8,12 @@ that directory's ``./data``. Around it, what users do to a running installation:
 * meanwhile, on a small corrupted ledger: a run killed with SIGKILL must leave no stale lock (the next run is not
   refused), and that next run must stop on the critical contract failure before anything downstream (exit 1);
 * after it, ``relance run daily`` for the same date from a directory outside the checkout (the editable install
-  of this checkout) must send nothing new.
+  of this checkout) must send nothing new;
+* then ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py).
+
+The sequence is subprocesses from start to end, so it runs in a background thread from the moment the session has
+collected an end-to-end test (``tests/conftest.py`` starts it, and orders the end-to-end tests last): the unit and
+integration tests use the other core meanwhile. The ``demo_run`` fixture waits for it and hands over the result.
 
 Smaller than ``make demo`` (200 customers, 5,000 invoices, a 4-weekly training grid) so the suite stays short; the
 grid itself is tested in tests/integration/test_dbt_project.py.
@@ -16,13 +21,17 @@ grid itself is tested in tests/integration/test_dbt_project.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -47,9 +56,20 @@ class Completed:
         return self.stdout + self.stderr
 
     def tail(self) -> str:
-        return (
-            f"$ relance {' '.join(self.args)} -> exit {self.returncode}\n{self.stdout[-3000:]}\n{self.stderr[-5000:]}"
-        )
+        head = f"$ relance {' '.join(self.args)} -> exit {self.returncode}"
+        return f"{head}\n{self.stdout[-3000:]}\n{self.stderr[-5000:]}"
+
+
+@dataclass
+class Ui:
+    """`relance ui` on the demo's data: its process, the three servers' URLs, the processes it started."""
+
+    proc: subprocess.Popen[str]
+    prefect: str
+    mlflow: str
+    docs: str
+    servers: set[int] = field(default_factory=set)
+    log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -71,25 +91,56 @@ class DemoRun:
     killed_pid: int
     bad_data: Path
     bad: Completed  # the run after the SIGKILL, on the corrupted ledger
+    ui: Ui
+
+
+# --------------------------------------------------------------------------------------------- processes
+class _Processes:
+    """Every process the sequence starts, so that an interrupted session leaves none behind."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+        self.ui: Ui | None = None
+
+    def start(self, args: list[str], env: dict[str, str], cwd: Path, log: Path | None) -> subprocess.Popen[str]:
+        out = log.open("w") if log else subprocess.PIPE
+        proc = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        with self._lock:
+            self._procs.append(proc)
+        return proc
+
+    def run(self, exe: Path, args: list[str], env: dict[str, str], cwd: Path) -> Completed:
+        proc = self.start([str(exe), *args], env, cwd, None)
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        return Completed(args, proc.returncode, stdout, stderr)
+
+    def kill_all(self) -> None:
+        if self.ui is not None and self.ui.proc.poll() is None:  # stops its servers as Ctrl-C does
+            self.ui.proc.send_signal(signal.SIGINT)
+            try:
+                self.ui.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.ui.proc.kill()
+                self.ui.proc.wait()
+        with self._lock:
+            for proc in self._procs:
+                if proc.poll() is None:
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RELANCE_", "MLFLOW_", "DBT_"))}
     return env | {"COLUMNS": "200"} | extra
-
-
-def _run(exe: Path, args: list[str], env: dict[str, str], cwd: Path) -> Completed:
-    proc = subprocess.run(
-        [str(exe), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
-    return Completed(args, proc.returncode, proc.stdout, proc.stderr)
-
-
-def _start(exe: Path, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[str]:
-    out = log.open("w")
-    return subprocess.Popen(
-        [str(exe), *args], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
 
 
 def _wait_for_lock_holder(data: Path, proc: subprocess.Popen[str], timeout: float = 300) -> None:
@@ -111,6 +162,42 @@ def _wait_for_lock_holder(data: Path, proc: subprocess.Popen[str], timeout: floa
     raise AssertionError(f"no lock holder in {lock} after {timeout:.0f} s")
 
 
+def _wait_for_http(url: str, timeout: float = 180) -> None:
+    """Until the server answers (start-up readiness with a deadline, not synchronisation by sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc), whatever session or group it moved to."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------- the sequence
 def _install_wheel(repo_root: Path, tmp: Path) -> Path:
     """Build the wheel of this checkout and install it with its runtime dependencies into a new venv."""
     uv = Path(sys.executable).with_name("uv")
@@ -141,9 +228,28 @@ def _corrupted_ledger(data: Path) -> None:
     path.write_text("".join([*lines, lines[1]]))
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> DemoRun:
-    tmp = tmp_path_factory.mktemp("e2e")
+def _start_ui(procs: _Processes, env: dict[str, str], cwd: Path, log: Path) -> Ui:
+    ports = {"prefect": _free_port(), "mlflow": _free_port(), "docs": _free_port()}
+    exe = Path(sys.executable).parent / "relance"
+    args = [str(exe), "ui"] + [a for name, port in ports.items() for a in (f"--{name}-port", str(port))]
+    # a process of its own, not a new session: test_ui sends SIGTERM to it alone, as `kill` would
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    ui = Ui(
+        proc,
+        f"http://127.0.0.1:{ports['prefect']}/api",
+        f"http://127.0.0.1:{ports['mlflow']}",
+        f"http://127.0.0.1:{ports['docs']}",
+        log=log,
+    )
+    procs.ui = ui
+    _wait_for_http(f"{ui.prefect}/health")
+    _wait_for_http(f"{ui.mlflow}/health")
+    _wait_for_http(f"{ui.docs}/index.html")
+    ui.servers = _descendants(proc.pid)
+    return ui
+
+
+def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     wheel_bin = _install_wheel(repo_root, tmp)
     editable = Path(sys.executable).with_name("relance")
 
@@ -156,33 +262,31 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> DemoR
     elsewhere = tmp / "scheduler-cwd"
     elsewhere.mkdir()
 
-    demo = _start(wheel_bin / "relance", [*DEMO_ARGS, "--json", "demo.json"], demo_env, workdir, tmp / "demo.log")
-    try:
-        _wait_for_lock_holder(data, demo)
-        concurrent = _run(editable, ["run", "daily", "--as-of", AS_OF], env, elsewhere)
+    demo = procs.start(
+        [str(wheel_bin / "relance"), *DEMO_ARGS, "--json", "demo.json"], demo_env, workdir, tmp / "demo.log"
+    )
+    _wait_for_lock_holder(data, demo)
+    concurrent = procs.run(editable, ["run", "daily", "--as-of", AS_OF], env, elsewhere)
 
-        # meanwhile, on a corrupted ledger of its own: SIGKILL a run holding the lock, then run again
-        bad_data = tmp / "bad" / "data"
-        _corrupted_ledger(bad_data)
-        bad_env = _clean_env({"RELANCE_DATA_DIR": str(bad_data)})
-        killed = _start(editable, ["run", "daily", "--as-of", AS_OF], bad_env, elsewhere, tmp / "killed.log")
-        _wait_for_lock_holder(bad_data, killed)
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=60)
-        bad = _run(editable, ["run", "daily", "--as-of", AS_OF], bad_env, elsewhere)
+    # meanwhile, on a corrupted ledger of its own: SIGKILL a run holding the lock, then run again
+    bad_data = tmp / "bad" / "data"
+    _corrupted_ledger(bad_data)
+    bad_env = _clean_env({"RELANCE_DATA_DIR": str(bad_data)})
+    killed = procs.start([str(editable), "run", "daily", "--as-of", AS_OF], bad_env, elsewhere, tmp / "killed.log")
+    _wait_for_lock_holder(bad_data, killed)
+    _kill_group(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    bad = procs.run(editable, ["run", "daily", "--as-of", AS_OF], bad_env, elsewhere)
 
-        demo.wait(timeout=TIMEOUT)
-    finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
+    demo.wait(timeout=TIMEOUT)
     demo_done = Completed(DEMO_ARGS, demo.returncode, (tmp / "demo.log").read_text(), "")
     assert demo_done.returncode == 0, demo_done.tail()
     demo_result = json.loads((workdir / "demo.json").read_text())
     emails = sorted((data / "outbox" / "email").glob("*.json"))
 
-    rerun = _run(editable, ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")], env, elsewhere)
+    rerun = procs.run(editable, ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")], env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
+    ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     return DemoRun(
         workdir=workdir,
         data=data,
@@ -199,4 +303,54 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> DemoR
         killed_pid=killed.pid,
         bad_data=bad_data,
         bad=bad,
+        ui=ui,
     )
+
+
+class DemoInBackground:
+    """The sequence in a thread; :meth:`result` waits for it. :meth:`stop` ends whatever is still running."""
+
+    def __init__(self, repo_root: Path, tmp: Path) -> None:
+        self.tmp = tmp
+        self._procs = _Processes()
+        self._result: DemoRun | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(repo_root, tmp), name="e2e-demo", daemon=True)
+        self._thread.start()
+
+    def _run(self, repo_root: Path, tmp: Path) -> None:
+        try:
+            self._result = _demo_sequence(repo_root, tmp, self._procs)
+        except BaseException as exc:  # handed to the test that asks for the result
+            self._error = exc
+
+    def result(self) -> DemoRun:
+        self._thread.join(timeout=2 * TIMEOUT)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the end-to-end demo sequence did not finish in {2 * TIMEOUT} s (logs in {self.tmp})")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def stop(self) -> None:
+        self._procs.kill_all()
+
+
+DEMO_KEY = pytest.StashKey[DemoInBackground]()
+
+
+def start_demo_in_background(config: pytest.Config, repo_root: Path, tmp: Path) -> None:
+    if DEMO_KEY not in config.stash:
+        config.stash[DEMO_KEY] = DemoInBackground(repo_root, tmp)
+
+
+@pytest.fixture(scope="session")
+def demo_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> DemoRun:
+    start_demo_in_background(request.config, repo_root, tmp_path_factory.mktemp("e2e"))  # if collection did not
+    return request.config.stash[DEMO_KEY].result()
+
+
+@pytest.fixture(scope="session")
+def ui(demo_run: DemoRun) -> Ui:
+    return demo_run.ui

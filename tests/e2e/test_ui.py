@@ -1,33 +1,22 @@
-"""`relance ui` on the session's demo data: the Prefect UI shows the demo's flow runs, the MLflow UI the champion,
-the docs server the dbt docs; every lineage id stamped on a planned reminder resolves through them; and SIGTERM
-stops every server `relance ui` started, as Ctrl-C does."""
+"""`relance ui` on the session's demo data (started by tests/e2e/conftest.py once the demo and its rerun are done):
+the Prefect UI shows the demo's flow runs, the MLflow UI the champion, the docs server the dbt docs; every lineage id
+stamped on a planned reminder resolves through them; and SIGTERM stops every server `relance ui` started, as Ctrl-C
+does."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.e2e.conftest import AS_OF, DemoRun
+from tests.e2e.conftest import AS_OF, DemoRun, Ui
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http(url: str, body: dict | None = None) -> object:
@@ -35,34 +24,6 @@ def _http(url: str, body: dict | None = None) -> object:
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"null")
-
-
-def _get_text(url: str, deadline: float) -> str:
-    """Poll until the server answers (start-up readiness with a deadline, not synchronisation by sleep)."""
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.read().decode("utf-8", "replace")
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Linux /proc), whatever session or group it moved to."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -73,49 +34,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@dataclass
-class Ui:
-    proc: subprocess.Popen[str]
-    prefect: str
-    mlflow: str
-    docs: str
-    servers: set[int]
-
-
-@pytest.fixture(scope="module")
-def ui(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
-    ports = {"prefect": _free_port(), "mlflow": _free_port(), "docs": _free_port()}
-    exe = Path(sys.executable).parent / "relance"
-    args = [str(exe), "ui"] + [a for name, port in ports.items() for a in (f"--{name}-port", str(port))]
-    log = (tmp_path_factory.mktemp("ui") / "ui.log").open("w")  # a file, not a pipe nobody drains
-    proc = subprocess.Popen(
-        args, env=demo_run.env, cwd=demo_run.rerun_cwd, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 180
-        running = Ui(
-            proc,
-            f"http://127.0.0.1:{ports['prefect']}/api",
-            f"http://127.0.0.1:{ports['mlflow']}",
-            f"http://127.0.0.1:{ports['docs']}",
-            set(),
-        )
-        _get_text(f"{running.prefect}/health", deadline)
-        _get_text(f"{running.mlflow}/health", deadline)
-        _get_text(f"{running.docs}/index.html", deadline)
-        running.servers = _descendants(proc.pid)
-        yield running
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in _descendants(proc.pid) if proc.poll() is None else set():
-            os.kill(pid, signal.SIGKILL)
-
-
 def test_ui_shows_the_demo_flow_runs_the_champion_and_the_dbt_docs(ui: Ui) -> None:
     flows = _http(f"{ui.prefect}/flows/filter", {"flows": {"name": {"any_": ["daily-collections"]}}})
     assert flows, "the daily-collections flow is registered in the UI's database"
@@ -124,7 +42,8 @@ def test_ui_shows_the_demo_flow_runs_the_champion_and_the_dbt_docs(ui: Ui) -> No
     assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
     model = _http(f"{ui.mlflow}/api/2.0/mlflow/registered-models/get?name=payment_delay")
     assert "champion" in {a["alias"] for a in model["registered_model"].get("aliases", [])}
-    page = _get_text(f"{ui.docs}/index.html", time.monotonic() + 10)
+    with urllib.request.urlopen(f"{ui.docs}/index.html", timeout=10) as resp:
+        page = resp.read().decode("utf-8", "replace")
     assert "dbt" in page[:5000].lower()
 
 
