@@ -292,6 +292,8 @@ def ui(
             "127.0.0.1",
             "--port",
             str(mlflow_port),
+            "--workers",  # one person browsing: one worker, not the four the MLflow default starts
+            "1",
         ],
     ]
     if (settings.dbt_target_dir / "index.html").exists():

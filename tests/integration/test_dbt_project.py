@@ -226,11 +226,12 @@ def _dicts(path: Path, sql: str) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _build_pre_scoring(tmp: Path, invoke: DbtInvoke) -> Path:
-    """Seed a warehouse under tmp and run the pre-scoring build (models, unit tests, data tests)."""
+def _build_pre_scoring(tmp: Path, invoke: DbtInvoke, command: str = "build") -> Path:
+    """Seed a warehouse under tmp and run the pre-scoring models: ``build`` (models, unit tests, data tests) for
+    the module's warehouse, ``run`` (models only) where a test is about the values, not the tests."""
     path = _settings(tmp).warehouse
     _seed(path)
-    _dbt(tmp, invoke)
+    _dbt(tmp, invoke, command)
     return path
 
 
@@ -602,7 +603,7 @@ def _same_rows(before: list[tuple], after: list[tuple]) -> bool:
 
 def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: DbtInvoke) -> None:
     tmp = tmp_path
-    path = _build_pre_scoring(tmp, dbt_invoke)
+    path = _build_pre_scoring(tmp, dbt_invoke, "run")
     sql = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= '2026-02-28' order by all"
     later = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
     before, before_later = _query(path, sql), _query(path, later)
@@ -638,7 +639,7 @@ def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: Db
         notice = ("E3", "FR-SIREN", "732829320", "closure", date(2026, 3, 2), date(2026, 3, 9), "bodacc", "Radiation")
         _insert(con, "company_events", [dict(zip(_E, notice, strict=True))], "B4")
     # a full refresh recomputes every date from raw: past dates must still not see the appended facts
-    _dbt(tmp, dbt_invoke, full_refresh=True)
+    _dbt(tmp, dbt_invoke, "run", full_refresh=True)
     assert _same_rows(before, _query(path, sql))
     # the appended facts are really used for the later date (so the check above can fail)
     after_later = _query(path, later)
@@ -669,7 +670,7 @@ def test_incremental_build_only_builds_new_dates(tmp_path: Path, dbt_invoke: Dbt
     """A later run appends its new grid date and its scoring date, keeps what earlier runs built (past scoring
     dates included), replaces its own scoring date when rerun, and equals a full rebuild on the grid."""
     tmp = tmp_path
-    path = _build_pre_scoring(tmp, dbt_invoke)
+    path = _build_pre_scoring(tmp, dbt_invoke, "run")
     first = _rows_by_date(path)
     assert sorted(first) == GRID
     may = "2026-04-30"
