@@ -69,6 +69,8 @@ def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -
 
 def _print_result(result: DailyResult, json_path: Path | None) -> None:
     table = Table(title=f"daily collections as of {result.as_of_date}", show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("value", overflow="fold")  # ids and paths in full, folded, never cut with an ellipsis
     for key, value in result.rows():
         table.add_row(key, value)
     console.print(table)
