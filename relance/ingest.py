@@ -22,7 +22,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 import duckdb
 
@@ -34,27 +33,15 @@ from relance.warehouse import ensure_schemas
 log = logging.getLogger(__name__)
 
 
-BatchStatus = Literal["loaded", "unchanged"]
+BatchStatus = ops.BatchStatus
 
 
 class IngestError(ValueError):
     """Extracted rows that cannot be loaded at all (e.g. a raw column is missing). Nothing is loaded."""
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    """One file loaded (or skipped as already loaded) into one raw table."""
-
-    batch_id: str
-    entity: str
-    source_file: str
-    file_hash: str
-    rows_read: int
-    rows_loaded: int
-    rows_unchanged: int
-    rows_quarantined: int
-    status: BatchStatus
-    source_name: str | None = None
+#: One file loaded (or skipped as already loaded) into one raw table: the row ``ops.ingest_batches`` keeps.
+BatchResult = ops.BatchRecord
 
 
 @dataclass(frozen=True)
@@ -159,7 +146,10 @@ def _load_extract(
     previous = ops.loaded_file_rows(con, entity=ext.entity, file_hash=ext.file_hash, source_name=source_name)
     if previous is not None:
         n = previous
-        result = BatchResult(batch_id, ext.entity, ext.source_file, ext.file_hash, n, 0, n, 0, "unchanged", source_name)
+        result = BatchResult(
+            batch_id, ext.entity, ext.source_file, ext.file_hash, n, 0, n, 0, "unchanged", source_name, loaded_at,
+            flow_run_id,
+        )  # fmt: skip
         log.info("%s/%s: %s already loaded (hash %s…)", source_name, ext.entity, ext.source_file, ext.file_hash[:12])
     else:
         columns = _stage_extract(con, ext)
@@ -266,6 +256,8 @@ def _load_extract(
             len(bad) + len(ext.rejects),
             "loaded",
             source_name,
+            loaded_at,
+            flow_run_id,
         )
         con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         con.execute("DROP TABLE IF EXISTS _relance_typed")
@@ -278,23 +270,7 @@ def _load_extract(
             result.rows_unchanged,
             result.rows_quarantined,
         )
-    ops.record_batch(
-        con,
-        ops.BatchRecord(
-            batch_id=result.batch_id,
-            entity=result.entity,
-            source_file=result.source_file,
-            file_hash=result.file_hash,
-            rows_read=result.rows_read,
-            rows_loaded=result.rows_loaded,
-            rows_unchanged=result.rows_unchanged,
-            rows_quarantined=result.rows_quarantined,
-            status=result.status,
-            source_name=source_name,
-            loaded_at=loaded_at,
-            flow_run_id=flow_run_id,
-        ),
-    )
+    ops.record_batch(con, result)
     if ext.watermark is not None:
         ops.set_watermark(
             con,

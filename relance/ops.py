@@ -26,6 +26,8 @@ SCHEMA = "ops"
 #: Where a quarantined row was stopped: at ``load`` (it never reached raw: a value that does not cast, a row the
 #: source adapter rejected) or by a data ``contract`` (it is in raw, flagged, and excluded downstream).
 QuarantineStage = Literal["load", "contract"]
+#: ``loaded``: a new file (or query result) was read; ``unchanged``: the same file was loaded before.
+BatchStatus = Literal["loaded", "unchanged"]
 
 TABLES: dict[str, str] = {
     "ingest_batches": """
@@ -107,7 +109,7 @@ class BatchRecord:
     rows_loaded: int
     rows_unchanged: int
     rows_quarantined: int
-    status: str
+    status: BatchStatus
     source_name: str | None
     loaded_at: datetime | None = None
     flow_run_id: str | None = None
@@ -360,7 +362,8 @@ ON CONFLICT (invoice_id, as_of_date) DO UPDATE SET
 
 # --- reminders: the plan and the send ledger ----------------------------------------------------------------------
 
-PLANNED_COLUMNS: tuple[str, ...] = (
+#: What a reminder plan holds (``relance.reminders.policy.plan_reminders`` produces these columns) ...
+PLAN_COLUMNS: tuple[str, ...] = (
     "reminder_key",
     "invoice_id",
     "customer_id",
@@ -374,10 +377,9 @@ PLANNED_COLUMNS: tuple[str, ...] = (
     "recipient",
     "model_version",
     "model_run_id",
-    "dbt_invocation_id",
-    "planned_at",
-    "flow_run_id",
 )
+#: ... and what ``ops.reminders_planned`` keeps: the plan and its lineage.
+PLANNED_COLUMNS: tuple[str, ...] = (*PLAN_COLUMNS, "dbt_invocation_id", "planned_at", "flow_run_id")
 
 
 def record_planned(con: duckdb.DuckDBPyConnection, planned: pd.DataFrame) -> int:

@@ -34,25 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from relance.ops import PLAN_COLUMNS
+
 log = logging.getLogger(__name__)
 
-#: Columns of ``ops.reminders_planned`` produced here; the flow adds the lineage ones
-#: (dbt_invocation_id, planned_at, flow_run_id) when ``relance.delivery.deliver`` persists them.
-PLANNED_COLUMNS: tuple[str, ...] = (
-    "reminder_key",
-    "invoice_id",
-    "customer_id",
-    "as_of_date",
-    "step",
-    "channel",
-    "tone",
-    "p_late_30d",
-    "open_amount",
-    "currency",
-    "recipient",
-    "model_version",
-    "model_run_id",
-)
+#: Columns of ``ops.reminders_planned`` produced here; ``relance.delivery.deliver`` adds the lineage ones
+#: (dbt_invocation_id, planned_at, flow_run_id) when it records the plan.
+PLANNED_COLUMNS: tuple[str, ...] = PLAN_COLUMNS
 
 #: Extra columns carried for rendering messages (the email needs the due date, the letter the name);
 #: they are not persisted in ``ops.reminders_planned``.
