@@ -61,27 +61,39 @@ TABLES: dict[str, str] = {
         model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR""",
 }
 
-#: Additive migrations for warehouses created by earlier versions (columns added since the table first shipped).
-MIGRATIONS: tuple[str, ...] = (
-    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS source_name VARCHAR",
+#: Columns added since their table first shipped, for warehouses created by earlier versions: (table, column,
+#: type, the statement that fills it for the rows already there, if any). Applied once, when the column is missing.
+ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("ingest_batches", "source_name", "VARCHAR", None),
     # rows_quarantined: rejected at load (never in raw); rows_flagged: loaded, then quarantined by a data contract
-    "ALTER TABLE ops.ingest_batches ADD COLUMN IF NOT EXISTS rows_flagged BIGINT",
-    "ALTER TABLE ops.quarantine ADD COLUMN IF NOT EXISTS stage VARCHAR",
-    # rows quarantined before the stage column: the loader's expectations were named 'load:<what>'
-    "UPDATE ops.quarantine SET stage = CASE WHEN expectation LIKE 'load:%' THEN 'load' ELSE 'contract' END "
-    "WHERE stage IS NULL",
+    ("ingest_batches", "rows_flagged", "BIGINT", None),
+    # rows quarantined before the stage column: the loader named its expectations 'load:<what>'
+    (
+        "quarantine",
+        "stage",
+        "VARCHAR",
+        "UPDATE ops.quarantine SET stage = CASE WHEN expectation LIKE 'load:%' THEN 'load' ELSE 'contract' END",
+    ),
 )
 
 MAX_ERROR_CHARS = 2000
 
 
 def ensure_ops(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ops schema and tables if missing and apply the migrations. Idempotent."""
+    """Create the ops schema and tables if missing and add the columns later versions added. Idempotent."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
-    for stmt in MIGRATIONS:
-        con.execute(stmt)
+    present = set(
+        con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [SCHEMA]
+        ).fetchall()
+    )
+    for table, column, type_, backfill in ADDED_COLUMNS:
+        if (table, column) not in present:
+            con.execute(f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {column} {type_}")
+            if backfill:
+                con.execute(backfill)
 
 
 def _with_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, sql: str, params: Sequence = ()) -> None:
