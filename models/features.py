@@ -29,7 +29,7 @@ from models.contract import (
 
 logger = logging.getLogger(__name__)
 
-DBT_HINT = "run `dbt build` (or the daily flow) for this as-of date first"
+DBT_HINT = "run `relance dbt build` (or `relance run daily`) for this as-of date first"
 
 
 class FeatureDataError(RuntimeError):

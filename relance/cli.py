@@ -9,13 +9,10 @@ project, profiles, templates) are found through the installed package, the data 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from datetime import date
@@ -23,11 +20,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from relance.runs import LOCK_NAME, DailyResult, RunInProgressError, StopRun, daily_run_lock
+from relance import servers
+from relance.runs import DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
 
 app = typer.Typer(help="relance: collect unpaid invoices with data and ML.", no_args_is_help=True)
@@ -39,7 +38,13 @@ DEMO_END_DATE = date(2026, 10, 31)
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The one Settings object; a bad value (``RELANCE_PG_PORT=abc``) is a message and exit code 2."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"RELANCE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        console.print(f"[bold red]bad setting[/] {escape(problems)}")
+        raise typer.Exit(2) from None
     settings.ensure_dirs()
     for key, value in settings.tool_environment().items():
         os.environ.setdefault(key, value)
@@ -51,9 +56,34 @@ def _flow(module: str, name: str):
     return getattr(importlib.import_module(f"flows.{module}"), name)
 
 
+def _as_of(value: str | None, default: date) -> date:
+    try:
+        return parse_as_of(value, default)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--as-of") from None
+
+
+def _check_sources(settings: Settings) -> None:
+    """Before anything starts: every configured source exists (a directory with files in it). Exit code 2."""
+    missing = [
+        f"{source.path} ({source.profile})"
+        for source in settings.daily_sources
+        if not source.path.exists() or (source.path.is_dir() and not any(source.path.iterdir()))
+    ]
+    if missing:
+        console.print(
+            f"[bold red]nothing to import, nothing was run:[/] {escape(', '.join(missing))} missing or empty; "
+            "drop the exports there, set RELANCE_SOURCES, or try `relance demo`"
+        )
+        raise typer.Exit(2)
+
+
 def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -> DailyResult:
     """The daily flow, under the data directory's lock, taken before Prefect starts so a second run refuses at
     once (exit code 3) instead of after a server start-up."""
+    from relance.ingest import IngestError
+    from relance.sources.base import SourceError
+
     try:
         with daily_run_lock(settings.data, as_of_date=as_of):
             daily = _flow("daily_collections", "daily_collections")
@@ -65,6 +95,9 @@ def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -
     except StopRun as exc:
         console.print(f"[bold red]stopped, nothing was sent:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    except (SourceError, IngestError) as exc:
+        console.print(f"[bold red]cannot read the sources, nothing was sent:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _print_result(result: DailyResult, json_path: Path | None) -> None:
@@ -124,10 +157,12 @@ def import_(
     from relance.importer import IngestError, SourceError
     from relance.warehouse import connection
 
+    settings = _settings()  # before any flow module: Prefect reads its home when it is imported
     import_source = _flow("import_receivables", "import_source")  # composes loading and validation
-    settings = _settings()
+    # a dry run into a warehouse that does not exist yet works on an empty one in memory: nothing is created
+    target = ":memory:" if dry_run and not settings.warehouse.exists() else settings.warehouse
     try:
-        with connection(settings.warehouse) as con, console.status(f"importing {path} ({profile})"):
+        with connection(target) as con, console.status(f"importing {path} ({profile})"):
             report = import_source(
                 con, path, profile=profile, gx_dir=settings.gx_dir, flow_run_id=None, dry_run=dry_run
             )
@@ -181,9 +216,11 @@ def run_daily(
 ) -> None:
     """Run the daily collections pipeline once. Re-running a date sends nothing new; a second run on the same data
     directory while one is running refuses at once (exit code 3); data that fails its contract stops the run
-    before anything is sent (exit code 1)."""
+    before anything is sent (exit code 1); a source that cannot be read, exit code 2."""
+    day = _as_of(as_of, date.today())
     settings = _settings()
-    _print_result(_run_daily(settings, parse_as_of(as_of, date.today()), full_refresh=full_refresh), json_path)
+    _check_sources(settings)
+    _print_result(_run_daily(settings, day, full_refresh=full_refresh), json_path)
 
 
 @app.command()
@@ -198,9 +235,11 @@ def demo(
     if fresh:
         try:
             with daily_run_lock(settings.data, as_of_date=DEMO_END_DATE, what="relance demo --fresh"):
-                for child in settings.data.iterdir():
-                    if child.name != LOCK_NAME:
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+                for path in settings.owned_paths():  # what relance writes there, nothing else of the directory
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    elif path.exists():
+                        path.unlink()
         except RunInProgressError as exc:
             console.print(f"[bold red]refused:[/] {escape(str(exc))}")
             raise typer.Exit(3) from None
@@ -249,11 +288,18 @@ def dbt(
     if not command:
         console.print("[bold red]no dbt command[/]: e.g. `relance dbt build --select marts`")
         raise typer.Exit(2)
+    owned = sorted({a.split("=")[0] for a in command} & set(dbt_owner.OWNED_FLAGS))
+    if owned:
+        console.print(
+            f"[bold red]cannot run dbt[/]: {', '.join(owned)} come from the settings (relance dbt --show prints "
+            "them); use --as-of, --target or the RELANCE_* settings instead"
+        )
+        raise typer.Exit(2)
     try:
         args = dbt_owner.dbt_args(
             settings,
             command,
-            as_of_date=parse_as_of(as_of, date.today()),
+            as_of_date=_as_of(as_of, date.today()),
             target=target,  # type: ignore[arg-type]
         )
     except ValueError as exc:
@@ -311,83 +357,15 @@ def ui(
                 str(settings.dbt_target_dir),
             ]
         )
-    servers = _Servers(commands, env)
-    console.print(f"Prefect UI  http://127.0.0.1:{prefect_port}")
-    console.print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
-    console.print(f"dbt docs    http://127.0.0.1:{docs_port}")
-    console.print(f"GX docs     {settings.gx_dir}")
-    servers.serve_until_stopped()
-
-
-class _Stop(Exception):
-    """SIGTERM or SIGHUP: stop the servers like Ctrl-C does."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM if `relance ui` dies without cleaning up (SIGKILL, OOM)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class _Servers:
-    """Child servers, each in a process group of its own, stopped together on Ctrl-C, SIGTERM or SIGHUP."""
-
-    def __init__(self, commands: list[list[str]], env: dict[str, str]) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        previous = {sig: signal.signal(sig, self._raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-        self._previous = previous
-        try:
-            for cmd in commands:
-                self.procs.append(
-                    subprocess.Popen(
-                        cmd,
-                        env=env,
-                        start_new_session=True,
-                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                    )
-                )
-        except BaseException:
-            self.stop()
-            raise
-
-    @staticmethod
-    def _raise_stop(signum: int, _frame: object) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
-    def serve_until_stopped(self) -> None:
-        try:
-            while all(p.poll() is None for p in self.procs):
-                time.sleep(1)
-            console.print("[yellow]a server exited; stopping the others[/]")
-        except (KeyboardInterrupt, _Stop):
-            pass
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        """SIGINT to every server's process group, then SIGKILL to what is still there after 20 s."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        for p in self.procs:
-            _signal_group(p, signal.SIGINT)
-        deadline = time.monotonic() + 20
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
-                p.wait()
-        for p in self.procs:  # children the servers started and left behind
-            _signal_group(p, signal.SIGKILL)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+    with servers.running(commands, env) as procs:
+        console.print(f"Prefect UI  http://127.0.0.1:{prefect_port}")
+        console.print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
+        if len(procs) > 2:
+            console.print(f"dbt docs    http://127.0.0.1:{docs_port}")
+        else:
+            console.print("dbt docs    not generated yet (a daily run generates them)")
+        console.print(f"GX docs     {settings.gx_dir}")
+        servers.wait_until_one_exits(procs)
 
 
 def main() -> None:

@@ -49,6 +49,9 @@ Target = Literal["duckdb", "postgres"]
 #: predictions (tag ``post_scoring``), built after scoring; ``all``: both, for a project check.
 Stage = Literal["features", "serving", "all"]
 TARGETS: tuple[Target, ...] = ("duckdb", "postgres")
+#: dbt flags that come from the settings: a caller passing one of them would run against another project, profile
+#: or set of vars than the one relance derives (``relance dbt`` refuses them).
+OWNED_FLAGS: tuple[str, ...] = ("--project-dir", "--profiles-dir", "--target-path", "--log-path", "--target", "--vars")
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 
 

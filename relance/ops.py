@@ -11,9 +11,10 @@ a docstring says otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
@@ -91,9 +92,26 @@ def ensure_ops(con: duckdb.DuckDBPyConnection) -> None:
     )
     for table, column, type_, backfill in ADDED_COLUMNS:
         if (table, column) not in present:
-            con.execute(f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {column} {type_}")
-            if backfill:
-                con.execute(backfill)
+            with _atomic(con):  # the column and its backfill, or neither
+                con.execute(f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {column} {type_}")
+                if backfill:
+                    con.execute(backfill)
+
+
+@contextlib.contextmanager
+def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """A transaction of its own, or the caller's if one is open (the caller then commits or rolls back)."""
+    try:
+        con.begin()
+    except duckdb.TransactionException:  # already in the caller's transaction
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
 
 
 def _with_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, sql: str, params: Sequence = ()) -> None:

@@ -175,6 +175,22 @@ class Settings(BaseSettings):
     def daily_sources(self) -> list[SourceSpec]:
         return self.sources or [SourceSpec(path=self.landing, profile="demo")]
 
+    def owned_paths(self) -> list[Path]:
+        """Everything relance writes under the data directory (what ``relance demo --fresh`` deletes)."""
+        return [
+            self.warehouse,
+            self.warehouse.with_name(self.warehouse.name + ".wal"),
+            self.warehouse.with_name(self.warehouse.name + ".tmp"),
+            self.landing,
+            self.ground_truth_dir,
+            self.outbox,
+            self.reports_dir,
+            self.gx_dir,
+            self.data / "mlflow" if self.mlflow_artifact_root is None else self.mlflow_artifacts,
+            self.prefect_dir,
+            self.dbt_dir,
+        ]
+
     def ensure_dirs(self) -> None:
         for p in (
             self.data,
