@@ -56,9 +56,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the session's demo run (tests/e2e/conftest.py) now if any end-to-end test is selected: it is all
+    """Start the session's demo run (tests/e2e/conftest.py) now if a selected test reads it: it is all
     subprocesses, so it runs beside the unit and integration tests instead of after them."""
-    if any(item.get_closest_marker("e2e") for item in session.items):
+    if session.config.option.collectonly:
+        return
+    if any("demo_run" in getattr(item, "fixturenames", ()) for item in session.items):
         import tempfile
 
         from tests.e2e.conftest import start_demo_in_background

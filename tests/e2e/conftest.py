@@ -8,7 +8,7 @@ that directory's ``./data``. Around it, what users do to a running installation:
 * meanwhile, on a small corrupted ledger: a run killed with SIGKILL must leave no stale lock (the next run is not
   refused), and that next run must stop on the critical contract failure before anything downstream (exit 1);
 * after it, ``relance run daily`` for the same date from a directory outside the checkout (the editable install
-  of this checkout) must send nothing new;
+  of this checkout, with every dbt node as a Prefect task) must send nothing new;
 * then ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py).
 
 The sequence is subprocesses from start to end, so it runs in a background thread from the moment the session has
@@ -284,7 +284,10 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     demo_result = json.loads((workdir / "demo.json").read_text())
     emails = sorted((data / "outbox" / "email").glob("*.json"))
 
-    rerun = procs.run(editable, ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")], env, elsewhere)
+    # the rerun also takes the other dbt path: every dbt node a Prefect task (prefect-dbt), off by default
+    rerun_env = env | {"RELANCE_DBT_NODE_TASKS": "true"}
+    rerun_args = ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")]
+    rerun = procs.run(editable, rerun_args, rerun_env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
     ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     return DemoRun(

@@ -20,9 +20,10 @@ def _relance(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
 
 
 @pytest.fixture
-def env(tmp_path: Path, repo_root: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RELANCE_", "MLFLOW_"))}
-    return base | {"RELANCE_DATA_DIR": str(tmp_path / "data"), "RELANCE_PROJECT_ROOT": str(repo_root), "COLUMNS": "200"}
+def env(tmp_path: Path) -> dict[str, str]:
+    """A user's shell: no relance, Prefect or MLflow settings; data under the working directory (tmp_path)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RELANCE_", "MLFLOW_", "DBT_"))}
+    return base | {"COLUMNS": "200"}
 
 
 def _count(warehouse: Path, sql: str) -> int:
@@ -30,16 +31,16 @@ def _count(warehouse: Path, sql: str) -> int:
         return con.sql(sql).fetchone()[0]
 
 
-def test_ibm_dry_run_then_import(env: dict[str, str], repo_root: Path, shared_dir: Path, tmp_path: Path) -> None:
+def test_ibm_dry_run_then_import(env: dict[str, str], shared_dir: Path, tmp_path: Path) -> None:
     ibm = shared_dir / "data" / "ibm_accounts_receivable.csv"
-    dry = _relance(["import", str(ibm), "--profile", "ibm_ar", "--dry-run"], env, repo_root)
+    dry = _relance(["import", str(ibm), "--profile", "ibm_ar", "--dry-run"], env, tmp_path)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would load" in dry.stdout and "dry run, nothing written" in dry.stdout
     assert "2,466" in dry.stdout and "validation:" in dry.stdout
     warehouse = tmp_path / "data" / "warehouse.duckdb"
-    assert _count(warehouse, "select count(*) from raw.invoices") == 0
+    assert not warehouse.exists(), "a dry run creates no warehouse"
 
-    real = _relance(["import", str(ibm), "--profile", "ibm_ar"], env, repo_root)
+    real = _relance(["import", str(ibm), "--profile", "ibm_ar"], env, tmp_path)
     assert real.returncode == 0, real.stdout + real.stderr
     assert _count(warehouse, "select count(*) from raw.invoices") == 2466
     assert _count(warehouse, "select count(distinct customer_id) from raw.customers") == 100
@@ -54,10 +55,24 @@ def test_ibm_dry_run_then_import(env: dict[str, str], repo_root: Path, shared_di
     # importing the same file again changes nothing: tests/integration/test_ibm_import.py (through import_source)
 
 
-def test_bad_input_is_a_specific_message_not_a_traceback(env: dict[str, str], repo_root: Path, tmp_path: Path) -> None:
+def test_bad_input_is_a_specific_message_not_a_traceback(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "not_a_fec.txt"
     bad.write_text("JournalCode|Debit\nVE|12,00\n", encoding="utf-8")
-    out = _relance(["import", str(bad), "--profile", "fec"], env, repo_root)
+    out = _relance(["import", str(bad), "--profile", "fec"], env, tmp_path)
     assert out.returncode == 2
     assert "cannot import" in out.stdout and "Traceback" not in out.stdout + out.stderr
     assert "EcritureDate" in out.stdout  # names a missing mandatory column
+
+
+def test_mistakes_on_the_command_line_are_messages_with_exit_code_2(env: dict[str, str], tmp_path: Path) -> None:
+    """No traceback for a bad date, a bad setting, a flag relance owns, or an empty landing directory."""
+    bad_date = _relance(["run", "daily", "--as-of", "2026-13-01"], env, tmp_path)
+    assert bad_date.returncode == 2 and "YYYY-MM-DD" in bad_date.stderr
+    bad_setting = _relance(["dbt", "--show", "build"], env | {"RELANCE_PG_PORT": "abc"}, tmp_path)
+    assert bad_setting.returncode == 2 and "RELANCE_PG_PORT" in bad_setting.stdout
+    owned = _relance(["dbt", "build", "--vars", "{}"], env, tmp_path)
+    assert owned.returncode == 2 and "--vars come from the settings" in " ".join(owned.stdout.split())
+    empty = _relance(["run", "daily"], env, tmp_path)  # no exports in ./data/landing yet
+    assert empty.returncode == 2 and "landing" in empty.stdout and "missing or empty" in empty.stdout
+    for out in (bad_date, bad_setting, owned, empty):
+        assert "Traceback" not in out.stdout + out.stderr

@@ -47,6 +47,16 @@ def test_ui_shows_the_demo_flow_runs_the_champion_and_the_dbt_docs(ui: Ui) -> No
     assert "dbt" in page[:5000].lower()
 
 
+def test_the_rerun_shows_every_dbt_node_as_a_prefect_task(ui: Ui, demo_run: DemoRun) -> None:
+    """RELANCE_DBT_NODE_TASKS=true (the rerun): prefect-dbt turned the dbt nodes into task runs of the rerun."""
+    names = ["model ml_invoice_features", "model collection_worklist"]
+    tasks = _http(f"{ui.prefect}/task_runs/filter", {"task_runs": {"name": {"any_": names}}})
+    assert {t["name"] for t in tasks} == set(names) and all(t["state_type"] == "COMPLETED" for t in tasks)
+    parents = {_http(f"{ui.prefect}/flow_runs/{t['flow_run_id']}")["parent_task_run_id"] for t in tasks}
+    daily = {_http(f"{ui.prefect}/task_runs/{p}")["flow_run_id"] for p in parents}
+    assert daily == {demo_run.rerun_result["flow_run_id"]}, "only the rerun ran dbt nodes as tasks"
+
+
 def test_every_lineage_id_on_a_planned_reminder_resolves(ui: Ui, demo_run: DemoRun) -> None:
     import mlflow
 

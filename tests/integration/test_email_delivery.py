@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sendgrid.helpers.mail import CustomArg
 
+from relance import ops
 from relance.channels import DeliveryError, SendGridTransport, build_mail, make_transport_for
 from relance.delivery import deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
@@ -229,10 +230,8 @@ def test_bad_api_key_fails_and_pauses_the_channel(con, planned, tmp_path, sg):
 def test_row_left_sending_by_a_crash_is_not_resent(con, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"]
     crashed = emails["reminder_key"].iloc[1]
-    con.execute(
-        "INSERT INTO ops.reminder_sends (reminder_key, channel, status, attempts) VALUES (?, 'email', 'sending', 1)",
-        [crashed],
-    )
+    # a crash after the claim: the ledger says 'sending', the outcome was never recorded
+    assert ops.SendLedger(con, "crashed-run").claim(crashed, "email") == 0
     report = _deliver(con, emails, _router(tmp_path, sg))
     assert (report.sent, report.stuck_sending) == (2, 1)
     assert crashed not in {m.custom_args["reminder_key"] for m in sg.messages}
