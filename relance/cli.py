@@ -34,6 +34,25 @@ run_app = typer.Typer(help="Run a pipeline.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 console = Console()
 
+
+def _version(value: bool) -> None:
+    if value:
+        from relance.lineage import git_sha, package_version
+
+        sha = git_sha()
+        console.print(f"relance {package_version()}" + (f" (git {sha[:12]})" if sha != "unknown" else ""))
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """relance: collect unpaid invoices with data and ML."""
+
+
 DEMO_END_DATE = date(2026, 10, 31)
 
 

@@ -74,5 +74,7 @@ def test_mistakes_on_the_command_line_are_messages_with_exit_code_2(env: dict[st
     assert owned.returncode == 2 and "--vars come from the settings" in " ".join(owned.stdout.split())
     empty = _relance(["run", "daily"], env, tmp_path)  # no exports in ./data/landing yet
     assert empty.returncode == 2 and "landing" in empty.stdout and "missing or empty" in empty.stdout
+    version = _relance(["--version"], env, tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("relance 0.")
     for out in (bad_date, bad_setting, owned, empty):
         assert "Traceback" not in out.stdout + out.stderr
