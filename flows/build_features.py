@@ -73,14 +73,15 @@ def build_features(
         if stage == "features"
         else dbt.serving_build_args(settings, as_of_date)
     )
+    invoke = _invoke(settings)
     try:
-        run = dbt.run_dbt(settings, args, invoke=_invoke(settings))
+        run = dbt.run_dbt(settings, args, invoke=invoke)
     except dbt.DbtError as exc:
         _publish(exc.run, stage, as_of_date)
         raise
     _publish(run, stage, as_of_date)
     if docs:
-        dbt.run_dbt(settings, dbt.docs_args(settings, as_of_date), invoke=_invoke(settings))
+        dbt.run_dbt(settings, dbt.docs_args(settings, as_of_date), invoke=invoke)
         logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
     logger.info("dbt %s build done (invocation %s)", stage, run.invocation_id)
     assert run.invocation_id is not None  # a successful build always writes its run results

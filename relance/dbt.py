@@ -241,17 +241,6 @@ class DbtError(StopRun):
 Invoke = Callable[[list[str]], "dbtRunnerResult"]
 
 
-def failed_nodes(result: Any) -> list[FailedNode]:
-    """The nodes of a ``dbtRunnerResult`` whose status is an error or a failed test."""
-    results = getattr(getattr(result, "result", None), "results", None) or []
-    failed = []
-    for r in results:
-        status = str(getattr(r.status, "value", r.status))
-        if status in FAILED_STATUSES:
-            failed.append(FailedNode(r.node.unique_id, status, (r.message or "").strip()))
-    return failed
-
-
 @dataclass(frozen=True)
 class NodeTiming:
     unique_id: str
@@ -259,13 +248,31 @@ class NodeTiming:
     seconds: float
 
 
+def _node_results(result_object: Any) -> list[tuple[str, str, float, str]]:
+    """(unique id, status, seconds, message) of every node dbt reports in a run's result (none for ``parse``)."""
+    return [
+        (
+            r.node.unique_id,
+            str(getattr(r.status, "value", r.status)),
+            float(r.execution_time or 0.0),
+            (r.message or "").strip(),
+        )
+        for r in getattr(result_object, "results", None) or []
+    ]
+
+
+def failed_nodes(result: Any) -> list[FailedNode]:
+    """The nodes of a ``dbtRunnerResult`` whose status is an error or a failed test."""
+    return [
+        FailedNode(uid, status, message)
+        for uid, status, _, message in _node_results(getattr(result, "result", None))
+        if status in FAILED_STATUSES
+    ]
+
+
 def slowest_nodes(run: DbtRun, n: int) -> list[NodeTiming]:
     """The ``n`` nodes of a run that took longest, from what dbt returned."""
-    results = getattr(run.result_object, "results", None) or []
-    timings = [
-        NodeTiming(r.node.unique_id, str(getattr(r.status, "value", r.status)), float(r.execution_time or 0.0))
-        for r in results
-    ]
+    timings = [NodeTiming(uid, status, seconds) for uid, status, seconds, _ in _node_results(run.result_object)]
     return sorted(timings, key=lambda t: -t.seconds)[:n]
 
 
