@@ -89,11 +89,26 @@ class Settings(BaseSettings):
     )
     sendgrid_host: str = "https://api.sendgrid.com"
     max_reminders_per_run: int = 5000
+    send_ledger_path: Path | None = Field(
+        default=None,
+        description="The durable record of every reminder sent (SQLite), kept apart from the rebuildable warehouse: "
+        "back it up. Default: <data_dir>/ledger/sends.sqlite. `relance demo --fresh` never deletes it.",
+    )
+
+    # --- freshness: nothing is sent on a stale picture of the ledger ---------------------------
+    timezone: str = Field(
+        default="Europe/Paris", description="IANA time zone that decides what 'today' is for a run's as-of date."
+    )
+    max_source_age_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="Reminders go out only if every source brought new content within this many hours.",
+    )
 
     # --- reports -----------------------------------------------------------------------------
     report_top_n: int = 20
 
-    @field_validator("project_root", "data_dir", "warehouse_path", "landing_dir", mode="after")
+    @field_validator("project_root", "data_dir", "warehouse_path", "landing_dir", "send_ledger_path", mode="after")
     @classmethod
     def _absolute(cls, v: Path | None) -> Path | None:
         """Relative paths are taken from the working directory when the settings are built, once."""
@@ -115,6 +130,11 @@ class Settings(BaseSettings):
     @cached_property
     def ground_truth_dir(self) -> Path:
         return self.data / "ground_truth"
+
+    @cached_property
+    def send_ledger(self) -> Path:
+        """The durable send ledger (never under a path :meth:`owned_paths` lists)."""
+        return self.send_ledger_path or self.data / "ledger" / "sends.sqlite"
 
     @cached_property
     def outbox(self) -> Path:
@@ -176,7 +196,8 @@ class Settings(BaseSettings):
         return self.sources or [SourceSpec(path=self.landing, profile="demo")]
 
     def owned_paths(self) -> list[Path]:
-        """Everything relance writes under the data directory (what ``relance demo --fresh`` deletes)."""
+        """Everything relance writes under the data directory and can rebuild (what ``relance demo --fresh``
+        deletes). Never the send ledger: forgetting a send would send it again."""
         return [
             self.warehouse,
             self.warehouse.with_name(self.warehouse.name + ".wal"),
