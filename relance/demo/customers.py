@@ -16,6 +16,8 @@ import pyarrow as pa
 from relance.demo.arrow_columns import dates, decimal_from_cents, str_ids, vocab
 from relance.demo.days import NEVER
 from relance.demo.reference import (
+    B2B_MAIL_SUFFIX_FR,
+    B2B_MAIL_SUFFIX_GB,
     B2C_MAIL_DOMAINS,
     FIRST_NAMES,
     FOREIGN_REGION,
@@ -32,6 +34,7 @@ from relance.demo.reference import (
     as_array,
     ascii_slug,
 )
+from relance.demo.safety import FR_GEOGRAPHIC_FICTION, FR_MOBILE_FICTION, GB_LONDON_FICTION
 
 
 @dataclass
@@ -233,17 +236,30 @@ def draw_contacts(seg: Segments, rng: np.random.Generator) -> tuple[np.ndarray, 
     names = np.where(is_gb, gb_name, np.where(is_b2b, fr_name, b2c_name))
 
     b2b_mail = "compta@" + slug_words[np.maximum(section, 0) * 5 + w_idx] + "-" + slug_surnames[s_idx] + num
-    b2b_mail = b2b_mail + np.where(is_gb, ".co.uk", ".fr").astype(object)
+    b2b_mail = b2b_mail + np.where(is_gb, B2B_MAIL_SUFFIX_GB, B2B_MAIL_SUFFIX_FR).astype(object)
     domains = as_array(B2C_MAIL_DOMAINS)
     b2c_mail = slug_firsts[f_idx] + "." + slug_surnames[s_idx] + num + "@" + domains[rng.integers(0, len(domains), n)]
     emails = np.where(is_b2b, b2b_mail, b2c_mail)
+    return names, emails, draw_phones(seg, rng)
 
-    subscriber = np.char.zfill(rng.integers(0, 100_000_000, n).astype(str), 8).astype(object)
-    mobile = np.where(rng.random(n) < 0.5, "+336", "+337").astype(object)
-    landline = ("+33" + rng.integers(1, 6, n).astype(str)).astype(object)
-    prefix = np.where(is_gb, "+4420", np.where(is_b2b, landline, mobile))
-    phones = prefix + subscriber
-    return names, emails, phones
+
+def draw_phones(seg: Segments, rng: np.random.Generator) -> np.ndarray:
+    """E.164 numbers in the ranges kept for fiction (:mod:`relance.demo.safety`): French firms get the ARCEP
+    block of their zone (01-05), consumers the mobile block 06 39 98, British firms London's 020 7946 0.
+
+    The draws are the ones the generator made when it wrote ordinary numbers (subscriber, mobile coin, zone),
+    in the same order, so every later draw (invoices, payments) is unchanged; the coin is no longer used.
+    The ranges hold 10,000 (France) and 1,000 (UK) numbers, so two customers may share one.
+    """
+    n = len(seg.is_b2b)
+    subscriber = rng.integers(0, 100_000_000, n)
+    rng.random(n)  # was the 06/07 mobile coin: drawn so the stream of draws stays the same
+    zone = rng.integers(1, 6, n)
+    fr_digits = np.char.zfill((subscriber % 10_000).astype(str), 4).astype(object)
+    gb_digits = np.char.zfill((subscriber % 1_000).astype(str), 3).astype(object)
+    landline = as_array(FR_GEOGRAPHIC_FICTION)[zone - 1] + fr_digits
+    mobile = FR_MOBILE_FICTION + fr_digits
+    return np.where(seg.is_gb, GB_LONDON_FICTION + gb_digits, np.where(seg.is_b2b, landline, mobile))
 
 
 def make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> Customers:

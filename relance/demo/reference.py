@@ -116,14 +116,18 @@ LEGAL_FORMS: tuple[tuple[str, str, float], ...] = (
     ("SASU", "Société par actions simplifiée à associé unique", 0.05),
 )
 UK_SUFFIXES: tuple[str, ...] = ("Ltd", "Limited", "UK Ltd", "plc")
+# Reserved for documentation and tests (RFC 2606 / 6761; see relance.demo.safety): nobody receives mail there.
+# Six of them, as many as the consumer mail providers they stand in for, so the draws stay the same.
 B2C_MAIL_DOMAINS: tuple[str, ...] = (
-    "gmail.com",
-    "orange.fr",
-    "free.fr",
-    "laposte.net",
-    "sfr.fr",
-    "hotmail.fr",
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example",
+    "courriel.example",
+    "boite.test",
 )
+B2B_MAIL_SUFFIX_FR = ".example"
+B2B_MAIL_SUFFIX_GB = ".uk.example"
 
 # --- dunning and disputes ---------------------------------------------------------------------------------
 CHANNELS: tuple[str, ...] = ("email", "sms", "letter", "call")

@@ -22,6 +22,7 @@ from relance.demo.days import EPOCH, NEVER, SECONDS_PER_DAY, day_number, last_ru
 from relance.demo.dunning import dunning_step
 from relance.demo.generate import block_bounds
 from relance.demo.reference import RESPONSES
+from relance.demo.safety import is_fictional_phone, is_reserved_email
 from relance.demo.simulate import (
     BaseDelay,
     CreditNotes,
@@ -216,10 +217,10 @@ def test_sirens_naf_and_contact_details(con):
     assert all(stdnum_siren.is_valid(s) for s in sirens)
     for ctype, country, siren, naf, section, size, phone, email in rows:
         assert re.fullmatch(r"\+[1-9]\d{9,13}", phone), phone
-        assert "@" in email
+        assert is_reserved_email(email) and is_fictional_phone(phone), (email, phone)
         if ctype == "B2C":
             assert siren is None and naf is None and section is None and size is None
-            assert phone[:4] in ("+336", "+337")
+            assert phone.startswith("+3363998")  # ARCEP's mobile fiction block
         else:
             assert re.fullmatch(r"\d{2}\.\d{2}[A-Z]", naf) and section and size in ("micro", "small", "medium", "large")
             if country == "FR":
