@@ -16,6 +16,9 @@ and, when ``data_docs`` is on, renders the data docs site once for the whole cal
 * critical failures: ``success`` is ``False`` and ``critical_failures`` lists entity, expectation and example
   values. The caller raises :class:`CriticalValidationError`
   (:meth:`ValidationSummary.raise_for_critical`) and runs nothing downstream.
+* each validated batch's ``ops.ingest_batches.validation_state`` becomes ``failed`` (a critical failure) or
+  ``passed`` (which supersedes earlier failed batches of its source and entity), in the same transaction as its
+  quarantine rows: a failed batch keeps blocking later runs (``relance.ops.blocking_batches``) until then.
 
 Batches with nothing new to validate (status ``unchanged``, or a new file whose rows were all already in raw)
 are skipped.
@@ -43,7 +46,7 @@ from relance.warehouse import ensure_schemas
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CriticalValidationError", "ValidationSummary", "validate_batches"]
+__all__ = ["CriticalValidationError", "GateResult", "ValidationSummary", "validate_batches", "validate_pending"]
 
 
 class CriticalValidationError(StopRun):
@@ -150,6 +153,12 @@ def validate_batches(
         con.begin()
     try:
         ops.replace_contract_quarantine(con, validated_ids, rows)
+        ops.set_validation_states(
+            con,
+            {i.batch_id: ("failed" if o.critical else "passed") for i, o in zip(todo, outcomes, strict=True)},
+            at=now,
+            note=f"validation {validation_id}",
+        )
         ops.record_validation_run(
             con,
             validation_id=validation_id,
@@ -185,3 +194,55 @@ def validate_batches(
         validation_id=validation_id,
         batch_ids=[i.batch_id for i in infos],
     )
+
+
+# --- the gate every run passes before dbt ------------------------------------------------------------------------
+
+
+def blocking_message(blocking: list[ops.BatchState]) -> str:
+    """What blocks the run and how to unblock it, one line per batch."""
+    lines = [
+        f"batch {b.batch_id} ({b.source_name or '-'}/{b.entity}, {b.source_file}"
+        + (f", loaded {b.loaded_at:%Y-%m-%d %H:%M} UTC" if b.loaded_at else "")
+        + f"): {b.state}"
+        + (f", {b.state_note}" if b.state_note else "")
+        for b in blocking
+    ]
+    return (
+        "batch(es) failed their data contract; nothing downstream runs until a corrected file of the same source "
+        "passes or the batch is excluded with `relance batches quarantine BATCH_ID --reason TEXT`:\n- "
+        + "\n- ".join(lines)
+    )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The validation gate's outcome: this call's validation (``None`` if nothing was pending) and the batches
+    that still block (failed, not superseded nor quarantined)."""
+
+    summary: ValidationSummary | None
+    blocking: list[ops.BatchState]
+    validated: list[str]
+
+    def raise_if_blocked(self) -> None:
+        """Raise :class:`CriticalValidationError` naming this call's critical failures and every blocking batch."""
+        if not self.blocking and (self.summary is None or self.summary.success):
+            return
+        head = ""
+        if self.summary is not None and not self.summary.success:
+            head = "critical data-contract failures:\n- " + "\n- ".join(self.summary.critical_failures) + "\n"
+        raise CriticalValidationError(head + blocking_message(self.blocking))
+
+
+def validate_pending(
+    con: duckdb.DuckDBPyConnection, *, gx_dir: Path, flow_run_id: str | None, data_docs: bool = True
+) -> GateResult:
+    """Validate every batch not validated yet (``ops.pending_batch_ids``: whatever happened before, a crash
+    between load and validation included), then list the batches that block the run. The caller raises with
+    :meth:`GateResult.raise_if_blocked` before anything downstream."""
+    ensure_schemas(con)
+    pending = ops.pending_batch_ids(con)
+    summary = (
+        validate_batches(con, pending, gx_dir=gx_dir, flow_run_id=flow_run_id, data_docs=data_docs) if pending else None
+    )
+    return GateResult(summary=summary, blocking=ops.blocking_batches(con), validated=pending)

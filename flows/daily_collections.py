@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from flows._common import current_flow_run_id
 from flows.build_features import build_features
@@ -14,34 +15,46 @@ from flows.score_invoices import score_invoices
 from flows.send_reminders import send_reminders
 from flows.train_model import train_model
 from flows.validate_receivables import validate_receivables
+from relance.freshness import send_verdict
 from relance.lineage import git_sha, package_version
 from relance.runs import DailyResult, daily_run_lock
 from relance.settings import Settings, parse_as_of
+from relance.warehouse import connection
 
 
 @flow(name="daily-collections", log_prints=False)
 def daily_collections(
-    as_of_date: date | None = None, settings: Settings | None = None, full_refresh_features: bool = False
+    as_of_date: date | None = None,
+    settings: Settings | None = None,
+    full_refresh_features: bool = False,
+    send_backfill: bool = False,
+    allow_stale_sources: bool = False,
 ) -> DailyResult:
     """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once; two runs on
     one data directory at the same time are not (the second refuses at once, see ``relance.runs``).
 
-    ``full_refresh_features`` rebuilds every training snapshot from raw instead of only the new ones.
+    ``full_refresh_features`` rebuilds every training snapshot from raw instead of only the new ones. Reminders go
+    out only when the as-of date is today and every source is fresh (``relance.freshness``); ``send_backfill``
+    and ``allow_stale_sources`` lift one check each.
     """
     settings = settings or Settings()
     settings.ensure_dirs()
     as_of = parse_as_of(as_of_date, date.today())
     with daily_run_lock(settings.data, as_of_date=as_of, what="daily-collections flow"):
-        return _daily(settings, as_of, full_refresh_features)
+        return _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources)
 
 
-def _daily(settings: Settings, as_of: date, full_refresh_features: bool) -> DailyResult:
+def _daily(
+    settings: Settings, as_of: date, full_refresh_features: bool, send_backfill: bool, allow_stale_sources: bool
+) -> DailyResult:
     logger = get_run_logger()
     logger.info("daily collections as of %s, data in %s", as_of, settings.data)
 
     loads = ingest_receivables(settings)
     batch_ids = [b.batch_id for b in loads if b.status == "loaded"]
-    validation = validate_receivables(settings, batch_ids) if batch_ids else None
+    # the gate: every batch not validated yet is validated now, and any batch that failed its contract (in this
+    # run or an earlier one) stops the run here
+    validation = validate_receivables(settings)
 
     dbt_invocation = build_features(settings, as_of, stage="features", full_refresh=full_refresh_features)
     lineage = {
@@ -56,7 +69,30 @@ def _daily(settings: Settings, as_of: date, full_refresh_features: bool) -> Dail
     scoring = score_invoices(settings, as_of, dbt_invocation)
     build_features(settings, as_of, stage="serving", docs=True)
     lineage |= {"model.version": scoring.model_version, "model.run_id": scoring.model_run_id}
-    delivery = send_reminders(settings, as_of, lineage)
+    with connection(settings.warehouse) as con:
+        verdict = send_verdict(
+            con,
+            as_of=as_of,
+            source_names=[b.source_name for b in loads],
+            timezone=settings.timezone,
+            max_source_age_hours=settings.max_source_age_hours,
+            send_backfill=send_backfill,
+            allow_stale_sources=allow_stale_sources,
+        )
+    for reason in verdict.overridden:
+        logger.warning("sending although %s", reason)
+    if verdict.allowed:
+        delivery = send_reminders(settings, as_of, lineage)
+        sent, already, failed = delivery.sent, delivery.skipped_already_sent, delivery.failed
+    else:
+        sent = already = failed = 0
+        for reason in verdict.reasons:
+            logger.warning("nothing sent: %s", reason)
+        create_markdown_artifact(
+            key="sending-held",
+            markdown="**Nothing was sent** (features, scores and reports were computed):\n\n"
+            + "\n".join(f"- {r}" for r in verdict.reasons),
+        )
     report = publish_finance_report(settings, as_of, scoring.model_version)
 
     return DailyResult(
@@ -69,8 +105,9 @@ def _daily(settings: Settings, as_of: date, full_refresh_features: bool) -> Dail
         promoted=trained.promoted,
         champion_version=scoring.model_version,
         scored=scoring.scored,
-        reminders_sent=delivery.sent,
-        reminders_already_sent=delivery.skipped_already_sent,
-        reminders_failed=delivery.failed,
+        reminders_sent=sent,
+        reminders_already_sent=already,
+        reminders_failed=failed,
         report_html=report.html_path,
+        sending_held=tuple(verdict.reasons),
     )

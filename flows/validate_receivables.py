@@ -1,43 +1,60 @@
-"""Validate freshly loaded raw batches with the Great Expectations suites; stop the run on critical failures."""
+"""The validation gate: validate every batch not validated yet, then stop the run while any batch blocks.
+
+Whatever happened before this run (a crash between load and validation, a ``relance import`` whose contract
+failed, an SQL source whose watermark already moved), every ``pending`` batch is validated here, and a batch that
+failed a critical expectation keeps stopping dbt, scoring and sending, run after run, until a later delivery of
+the same source and entity passes (it is then ``superseded``) or an operator excludes it
+(``relance batches quarantine BATCH_ID``). See ``expectations.runner.validate_pending``.
+"""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from expectations.runner import CriticalValidationError, ValidationSummary, validate_batches
+from expectations.runner import ValidationSummary, blocking_message, validate_pending
 from flows._common import current_flow_run_id
 from relance.settings import Settings
 from relance.warehouse import connection
 
 
 @flow(name="validate-receivables")
-def validate_receivables(settings: Settings, batch_ids: list[str]) -> ValidationSummary:
+def validate_receivables(settings: Settings) -> ValidationSummary | None:
+    """Validate the pending batches; raise ``CriticalValidationError`` if any batch blocks the run.
+
+    Returns the summary of this run's validation (``None`` when no batch was pending).
+    """
     logger = get_run_logger()
     with connection(settings.warehouse) as con:
         # data docs on: the run's link artifact below points at them
-        summary = validate_batches(
-            con, batch_ids, gx_dir=settings.gx_dir, flow_run_id=current_flow_run_id(), data_docs=True
-        )
-    if summary.data_docs_index:
+        gate = validate_pending(con, gx_dir=settings.gx_dir, flow_run_id=current_flow_run_id(), data_docs=True)
+    summary = gate.summary
+    if summary is not None and summary.data_docs_index:
         create_link_artifact(
             key="gx-data-docs",
             link=summary.data_docs_index.as_uri(),
             link_text="Great Expectations data docs",
             description="Validation results of this run",
         )
-    create_markdown_artifact(
-        key="validation-summary",
-        markdown=(
-            f"**Validation** {'passed' if summary.success else 'FAILED'}  \n"
-            f"critical failures: {len(summary.critical_failures)}  \n"
-            f"warnings: {len(summary.warning_failures)}, rows quarantined: {summary.quarantined_rows}\n\n"
-            + "\n".join(f"- {m}" for m in summary.critical_failures + summary.warning_failures)
-        ),
-    )
-    if not summary.success:
-        raise CriticalValidationError(
-            "critical data-contract failures; nothing downstream runs:\n- " + "\n- ".join(summary.critical_failures)
+    if summary is not None or gate.blocking:
+        create_markdown_artifact(
+            key="validation-summary",
+            markdown=(
+                (
+                    f"**Validation** {'passed' if summary.success else 'FAILED'}  \n"
+                    f"critical failures: {len(summary.critical_failures)}  \n"
+                    f"warnings: {len(summary.warning_failures)}, rows quarantined: {summary.quarantined_rows}\n\n"
+                    + "\n".join(f"- {m}" for m in summary.critical_failures + summary.warning_failures)
+                    if summary is not None
+                    else "**Validation**: no new batch\n"
+                )
+                + ("\n\n**Blocked**: " + blocking_message(gate.blocking) if gate.blocking else "")
+            ),
         )
-    logger.info("validation passed, %d rows quarantined", summary.quarantined_rows)
+    gate.raise_if_blocked()
+    logger.info(
+        "validation gate open: %d batch(es) validated now, %d rows quarantined",
+        len(gate.validated),
+        summary.quarantined_rows if summary else 0,
+    )
     return summary

@@ -32,6 +32,10 @@ from relance.settings import Settings, parse_as_of
 app = typer.Typer(help="relance: collect unpaid invoices with data and ML.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a pipeline.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
+batches_app = typer.Typer(
+    help="Load batches and their data-contract state; exclude a batch that failed.", invoke_without_command=True
+)
+app.add_typer(batches_app, name="batches")
 console = Console()
 
 
@@ -82,6 +86,17 @@ def _as_of(value: str | None, default: date) -> date:
         raise typer.BadParameter(str(exc), param_hint="--as-of") from None
 
 
+def _today(settings: Settings) -> date:
+    """Today in the configured time zone (the default as-of date, and the one the freshness guard wants)."""
+    from relance.freshness import FreshnessConfigError, today_in
+
+    try:
+        return today_in(settings.timezone)
+    except FreshnessConfigError as exc:
+        console.print(f"[bold red]bad setting[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
 def _check_sources(settings: Settings) -> None:
     """Before anything starts: every configured source exists (a directory with files in it). Exit code 2."""
     missing = [
@@ -97,7 +112,14 @@ def _check_sources(settings: Settings) -> None:
         raise typer.Exit(2)
 
 
-def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -> DailyResult:
+def _run_daily(
+    settings: Settings,
+    as_of: date,
+    *,
+    full_refresh: bool = False,
+    send_backfill: bool = False,
+    allow_stale_sources: bool = False,
+) -> DailyResult:
     """The daily flow, under the data directory's lock, taken before Prefect starts so a second run refuses at
     once (exit code 3) instead of after a server start-up."""
     from relance.ingest import IngestError
@@ -107,7 +129,13 @@ def _run_daily(settings: Settings, as_of: date, *, full_refresh: bool = False) -
         with daily_run_lock(settings.data, as_of_date=as_of):
             daily = _flow("daily_collections", "daily_collections")
             with console.status(f"[bold]daily collections as of {as_of}[/] (Prefect logs below)"):
-                return daily(as_of_date=as_of, settings=settings, full_refresh_features=full_refresh)
+                return daily(
+                    as_of_date=as_of,
+                    settings=settings,
+                    full_refresh_features=full_refresh,
+                    send_backfill=send_backfill,
+                    allow_stale_sources=allow_stale_sources,
+                )
     except RunInProgressError as exc:
         console.print(f"[bold red]refused:[/] {escape(str(exc))}")
         raise typer.Exit(3) from None
@@ -126,6 +154,10 @@ def _print_result(result: DailyResult, json_path: Path | None) -> None:
     for key, value in result.rows():
         table.add_row(key, value)
     console.print(table)
+    if result.sending_held:
+        console.print("[bold yellow]nothing was sent[/] (features, scores and the report were computed):")
+        for reason in result.sending_held:
+            console.print(f"  - {escape(reason)}", highlight=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(result.to_json(), encoding="utf-8")
@@ -205,6 +237,11 @@ def import_(
     for r in report.load.rejected[:20]:
         console.print(f"  [yellow]quarantined[/] {r.entity}: {escape(r.reason)}")
     v = report.validation
+    if v is not None and not v.success and not dry_run:
+        console.print(
+            "[bold red]the failed batch is kept and blocks every daily run[/] until a corrected file of the same "
+            "source passes, or `relance batches quarantine BATCH_ID` excludes it (`relance batches` lists them)"
+        )
     if v is not None:
         console.print(
             f"validation: {'[green]passed[/]' if v.success else '[bold red]FAILED[/]'}, "
@@ -231,15 +268,128 @@ def run_daily(
             "By default only new snapshot dates and the run's own date are built.",
         ),
     ] = False,
+    send_backfill: Annotated[
+        bool,
+        typer.Option(
+            "--send-backfill",
+            help="Send reminders although the as-of date is not today (by default a backfill computes features, "
+            "scores and reports, and sends nothing).",
+        ),
+    ] = False,
+    allow_stale_sources: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale-sources",
+            help="Send reminders although a source brought no new data within RELANCE_MAX_SOURCE_AGE_HOURS.",
+        ),
+    ] = False,
     json_path: JsonOption = None,
 ) -> None:
     """Run the daily collections pipeline once. Re-running a date sends nothing new; a second run on the same data
     directory while one is running refuses at once (exit code 3); data that fails its contract stops the run
-    before anything is sent (exit code 1); a source that cannot be read, exit code 2."""
-    day = _as_of(as_of, date.today())
+    before anything is sent, on this run and every later one until it is fixed (exit code 1); a source that
+    cannot be read, exit code 2. Reminders go out only when the as-of date is today and every source is fresh:
+    otherwise the run computes everything else and says why nothing was sent."""
     settings = _settings()
+    day = _as_of(as_of, _today(settings))
     _check_sources(settings)
-    _print_result(_run_daily(settings, day, full_refresh=full_refresh), json_path)
+    result = _run_daily(
+        settings, day, full_refresh=full_refresh, send_backfill=send_backfill, allow_stale_sources=allow_stale_sources
+    )
+    _print_result(result, json_path)
+
+
+_STATE_STYLE = {"failed": "bold red", "pending": "yellow", "quarantined": "magenta", "superseded": "dim"}
+
+
+@batches_app.callback()
+def batches(
+    ctx: typer.Context,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state", help="Only batches in this state (repeatable): pending, passed, failed, superseded, quarantined."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many batches, newest first.")] = 50,
+) -> None:
+    """List load batches, newest first, with their data-contract state. A `failed` batch stops every daily run
+    before dbt until a corrected file of the same source passes (the failed one is then `superseded`) or
+    `relance batches quarantine BATCH_ID` excludes it. Exit code 1 when any batch blocks the daily run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from relance import ops
+    from relance.warehouse import connection
+
+    settings = _settings()
+    unknown = sorted(set(state or ()) - {"pending", "passed", "failed", "superseded", "quarantined"})
+    if unknown:
+        raise typer.BadParameter(f"unknown state(s) {', '.join(unknown)}", param_hint="--state")
+    if not settings.warehouse.exists():
+        console.print(f"no warehouse at {settings.warehouse}: nothing was imported yet")
+        return
+    with connection(settings.warehouse, read_only=True) as con:
+        rows = ops.list_batches(con, states=state, limit=limit)
+        blocking = ops.blocking_batches(con)
+    table = Table(title=f"load batches in {settings.warehouse}")
+    for col in ("batch", "source/entity", "file", "loaded at (UTC)", "read", "loaded", "quarantined", "state"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("read", "loaded", "quarantined") else "left")
+    for b in rows:
+        style = _STATE_STYLE.get(b.state, "green")
+        table.add_row(
+            b.batch_id,
+            f"{b.source_name or '-'}/{b.entity}",
+            escape(b.source_file),
+            f"{b.loaded_at:%Y-%m-%d %H:%M}" if b.loaded_at else "",
+            f"{b.rows_read:,}",
+            f"{b.rows_loaded:,}",
+            f"{b.rows_quarantined + b.rows_flagged:,}",
+            f"[{style}]{b.state}[/]" + (f"\n{escape(b.state_note)}" if b.state_note else ""),
+        )
+    console.print(table)
+    if blocking:
+        console.print(
+            f"[bold red]{len(blocking)} batch(es) block the daily run[/]: deliver a corrected file of the same "
+            "source, or `relance batches quarantine BATCH_ID --reason TEXT`"
+        )
+        raise typer.Exit(1)
+
+
+@batches_app.command("quarantine")
+def batches_quarantine(
+    batch_id: Annotated[str, typer.Argument(help="The batch to exclude (from `relance batches`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the batch, shown by `relance batches`).")],
+) -> None:
+    """Exclude a whole batch: its rows leave the current state, and a failed batch stops blocking the daily run."""
+    from datetime import UTC, datetime
+
+    from relance import ops
+    from relance.warehouse import connection
+
+    settings = _settings()
+    if not reason.strip():
+        raise typer.BadParameter("say why the batch is excluded", param_hint="--reason")
+    try:
+        with (
+            daily_run_lock(settings.data, as_of_date=date.today(), what="relance batches quarantine"),
+            connection(settings.warehouse) as con,
+        ):
+            state = ops.quarantine_batch(
+                con,
+                batch_id,
+                note=f"quarantined by {os.environ.get('USER', 'an operator')}: {reason.strip()}",
+                at=datetime.now(UTC).replace(tzinfo=None),
+            )
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(3) from None
+    except ValueError as exc:
+        console.print(f"[bold red]cannot quarantine[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"batch {state.batch_id} ({state.source_name or '-'}/{state.entity}, {escape(state.source_file)}) is "
+        f"[magenta]quarantined[/]: its {state.rows_loaded:,} row(s) are excluded from the next run"
+    )
 
 
 @app.command()
@@ -273,7 +423,8 @@ def demo(
             file_format="csv",
         )
     t0 = time.perf_counter()
-    result = _run_daily(settings, DEMO_END_DATE)
+    # the demo's ledger ends on a fixed date, so its run is a backfill: it sends anyway, to the local outbox
+    result = _run_daily(settings, DEMO_END_DATE, send_backfill=True)
     _print_result(result, json_path)
     console.print(f"\n[bold green]Demo done[/] in {time.perf_counter() - t0:.0f}s. Where to look:")
     console.print(f"  outbox (emails as SendGrid JSON, letters, call list): {settings.outbox}")

@@ -29,12 +29,23 @@ SCHEMA = "ops"
 QuarantineStage = Literal["load", "contract"]
 #: ``loaded``: a new file (or query result) was read; ``unchanged``: the same file was loaded before.
 BatchStatus = Literal["loaded", "unchanged"]
+#: Where a batch stands with its data contract. ``pending``: loaded, not validated yet (nothing downstream runs
+#: until it is); ``passed``: validated, no critical failure (or nothing new to validate); ``failed``: a critical
+#: expectation failed -- dbt, scoring and sending are blocked until the batch is ``superseded`` (a later batch of
+#: the same source and entity passed) or ``quarantined`` (an operator excluded it: ``relance batches quarantine``).
+#: Rows of failed, superseded and quarantined batches never reach the current state (the staging macro).
+ValidationState = Literal["pending", "passed", "failed", "superseded", "quarantined"]
+#: States that stop a run before dbt.
+BLOCKING_STATES: tuple[str, ...] = ("pending", "failed")
+#: States whose rows are excluded from the current state.
+EXCLUDED_STATES: tuple[str, ...] = ("failed", "superseded", "quarantined")
 
 TABLES: dict[str, str] = {
     "ingest_batches": """
         batch_id VARCHAR PRIMARY KEY, entity VARCHAR, source_file VARCHAR, file_hash VARCHAR,
         rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unchanged BIGINT,
-        status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR, source_name VARCHAR, rows_flagged BIGINT""",
+        status VARCHAR, loaded_at TIMESTAMP, flow_run_id VARCHAR, source_name VARCHAR, rows_flagged BIGINT,
+        validation_state VARCHAR, state_changed_at TIMESTAMP, state_note VARCHAR""",
     "source_watermarks": """
         source_name VARCHAR, entity VARCHAR, watermark VARCHAR, updated_at TIMESTAMP, batch_id VARCHAR,
         PRIMARY KEY (source_name, entity)""",
@@ -75,6 +86,19 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
         "VARCHAR",
         "UPDATE ops.quarantine SET stage = CASE WHEN expectation LIKE 'load:%' THEN 'load' ELSE 'contract' END",
     ),
+    # batches loaded before the validation gate: failed if the last validation run that covered them failed
+    # (that run stopped the pipeline), else passed
+    (
+        "ingest_batches",
+        "validation_state",
+        "VARCHAR",
+        """UPDATE ops.ingest_batches b SET validation_state = coalesce((
+               SELECT CASE WHEN v.success THEN 'passed' ELSE 'failed' END FROM ops.validation_runs v
+               WHERE list_contains(string_split(v.batch_ids, ','), b.batch_id)
+               ORDER BY v.validated_at DESC LIMIT 1), 'passed')""",
+    ),
+    ("ingest_batches", "state_changed_at", "TIMESTAMP", None),
+    ("ingest_batches", "state_note", "VARCHAR", None),
 )
 
 MAX_ERROR_CHARS = 2000
@@ -157,11 +181,18 @@ def loaded_file_rows(
     return None if row is None else int(row[0] or 0)
 
 
+def initial_state(batch: BatchRecord) -> ValidationState:
+    """``pending`` for a batch that appended rows to raw (they must be validated before anything reads them);
+    ``passed`` for one with nothing new (an unchanged file, or rows all already current)."""
+    return "pending" if batch.status == "loaded" and batch.rows_loaded > 0 else "passed"
+
+
 def record_batch(con: duckdb.DuckDBPyConnection, batch: BatchRecord) -> None:
+    """Record a load batch, in :func:`initial_state`."""
     con.execute(
         "INSERT INTO ops.ingest_batches (batch_id, entity, source_file, file_hash, rows_read, rows_loaded, "
-        "rows_quarantined, rows_unchanged, status, loaded_at, flow_run_id, source_name) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rows_quarantined, rows_unchanged, status, loaded_at, flow_run_id, source_name, validation_state, "
+        "state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             batch.batch_id,
             batch.entity,
@@ -175,6 +206,8 @@ def record_batch(con: duckdb.DuckDBPyConnection, batch: BatchRecord) -> None:
             batch.loaded_at,
             batch.flow_run_id,
             batch.source_name,
+            initial_state(batch),
+            batch.loaded_at,
         ],
     )
 
@@ -214,6 +247,106 @@ def previous_volumes(con: duckdb.DuckDBPyConnection, batch: BatchRecord, limit: 
         [batch.entity, batch.source_name or "", batch.batch_id, batch.loaded_at, batch.loaded_at, limit],
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+# --- the validation gate: each batch's state ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A batch and where it stands with its data contract (``relance batches`` lists these)."""
+
+    batch_id: str
+    source_name: str | None
+    entity: str
+    source_file: str
+    loaded_at: datetime | None
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_flagged: int
+    state: ValidationState
+    state_changed_at: datetime | None
+    state_note: str | None
+
+
+_STATE_COLUMNS = (
+    "batch_id, source_name, entity, source_file, loaded_at, coalesce(rows_read, 0), coalesce(rows_loaded, 0), "
+    "coalesce(rows_quarantined, 0), coalesce(rows_flagged, 0), coalesce(validation_state, 'passed'), "
+    "state_changed_at, state_note"
+)
+
+
+def _states(con: duckdb.DuckDBPyConnection, where: str, params: Sequence = (), limit: int | None = None) -> list:
+    sql = f"SELECT {_STATE_COLUMNS} FROM ops.ingest_batches WHERE {where} ORDER BY loaded_at DESC NULLS LAST, batch_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [BatchState(*r) for r in con.execute(sql, list(params)).fetchall()]
+
+
+def list_batches(
+    con: duckdb.DuckDBPyConnection, *, states: Sequence[str] | None = None, limit: int | None = 100
+) -> list[BatchState]:
+    """Batches, newest first, optionally only those in ``states``."""
+    if states:
+        return _states(con, "list_contains(?, coalesce(validation_state, 'passed'))", [list(states)], limit)
+    return _states(con, "true", (), limit)
+
+
+def pending_batch_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Batches loaded but not validated yet, oldest first: whatever happened before (a crash between load and
+    validation, ``relance import`` in another process), they are validated before anything downstream runs."""
+    rows = con.execute(
+        "SELECT batch_id FROM ops.ingest_batches WHERE validation_state = 'pending' ORDER BY loaded_at, batch_id"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def blocking_batches(con: duckdb.DuckDBPyConnection) -> list[BatchState]:
+    """Batches that stop a run before dbt: not validated yet, or failed and neither superseded nor quarantined."""
+    return _states(con, "list_contains(?, validation_state)", [list(BLOCKING_STATES)])
+
+
+def set_validation_states(
+    con: duckdb.DuckDBPyConnection, states: Mapping[str, ValidationState], *, at: datetime, note: str | None = None
+) -> None:
+    """Record the outcome of validating these batches. A batch that ``passed`` supersedes every ``failed`` batch
+    of the same (source, entity) loaded before it: the source delivered a file that meets the contract."""
+    for batch_id, state in states.items():
+        con.execute(
+            "UPDATE ops.ingest_batches SET validation_state = ?, state_changed_at = ?, state_note = ? "
+            "WHERE batch_id = ?",
+            [state, at, note, batch_id],
+        )
+        if state == "passed":
+            con.execute(
+                """UPDATE ops.ingest_batches f SET validation_state = 'superseded', state_changed_at = ?,
+                       state_note = 'superseded by batch ' || p.batch_id
+                   FROM ops.ingest_batches p
+                   WHERE p.batch_id = ? AND f.validation_state = 'failed' AND f.entity = p.entity
+                     AND coalesce(f.source_name, '') = coalesce(p.source_name, '') AND f.loaded_at <= p.loaded_at
+                     AND f.batch_id <> p.batch_id""",
+                [at, batch_id],
+            )
+
+
+def quarantine_batch(con: duckdb.DuckDBPyConnection, batch_id: str, *, note: str, at: datetime) -> BatchState:
+    """An operator excludes a whole batch: its rows leave the current state, and a failed batch stops blocking.
+
+    Raises:
+        ValueError: unknown batch id, or a batch with no rows in raw (an unchanged file: nothing to exclude).
+    """
+    found = _states(con, "batch_id = ?", [batch_id])
+    if not found:
+        raise ValueError(f"unknown batch id {batch_id!r} (see `relance batches`)")
+    if found[0].rows_loaded == 0:
+        raise ValueError(f"batch {batch_id} put no rows in raw ({found[0].state}): nothing to quarantine")
+    con.execute(
+        "UPDATE ops.ingest_batches SET validation_state = 'quarantined', state_changed_at = ?, state_note = ? "
+        "WHERE batch_id = ?",
+        [at, note, batch_id],
+    )
+    return _states(con, "batch_id = ?", [batch_id])[0]
 
 
 def read_watermarks(con: duckdb.DuckDBPyConnection, source_name: str) -> dict[str, str]:

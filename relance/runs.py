@@ -113,6 +113,8 @@ class DailyResult:
     reminders_already_sent: int
     reminders_failed: int
     report_html: Path
+    #: why nothing was sent (the freshness guard, ``relance.freshness``); empty when the run could send
+    sending_held: tuple[str, ...] = ()
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) pairs in field order, for a table on screen or a Prefect artifact."""
