@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relance.redaction import redact_url, url_secrets
 from relance.resources import packaged_dbt_project
 
 
@@ -25,7 +26,10 @@ class SourceSpec(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a bad value must not echo a secret in a validation error's text
+    model_config = SettingsConfigDict(
+        env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # --- locations -------------------------------------------------------------------------
     project_root: Path | None = Field(
@@ -39,7 +43,11 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         default="4GB", description="Memory cap of dbt's DuckDB (it spills to disk past it), e.g. '4GB', '16GB'."
     )
-    mlflow_tracking_uri: str | None = Field(default=None, description="Default: sqlite:///<data_dir>/mlflow/mlflow.db")
+    mlflow_tracking_uri: SecretStr | None = Field(
+        default=None,
+        description="Default: sqlite:///<data_dir>/mlflow/mlflow.db. A secret: it may carry a password "
+        "(postgresql://user:pw@host/db, https://user:token@mlflow...); shown only as `redacted_mlflow_uri`.",
+    )
     mlflow_artifact_root: Path | None = Field(default=None, description="Default: <data_dir>/mlflow/artifacts")
     prefect_home: Path | None = Field(default=None, description="Default: <data_dir>/prefect")
     landing_dir: Path | None = Field(
@@ -150,7 +158,32 @@ class Settings(BaseSettings):
 
     @cached_property
     def mlflow_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+        """The tracking URI in clear, to connect with; never to print (see :attr:`redacted_mlflow_uri`).
+
+        A cached property, not a field: ``repr``, ``model_dump`` and Prefect's flow-run parameters leave it out."""
+        if self.mlflow_tracking_uri is not None and self.mlflow_tracking_uri.get_secret_value():
+            return self.mlflow_tracking_uri.get_secret_value()
+        return f"sqlite:///{self.data / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def redacted_mlflow_uri(self) -> str:
+        """The tracking URI without its credentials, for messages and logs."""
+        return redact_url(self.mlflow_uri, self.secret_values())
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, in clear: what :func:`relance.redaction.install_log_redaction` hides.
+
+        The SendGrid key, and the credentials inside the MLflow tracking URI (its password, its credential query
+        parameters). The PostgreSQL password is no setting (dbt reads ``RELANCE_PG_PASSWORD``): the redaction takes
+        it from the environment with every other credential-named variable.
+        """
+        values = []
+        if self.sendgrid_api_key is not None:
+            values.append(self.sendgrid_api_key.get_secret_value())
+        if self.mlflow_tracking_uri is not None:
+            values += url_secrets(self.mlflow_tracking_uri.get_secret_value())
+        values += url_secrets(self.sendgrid_host)
+        return [v for v in values if v]
 
     @cached_property
     def mlflow_artifacts(self) -> Path:
@@ -230,6 +263,8 @@ class Settings(BaseSettings):
         tool's telemetry off.
 
         Set once by entry points (CLI, tests) before Prefect is imported: Prefect reads its home at import time.
+        ``MLFLOW_TRACKING_URI`` is the URI in clear (MLflow's CLI connects with it): this mapping goes to a process
+        environment, never to a log line or a command line.
         dbt needs none of them: ``relance.dbt`` passes it arguments and a profile written from these settings.
         """
         return {

@@ -30,6 +30,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, Subject, To
 
 from relance.files import write_text_atomic
+from relance.redaction import install_log_redaction
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,9 @@ class SendGridTransport:
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key:
             raise ValueError("SendGridTransport needs an API key; leave it unset to use the outbox instead")
+        # python_http_client logs every request's headers at DEBUG, ``Authorization: Bearer <key>`` included:
+        # whoever turns DEBUG on (or Prefect ships the records to its database) sees ``Bearer ***`` instead.
+        install_log_redaction([key])
         self._client = SendGridAPIClient(api_key=key, host=host)
         # python_http_client has no default timeout: without one a stalled connection hangs the flow forever.
         self._client.client.timeout = timeout

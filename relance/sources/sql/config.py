@@ -1,5 +1,12 @@
 """The SQL source's YAML config: its schema (pydantic), ``${VAR}`` placeholders filled from the environment (URL
-percent-encoded, secrets never echoed), and loading it from a file with errors naming file and field."""
+percent-encoded, secrets never echoed), and loading it from a file with errors naming file and field.
+
+What of the URL is secret (hidden by :attr:`SqlSourceConfig.safe_url`, the only form of the URL that reaches
+messages, logs, raw rows' ``_source_file`` and ``ops.ingest_batches``): the password of its userinfo, every query
+parameter whose name looks like a credential (``?password=``, ``sslpassword``, ``token``, ``api_key``, ...), the
+``PWD=``/``Password=`` pairs of an ``odbc_connect`` string, and every value a placeholder filled from a variable
+whose name looks like a credential (``${ERP_PASSWORD}``, ``${ERP_PWD}``, ``${ERP_TOKEN}``), wherever in the URL it
+landed. Other placeholders (``${ERP_HOST}``) stay visible: an error naming the host is worth having."""
 
 from __future__ import annotations
 
@@ -11,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from relance.raw_schema import ENTITIES
+from relance.redaction import is_secret_name, redact_url, url_secrets
 from relance.sources.sql.errors import SqlConfigError
 
 DEFAULT_CHUNK_SIZE = 10_000
@@ -59,6 +67,8 @@ class SqlSourceConfig(BaseModel):
     entities: dict[str, EntityQuery] = Field(min_length=1)
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0, le=1_000_000)
     connect_timeout_s: int = Field(default=10, gt=0, description="connection timeout (PostgreSQL)")
+    # values that credential-named ``${VAR}`` placeholders put into the URL (set by parse_sql_config)
+    _placeholder_secrets: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("url")
     @classmethod
@@ -84,10 +94,14 @@ class SqlSourceConfig(BaseModel):
         """The URL, with its password (for connecting only)."""
         return make_url(self.url.get_secret_value())
 
+    def secret_values(self) -> list[str]:
+        """Every secret the URL holds, in clear (see the module docstring): what messages must never show."""
+        return [*url_secrets(self.url.get_secret_value()), *self._placeholder_secrets]
+
     @property
     def safe_url(self) -> str:
-        """The URL with the password hidden, for messages, logs and ``source_file``."""
-        return self.sqlalchemy_url.render_as_string(hide_password=True)
+        """The URL with every secret hidden (``***``), for messages, logs and ``source_file``."""
+        return redact_url(self.url.get_secret_value(), self.secret_values())
 
 
 def substitute_env(value: str, environ: Mapping[str, str]) -> str:
@@ -132,15 +146,20 @@ def parse_sql_config(
         raise SqlConfigError(f"{where}: expected a mapping with name, url and entities, got {type(data).__name__}")
     values = dict(data)
     url = values.get("url")
+    env = os.environ if environ is None else environ
+    secrets: tuple[str, ...] = ()
     if isinstance(url, str):
         try:
-            values["url"] = substitute_env(url, os.environ if environ is None else environ)
+            values["url"] = substitute_env(url, env)
         except SqlConfigError as exc:
             raise SqlConfigError(f"{where}: {exc}") from None
+        secrets = tuple(env[name] for name in _PLACEHOLDER.findall(url) if is_secret_name(name) and env[name])
     try:
-        return SqlSourceConfig.model_validate(values)
+        config = SqlSourceConfig.model_validate(values)
     except ValidationError as exc:
         raise SqlConfigError(_format_validation_error(where, exc)) from None
+    config._placeholder_secrets = secrets
+    return config
 
 
 def load_sql_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> SqlSourceConfig:
