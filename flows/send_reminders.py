@@ -1,4 +1,7 @@
-"""Plan reminders from the scored worklist and deliver each exactly once (email, letter, call list)."""
+"""Plan reminders from the scored worklist and deliver each exactly once (email, letter, call list).
+
+What was sent is recorded in the durable send ledger (``Settings.send_ledger``, outside the warehouse).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from flows._common import current_flow_run_id
 from relance.channels import transport_factory
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
+from relance.send_ledger import SendLedger, import_warehouse_sends
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
 
@@ -18,17 +22,21 @@ from relance.warehouse import connection, read_for_date
 @flow(name="send-reminders")
 def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]) -> DeliveryReport:
     logger = get_run_logger()
-    with connection(settings.warehouse) as con:
+    with connection(settings.warehouse) as con, SendLedger(settings.send_ledger) as ledger:
+        imported = import_warehouse_sends(ledger, con)  # an earlier version's sends, before they are planned again
+        if imported:
+            logger.warning("%d send(s) recorded in the warehouse imported into %s", imported, settings.send_ledger)
         worklist = read_for_date(con, "serving.collection_worklist", as_of_date)
         planned = plan_reminders(
             worklist,
             as_of_date=as_of_date,
             max_reminders=settings.max_reminders_per_run,
-            exclude_keys=handled_reminder_keys(con),  # steps sent on earlier days do not eat the cap
+            exclude_keys=handled_reminder_keys(ledger),  # steps sent on earlier days do not eat the cap
         )
         report = deliver(
             con,
             planned,
+            ledger=ledger,
             transport_for=transport_factory(settings, as_of_date),
             lineage=lineage,
             flow_run_id=current_flow_run_id(),

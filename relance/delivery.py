@@ -1,10 +1,12 @@
-"""Exactly-once delivery of planned reminders, with DuckDB as the send ledger.
+"""Exactly-once delivery of planned reminders, with a durable send ledger outside the warehouse.
 
 The protocol, per reminder (``reminder_key`` = sha256(invoice_id, step), see ``relance.reminders.policy``):
 
-1. ``ops.reminders_planned`` gets the row once (``ON CONFLICT DO NOTHING``): the first plan of a step wins
-   and keeps its lineage (model version, MLflow run, dbt invocation, flow run).
-2. A key whose ``ops.reminder_sends.status`` is ``'sent'`` is skipped: that is what makes reruns safe.
+1. ``ops.reminders_planned`` (warehouse) gets the row once (``ON CONFLICT DO NOTHING``): the first plan of a step
+   wins and keeps its lineage (model version, MLflow run, dbt invocation, flow run).
+2. A key whose status in the send ledger (``relance.send_ledger.SendLedger``, its own SQLite file that a
+   warehouse rebuild, restore or ``relance demo --fresh`` does not touch) is ``'sent'`` is skipped: that is what
+   makes reruns safe.
 3. Otherwise the row is claimed by writing ``'sending'`` *and committing it before the transport is called*,
    then set to ``'sent'`` (provider message id / outbox path, ``sent_at``) or ``'failed'`` (``last_error``,
    ``attempts``). ``'failed'`` rows are tried again on the next run.
@@ -12,11 +14,13 @@ The protocol, per reminder (``reminder_key`` = sha256(invoice_id, step), see ``r
    provider did not answer (timeout): the customer *may* have received the message. It is deliberately **not
    resent automatically** -- an unpaid-invoice reminder sent twice is worse than one sent a day late. It is
    logged as a warning and counted (``DeliveryReport.stuck_sending``) until someone reconciles it: look the
-   ``reminder_key`` up in the SendGrid activity feed (it is a custom arg) or in the outbox, then set the
-   status to ``'sent'``, or to ``'failed'`` to have the next run send it.
+   ``reminder_key`` up in the SendGrid activity feed (it is a custom arg) or in the outbox, then call
+   ``SendLedger.reconcile(key, 'sent')``, or ``'failed'`` to have the next run send it
+   (``ledger.records('sending')`` lists them).
 
-Each ledger statement runs in DuckDB's autocommit mode; call :func:`deliver` with no transaction open on
-``con`` or the ``'sending'`` marks are not durable before the sends they guard.
+The warehouse keeps a copy for SQL readers: each :func:`deliver` first imports sends the warehouse's
+``ops.reminder_sends`` knows and the ledger does not (a warehouse from a version whose ledger was that table),
+then recreates ``ops.reminder_sends`` from the ledger when it is done.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import pandas as pd
 from relance import ops
 from relance.channels.email import DeliveryError, SendResult, Transport, build_mail
 from relance.reminders.policy import PLANNED_COLUMNS
+from relance.send_ledger import SendLedger, import_warehouse_sends, mirror_to_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class DeliveryReport:
     in_doubt: int = 0
     paused: int = 0
     failed_keys: list[str] = field(default_factory=list)
+    imported_from_warehouse: int = 0
 
     def as_rows(self) -> list[dict[str, Any]]:
         """One row per outcome, for a Prefect table artifact."""
@@ -80,10 +86,11 @@ def _none_if_missing(value: Any) -> Any:
         return value
 
 
-def handled_reminder_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+def handled_reminder_keys(ledger: SendLedger) -> set[str]:
     """Keys already sent or in flight: pass them to ``plan_reminders(exclude_keys=...)`` so they do not take
-    a place under today's cap."""
-    return ops.SendLedger(con, None).handled_keys()
+    a place under today's cap. (After an upgrade, call ``relance.send_ledger.import_warehouse_sends`` first so
+    the sends an earlier version recorded in the warehouse count too; :func:`deliver` does it as well.)"""
+    return ledger.handled_keys()
 
 
 def record_planned(
@@ -115,6 +122,7 @@ def deliver(
     con: duckdb.DuckDBPyConnection,
     planned: pd.DataFrame,
     *,
+    ledger: SendLedger,
     transport_for: Callable[[str], Transport],
     lineage: Mapping[str, str | None],
     flow_run_id: str | None,
@@ -129,7 +137,9 @@ def deliver(
 
     ``planned`` is the frame of ``relance.reminders.policy.plan_reminders`` (rendering columns such as
     ``due_date`` and ``customer_name`` are used when present). Requires the ops tables
-    (``relance.warehouse.ensure_schemas``).
+    (``relance.warehouse.ensure_schemas``). ``ledger`` is the durable send ledger (``Settings.send_ledger``);
+    call with no transaction open on ``con`` (the copy of the ledger in ``ops.reminder_sends`` is rewritten in
+    a transaction of its own).
 
     Retryable errors (429, 5xx, connection refused) are retried in this call up to ``max_attempts`` with
     exponential backoff (``backoff_seconds``, doubled each time); after that, and for any other error, the
@@ -140,14 +150,14 @@ def deliver(
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    report = DeliveryReport()
+    report = DeliveryReport(imported_from_warehouse=import_warehouse_sends(ledger, con))
     if planned.empty:
+        _mirror(ledger, con)
         return report
     flow_run_id = flow_run_id or _lineage(lineage, "flow_run_id", "prefect.flow_run_id")
     new = record_planned(con, planned, lineage=lineage, flow_run_id=flow_run_id, planned_at=now())
     log.info("%d planned reminders, %d new in ops.reminders_planned", len(planned), new)
 
-    ledger = ops.SendLedger(con, flow_run_id)
     mail_lineage = {**lineage, "flow_run_id": flow_run_id}
     statuses = ledger.statuses(planned["reminder_key"].astype(str).tolist())
     consecutive_failures: dict[str, int] = {}
@@ -179,13 +189,29 @@ def deliver(
             )
         except (ValueError, KeyError, TypeError) as exc:
             # Cannot even build the message: no attempt was made, nothing can have gone out.
-            ledger.failed(key, channel, f"cannot prepare message: {exc}", statuses.get(key, (None, 0))[1])
+            ledger.failed(
+                key,
+                channel,
+                f"cannot prepare message: {exc}",
+                statuses.get(key, (None, 0))[1],
+                flow_run_id=flow_run_id,
+                at=now(),
+            )
             report.failed += 1
             report.failed_keys.append(key)
             log.error("reminder %s: cannot prepare %s message: %s", key, channel, exc)
             continue
 
-        attempts = ledger.claim(key, channel)
+        attempts = ledger.claim(
+            key,
+            channel,
+            flow_run_id=flow_run_id,
+            invoice_id=row.get("invoice_id"),
+            customer_id=row.get("customer_id"),
+            step=row.get("step"),
+            recipient=row.get("recipient"),
+            at=now(),
+        )
         if attempts is None:  # someone else (another run) got there between our read and our claim
             report.skipped_already_sent += 1
             continue
@@ -199,6 +225,7 @@ def deliver(
                 outbox_path=str(outcome.result.outbox_path) if outcome.result.outbox_path else None,
                 attempts=attempts,
                 at=now(),
+                flow_run_id=flow_run_id,
             )
             report.sent += 1
             report.by_channel[channel] = report.by_channel.get(channel, 0) + 1
@@ -207,11 +234,13 @@ def deliver(
         error = outcome.error
         assert error is not None
         if isinstance(error, DeliveryError) and error.ambiguous:
-            ledger.failed(key, channel, f"in doubt: {error}", attempts, status="sending")
+            ledger.failed(
+                key, channel, f"in doubt: {error}", attempts, status="sending", flow_run_id=flow_run_id, at=now()
+            )
             report.in_doubt += 1
             log.warning("reminder %s: outcome unknown (%s); left in 'sending' for reconciliation", key, error)
         else:
-            ledger.failed(key, channel, f"{type(error).__name__}: {error}", attempts)
+            ledger.failed(key, channel, f"{type(error).__name__}: {error}", attempts, flow_run_id=flow_run_id, at=now())
             report.failed += 1
             report.failed_keys.append(key)
             log.error("reminder %s (%s) failed after %d attempt(s): %s", key, channel, attempts, error)
@@ -233,7 +262,15 @@ def deliver(
         report.in_doubt,
         report.paused,
     )
+    _mirror(ledger, con)
     return report
+
+
+def _mirror(ledger: SendLedger, con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        mirror_to_warehouse(ledger, con)
+    except duckdb.Error:  # a derived copy: the sends are in the ledger, and the next delivery rewrites it
+        log.exception("could not copy the send ledger to ops.reminder_sends; the ledger itself is up to date")
 
 
 @dataclass

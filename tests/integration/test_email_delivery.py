@@ -1,5 +1,5 @@
 """Exactly-once delivery through the real SendGrid client against a spec-validating stand-in on 127.0.0.1,
-and through the embedded outboxes, with a real DuckDB ledger."""
+and through the embedded outboxes, with a real send ledger (SQLite) and a real DuckDB warehouse."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from sendgrid.helpers.mail import CustomArg
 
-from relance import ops
 from relance.channels import DeliveryError, SendGridTransport, build_mail, make_transport_for
 from relance.delivery import deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
+from relance.send_ledger import SendLedger
 from relance.warehouse import ensure_schemas
 from tests.standins.sendgrid import SPEC_PATH, SendGridStandIn, load_validator, running_sendgrid_standin
 
@@ -84,6 +84,12 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[SendLedger]:
+    with SendLedger(tmp_path / "ledger" / "sends.sqlite") as led:
+        yield led
+
+
+@pytest.fixture
 def planned() -> pd.DataFrame:
     plan = plan_reminders(_worklist(), as_of_date=AS_OF, max_reminders=100)
     assert plan["channel"].value_counts().to_dict() == {"email": 3, "call": 2, "letter": 1}
@@ -100,10 +106,11 @@ def _router(tmp_path: Path, sg: SendGridStandIn | None):
     )
 
 
-def _deliver(con, planned, transport_for, **kw):
+def _deliver(con, ledger, planned, transport_for, **kw):
     return deliver(
         con,
         planned,
+        ledger=ledger,
         transport_for=transport_for,
         lineage=LINEAGE,
         flow_run_id="flow-1",
@@ -118,11 +125,11 @@ def _sends(con) -> pd.DataFrame:
     return con.sql("SELECT * FROM ops.reminder_sends ORDER BY reminder_key").df().set_index("reminder_key")
 
 
-def test_every_email_arrives_once_with_ids_and_rerun_sends_nothing(con, planned, tmp_path, sg):
+def test_every_email_arrives_once_with_ids_and_rerun_sends_nothing(con, ledger, planned, tmp_path, sg):
     transport_for = _router(tmp_path, sg)
     emails = planned[planned["channel"] == "email"]
 
-    report = _deliver(con, planned, transport_for)
+    report = _deliver(con, ledger, planned, transport_for)
 
     assert (report.sent, report.failed, report.skipped_already_sent) == (6, 0, 0)
     assert report.by_channel == {"email": 3, "call": 2, "letter": 1}
@@ -158,19 +165,19 @@ def test_every_email_arrives_once_with_ids_and_rerun_sends_nothing(con, planned,
     assert set(planned_rows["dbt_invocation_id"]) == {"dbt-1"}
     assert set(planned_rows["flow_run_id"]) == {"flow-1"}
 
-    again = _deliver(con, planned, _router(tmp_path, sg))
+    again = _deliver(con, ledger, planned, _router(tmp_path, sg))
     assert (again.sent, again.skipped_already_sent, again.failed) == (0, 6, 0)
     assert len(sg.messages) == 3
     assert sg.requests == 3
     assert con.sql("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] == 6
-    assert handled_reminder_keys(con) == set(planned["reminder_key"])
+    assert handled_reminder_keys(ledger) == set(planned["reminder_key"])
 
 
-def test_a_500_fails_one_message_and_the_others_still_go(con, planned, tmp_path, sg):
+def test_a_500_fails_one_message_and_the_others_still_go(con, ledger, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"]
     sg.fail_next(1, 500)  # the first email request (highest exposure) gets a 500
 
-    report = _deliver(con, emails, _router(tmp_path, sg), max_attempts=1)
+    report = _deliver(con, ledger, emails, _router(tmp_path, sg), max_attempts=1)
 
     assert (report.sent, report.failed) == (2, 1)
     failed_key = emails["reminder_key"].iloc[0]
@@ -182,7 +189,7 @@ def test_a_500_fails_one_message_and_the_others_still_go(con, planned, tmp_path,
     assert failed_key not in {m.custom_args["reminder_key"] for m in sg.messages}
 
     # next run: the failed one is retried and goes out; the others are not sent again
-    rerun = _deliver(con, emails, _router(tmp_path, sg), max_attempts=1)
+    rerun = _deliver(con, ledger, emails, _router(tmp_path, sg), max_attempts=1)
     assert (rerun.sent, rerun.skipped_already_sent, rerun.failed) == (1, 2, 0)
     assert [m.custom_args["reminder_key"] for m in sg.messages].count(failed_key) == 1
     sends = _sends(con)
@@ -190,10 +197,10 @@ def test_a_500_fails_one_message_and_the_others_still_go(con, planned, tmp_path,
     assert pd.isna(sends.loc[failed_key, "last_error"])
 
 
-def test_transient_429_is_retried_within_the_run(con, planned, tmp_path, sg):
+def test_transient_429_is_retried_within_the_run(con, ledger, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"].head(1)
     sg.fail_next(1, 429)
-    report = _deliver(con, emails, _router(tmp_path, sg), max_attempts=2)
+    report = _deliver(con, ledger, emails, _router(tmp_path, sg), max_attempts=2)
     assert (report.sent, report.failed) == (1, 0)
     assert sg.requests == 2 and len(sg.messages) == 1
     assert _sends(con)["attempts"].tolist() == [2]
@@ -211,7 +218,7 @@ def test_spec_violation_surfaces_as_delivery_error_with_the_field(planned, sg):
     assert sg.messages == []
 
 
-def test_bad_api_key_fails_and_pauses_the_channel(con, planned, tmp_path, sg):
+def test_bad_api_key_fails_and_pauses_the_channel(con, ledger, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"]
     transport_for = make_transport_for(
         outbox_dir=tmp_path / "outbox",
@@ -220,27 +227,27 @@ def test_bad_api_key_fails_and_pauses_the_channel(con, planned, tmp_path, sg):
         sendgrid_api_key="SG.wrong",
         sendgrid_host=sg.url,
     )
-    report = _deliver(con, emails, transport_for, pause_after_consecutive_failures=2)
+    report = _deliver(con, ledger, emails, transport_for, pause_after_consecutive_failures=2)
     assert (report.sent, report.failed, report.paused) == (0, 2, 1)
     assert sg.requests == 2  # 401 is not retried, and the third message is not attempted
     assert set(_sends(con)["status"]) == {"failed"}
     assert all("401" in e for e in _sends(con)["last_error"])
 
 
-def test_row_left_sending_by_a_crash_is_not_resent(con, planned, tmp_path, sg):
+def test_row_left_sending_by_a_crash_is_not_resent(con, ledger, planned, tmp_path, sg):
     emails = planned[planned["channel"] == "email"]
     crashed = emails["reminder_key"].iloc[1]
     # a crash after the claim: the ledger says 'sending', the outcome was never recorded
-    assert ops.SendLedger(con, "crashed-run").claim(crashed, "email") == 0
-    report = _deliver(con, emails, _router(tmp_path, sg))
+    assert ledger.claim(crashed, "email", flow_run_id="crashed-run") == 0
+    report = _deliver(con, ledger, emails, _router(tmp_path, sg))
     assert (report.sent, report.stuck_sending) == (2, 1)
     assert crashed not in {m.custom_args["reminder_key"] for m in sg.messages}
     assert _sends(con).loc[crashed, "status"] == "sending"
 
 
-def test_outbox_writes_one_file_per_key_and_rerun_adds_none(con, planned, tmp_path):
+def test_outbox_writes_one_file_per_key_and_rerun_adds_none(con, ledger, planned, tmp_path):
     transport_for = _router(tmp_path, None)
-    report = _deliver(con, planned, transport_for)
+    report = _deliver(con, ledger, planned, transport_for)
     assert (report.sent, report.failed) == (6, 0)
 
     outbox = tmp_path / "outbox"
@@ -262,24 +269,25 @@ def test_outbox_writes_one_file_per_key_and_rerun_adds_none(con, planned, tmp_pa
     assert not list(outbox.rglob("*.tmp"))
 
     mtimes = {p: p.stat().st_mtime_ns for p in outbox.rglob("*") if p.is_file()}
-    again = _deliver(con, planned, _router(tmp_path, None))
+    again = _deliver(con, ledger, planned, _router(tmp_path, None))
     assert (again.sent, again.skipped_already_sent) == (0, 6)
     assert {p: p.stat().st_mtime_ns for p in outbox.rglob("*") if p.is_file()} == mtimes
 
 
-def test_call_list_has_no_duplicate_rows_on_rerun(con, planned, tmp_path):
+def test_call_list_has_no_duplicate_rows_on_rerun(con, ledger, planned, tmp_path):
     calls = planned[planned["channel"] == "call"]
-    _deliver(con, calls, _router(tmp_path, None))
+    _deliver(con, ledger, calls, _router(tmp_path, None))
     path = tmp_path / "outbox" / "calls" / f"{AS_OF.isoformat()}.csv"
     with path.open(newline="") as fh:
         first = list(csv.DictReader(fh))
     assert sorted(r["reminder_key"] for r in first) == sorted(calls["reminder_key"])
     assert {r["phone"] for r in first} == {"+33100000005", "+33100000006"}
 
-    # even if the ledger forgets (e.g. a restored DuckDB), the call list itself refuses duplicates
+    # even if the ledger forgets (e.g. a lost ledger file), the call list itself refuses duplicates
     fresh = duckdb.connect()
     ensure_schemas(fresh)
-    _deliver(fresh, calls, _router(tmp_path, None))
+    with SendLedger(tmp_path / "forgotten.sqlite") as forgotten:
+        _deliver(fresh, forgotten, calls, _router(tmp_path, None))
     with path.open(newline="") as fh:
         second = list(csv.DictReader(fh))
     assert second == first
