@@ -78,3 +78,30 @@ def test_mistakes_on_the_command_line_are_messages_with_exit_code_2(env: dict[st
     assert version.returncode == 0 and version.stdout.startswith("relance 0.")
     for out in (bad_date, bad_setting, owned, empty):
         assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_failed_import_blocks_until_an_operator_quarantines_it(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 9 item 1 from the command line: the failed batch is kept, listed, blocks, and is excluded by hand."""
+    from tests.integration.test_validation import CUSTOMERS, INVOICES, write_landing
+
+    landing = write_landing(tmp_path / "exports", CUSTOMERS, [*INVOICES, INVOICES[0]])  # invoice I1 twice
+    imported = _relance(["import", str(landing)], env, tmp_path)
+    assert imported.returncode == 1, imported.stdout + imported.stderr
+    assert "blocks every daily run" in imported.stdout and "FAILED" in imported.stdout
+
+    listed = _relance(["batches", "--state", "failed"], env, tmp_path)
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert "1 batch(es) block the daily run" in listed.stdout
+    warehouse = tmp_path / "data" / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (bad,) = con.sql("select batch_id from ops.ingest_batches where validation_state = 'failed'").fetchone()
+    assert bad in listed.stdout
+
+    no_reason = _relance(["batches", "quarantine", bad], env, tmp_path)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stdout + no_reason.stderr
+    done = _relance(["batches", "quarantine", bad, "--reason", "duplicate export, ticket 42"], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "quarantined" in done.stdout
+    after = _relance(["batches"], env, tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "ticket 42" in after.stdout and "block the daily run" not in after.stdout
