@@ -7,14 +7,15 @@ addressed to the customer's name and the mail room completes the address from th
 letter says so in a visible placeholder.
 
 Call tasks are appended to one CSV call list per as-of date, keyed by ``reminder_key`` so that a rerun never
-adds a duplicate line for a negotiator to dial twice.
+adds a duplicate line for a negotiator to dial twice. The list is opened in a spreadsheet, so its cells are written
+by :mod:`relance.tabular_output`: a customer name that starts like a formula is written as text with a leading
+apostrophe, and so is the E.164 phone (``'+33199001234``: its ``+`` and every digit kept, never read as a number);
+:func:`relance.tabular_output.read_csv_records` reads the list back with the original values.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import logging
 import os
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ import pandas as pd
 
 from relance.channels.email import SendResult, format_amount, format_date, reminder_text
 from relance.files import write_text_atomic
+from relance.tabular_output import csv_rows, read_csv_records
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +119,7 @@ class CallListOutbox:
         if self._keys is None:
             self._keys = set()
             if self.path.exists():
-                with self.path.open(newline="", encoding="utf-8") as fh:
-                    self._keys = {r["reminder_key"] for r in csv.DictReader(fh) if r.get("reminder_key")}
+                self._keys = {r["reminder_key"] for r in read_csv_records(self.path) if r.get("reminder_key")}
         return self._keys
 
     def send(self, message: Mapping[str, Any], reminder_key: str) -> SendResult:
@@ -134,16 +135,12 @@ class CallListOutbox:
         )
         due = _value(message, "due_date")
         record["due_date"] = pd.Timestamp(due).date().isoformat() if due is not None else None
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CALL_LIST_COLUMNS, lineterminator="\n")
         new_file = not self.path.exists() or self.path.stat().st_size == 0
-        if new_file:
-            writer.writeheader()
-        writer.writerow(record)
+        lines = csv_rows([record], CALL_LIST_COLUMNS, header=new_file)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, buf.getvalue().encode("utf-8"))
+            os.write(fd, lines.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -4,9 +4,11 @@ Inputs are the dbt serving relations (``serving.report_aged_balance``, ``serving
 ``serving.report_at_risk_exposure``) read by the flow: every number is computed in SQL, this module only lays
 them out. Output goes to ``<out_dir>/<as_of_date>/``: one CSV per input (for spreadsheets) and one HTML file
 with everything inlined (the chart is a base64 PNG), so it can be mailed or archived as a single file.
-Amounts are never summed across currencies: the at-risk exposure is one table per currency, each ranked
-within its currency. Machine keys (``not_due``, ``1-30``...) stay in the CSVs and the summary; only the HTML and
-the chart show the French labels of ``BUCKET_LABELS``.
+The CSVs are written by :mod:`relance.tabular_output` (a customer name that starts like a formula is written as
+text with a leading apostrophe, numbers stay numbers); the HTML template is autoescaped. Amounts are never summed
+across currencies: the at-risk exposure is one table per currency, each ranked within its currency. Machine keys
+(``not_due``, ``1-30``...) stay in the CSVs and the summary; only the HTML and the chart show the French labels of
+``BUCKET_LABELS``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from relance.files import write_text_atomic
+from relance.tabular_output import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +230,7 @@ def write_finance_report(
 
     csv_paths: dict[str, Path] = {}
     for name, frame in (("aged_balance", aged), ("dso", dso), ("at_risk", at_risk)):
-        path = target / f"{name}.csv"
-        write_text_atomic(path, frame.to_csv(index=False))
-        csv_paths[name] = path
+        csv_paths[name] = write_csv(frame, target / f"{name}.csv")
 
     amounts, counts = _aged_pivot(aged)
     context = {
