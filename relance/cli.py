@@ -396,11 +396,24 @@ def batches_quarantine(
 def demo(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 2000,
     invoices: Annotated[int, typer.Option(help="Number of invoices.")] = 60_000,
-    fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Delete what relance wrote in the data directory first (never the send ledger).")
+    ] = False,
+    use_provider_keys: Annotated[
+        bool,
+        typer.Option(
+            "--use-provider-keys",
+            help="Use the SendGrid/Twilio credentials of the settings. Off: the demo ignores them and every "
+            "reminder goes to the local outbox, whatever .env says.",
+        ),
+    ] = False,
     json_path: JsonOption = None,
 ) -> None:
-    """Generate demo data (if absent) and run the daily pipeline on it, then say where to look."""
-    settings = _settings()
+    """Generate demo data (if absent) and run the daily pipeline on it, then say where to look. Its customers have
+    reserved addresses (example.com, .test) and fictional phone numbers, and it ignores provider keys."""
+    from relance.demo.safety import demo_settings
+
+    settings = demo_settings(_settings(), use_provider_keys=use_provider_keys)
     if fresh:
         try:
             with daily_run_lock(settings.data, as_of_date=DEMO_END_DATE, what="relance demo --fresh"):
