@@ -29,8 +29,20 @@ def _batch(con, source: str, *, hours_ago: float, status: str = "loaded") -> Non
     at = (NOW - timedelta(hours=hours_ago)).replace(tzinfo=None)
     ops.record_batch(
         con,
-        ops.BatchRecord(f"{source}-{hours_ago}", "invoices", "f.csv", "h", 1, 1 if status == "loaded" else 0,
-                        0 if status == "loaded" else 1, 0, status, source, at, None),  # fmt: skip
+        ops.BatchRecord(
+            f"{source}-{hours_ago}",
+            "invoices",
+            "f.csv",
+            "h",
+            1,
+            1 if status == "loaded" else 0,
+            0 if status == "loaded" else 1,
+            0,
+            status,
+            source,
+            at,
+            None,
+        ),  # fmt: skip
     )
 
 
@@ -79,3 +91,21 @@ def test_a_source_never_loaded_is_stale_and_each_reason_is_listed(con) -> None:
     held = _verdict(con, date(2026, 11, 1), sources=["erp"])
     assert len(held.reasons) == 2
     assert "never" in held.reasons[1]
+
+
+def test_the_cli_says_why_nothing_was_sent(tmp_path, capsys) -> None:
+    import json
+    from pathlib import Path
+
+    from relance import cli
+    from relance.runs import DailyResult
+
+    held = (
+        "as-of date 2026-10-31 is not today (2026-12-01 in Europe/Paris): a backfill (--send-backfill sends anyway)",
+    )
+    result = DailyResult(date(2026, 10, 31), None, 0, 0, "inv", None, False, "1", 10, 0, 0, 0, Path("r.html"), held)
+    cli.console.width = 200
+    cli._print_result(result, tmp_path / "result.json")
+    out = capsys.readouterr().out
+    assert "nothing was sent" in out and "--send-backfill sends anyway" in out
+    assert json.loads((tmp_path / "result.json").read_text())["sending_held"] == list(held)
