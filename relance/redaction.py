@@ -33,7 +33,7 @@ MIN_SECRET_LENGTH = 6
 # A name (URL query parameter, ODBC key, environment variable) whose value is a credential. Broad on purpose:
 # hiding a harmless value costs a less useful message, showing a secret cannot be undone.
 _SECRET_NAME = re.compile(
-    r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|credential|auth|signature|(^|[-_.])sig$|(^|[-_.]|api|access|private)key$"
+    r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|credential|auth|signature|(^|[-_.])sig$|(^|[-_.]|api|access|account|private|secret)key$"
     r"|apikey|api[-_]key|session)"
 )
 
@@ -43,10 +43,10 @@ _TEXT_NAMES = (
     r"|secret[-_]?key|credentials?)"
 )
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # a SendGrid API key, wherever it is
-    (re.compile(r"\bSG\.[\w-]+\.[\w-]+"), f"SG.{MASK}"),
     # Authorization header values
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{MASK}"),
+    # a SendGrid API key, wherever it is
+    (re.compile(r"\bSG\.[\w-]+\.[\w-]+"), f"SG.{MASK}"),
     # userinfo password of any URL: scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:?#]*):[^\s@/?#]+@"), rf"\1:{MASK}@"),
     # name=value / name: value / "name": "value" for credential names (query strings, ODBC, JSON, reprs)
