@@ -224,7 +224,9 @@ class SendLedger:
         self._con.execute("COMMIT")
 
     def _migrate(self) -> None:
-        with self._write() as con:
+        if self._con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # the usual case: no write lock needed to open the file
+        with self._write() as con:  # checked again under the lock: another process may have migrated meanwhile
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise LedgerError(
