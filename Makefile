@@ -65,5 +65,7 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (names no index host)
 	$(PYTHON) -m venv /tmp/relance-lock && /tmp/relance-lock/bin/pip install --quiet uv
 	/tmp/relance-lock/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-clean: ## Remove the demo data directory (not the venv)
-	rm -rf data
+clean: ## Remove the demo data directory, except the send ledger data/ledger/ (and not the venv)
+	@if [ -d data ]; then find data -mindepth 1 -maxdepth 1 ! -name ledger -exec rm -rf {} +; fi
+	@if [ -d data/ledger ]; then echo "kept data/ledger/: the send ledger (what was sent to whom). Without it every"; \
+	  echo "reminder still in its window goes out again; delete it by hand only if nothing ever reached a customer."; fi
