@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from relance.send_ledger import SendLedger
 from tests.e2e.conftest import AS_OF, DemoRun
 
 pytestmark = pytest.mark.e2e
@@ -114,6 +115,11 @@ def test_the_rerun_from_outside_the_checkout_sends_nothing_new(demo_run: DemoRun
     assert _rows(warehouse, "select count(*) from ops.reminder_sends where status = 'sent'") == [
         (first["reminders_sent"],)
     ]
+    # the durable ledger, outside the warehouse, holds the same sends (ops.reminder_sends is its copy)
+    with SendLedger(demo_run.data / "ledger" / "sends.sqlite") as ledger:
+        sent = {r.reminder_key for r in ledger.records("sent")}
+    assert len(sent) == first["reminders_sent"]
+    assert sent == {k for (k,) in _rows(warehouse, "select reminder_key from ops.reminder_sends where status = 'sent'")}
 
 
 def test_each_sent_email_is_one_ledger_row_and_goes_to_the_customers_current_address(demo_run: DemoRun) -> None:
