@@ -2,7 +2,9 @@
 
 The file is handed to DuckDB as UTF-8 (transcoded when needed, :mod:`relance.sources.encoding`), with a fixed
 dialect and every column as text (no sniffing, nothing typed). One parallel scan finds the lines DuckDB
-cannot parse; they become rejects naming the line, and ``_source_row`` stays the file's line number.
+cannot parse; they become rejects naming the line, and ``_source_row`` stays the file's line number. The same
+scan counts the rows holding a field over the cell cap (:mod:`relance.sources.limits`); when there are any, they
+are located, left out of the source and become rejects naming line, column and length.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import duckdb
 
 from relance.sources.base import SOURCE_ROW, SourceError
 from relance.sources.encoding import utf8_view
+from relance.sources.limits import DEFAULT_LIMITS, InputLimits, check_file_size, oversized_sql
 from relance.sources.separators import best_separator
 from relance.sources.tabular.header import check_header
 from relance.sources.tabular.mapping_sql import sql_string
@@ -44,9 +47,12 @@ def detect_delimiter(lines: list[str], quote: str) -> str:
 class CsvFile:
     """One CSV file made ready for DuckDB: UTF-8 path, dialect, header, rejected lines."""
 
-    def __init__(self, path: Path, reader: ReaderOptions, workdir: Path) -> None:
+    def __init__(
+        self, path: Path, reader: ReaderOptions, workdir: Path, *, limits: InputLimits = DEFAULT_LIMITS
+    ) -> None:
         self.path = path
-        if path.stat().st_size == 0:
+        self.max_cell_chars = limits.max_cell_chars
+        if check_file_size(path, limits.max_file_bytes) == 0:
             raise SourceError(f"{path}: file is empty (0 bytes); expected a header row and data rows")
         self.utf8_path, self.encoding = utf8_view(path, reader.encoding, workdir=workdir)
         with self.utf8_path.open("r", encoding="utf-8-sig", newline="") as fh:
@@ -72,6 +78,7 @@ class CsvFile:
                 f"{path}: header only: line {self.header_row} holds the column names but there are no data rows"
             )
         self.rejects: list[tuple[int, str, str]] = []  # (line, reason, raw line)
+        self.oversized = 0  # rows holding a field over the cell cap (left out of source_sql)
 
     def read_csv(self, *, ignore_errors: bool, store_rejects: bool = False) -> str:
         """DuckDB ``read_csv`` call with the fixed dialect and every column as text (no sniffing)."""
@@ -96,9 +103,11 @@ class CsvFile:
         with duckdb.connect() as scratch:
             try:
                 # fetchall, not fetchone: the rejects table is written only once the scan has fully finished
-                good = scratch.sql(
-                    f"SELECT count(*) FROM {self.read_csv(ignore_errors=True, store_rejects=True)}"
-                ).fetchall()[0][0]
+                long_rows = oversized_sql(self.header, self.max_cell_chars)
+                good, self.oversized = scratch.sql(
+                    f"SELECT count(*), count(*) FILTER (WHERE {long_rows}) "
+                    f"FROM {self.read_csv(ignore_errors=True, store_rejects=True)}"
+                ).fetchall()[0]
             except duckdb.Error as exc:
                 raise SourceError(
                     f"{self.path}: DuckDB cannot read the file as CSV: {str(exc).splitlines()[0]}"
@@ -123,7 +132,8 @@ class CsvFile:
         return int(good)
 
     def source_sql(self) -> str:
-        """Every column as text plus ``_source_row`` = the file line number of the row."""
+        """Every column as text plus ``_source_row`` = the file line number of the row (rows with a field over
+        the cell cap included: :func:`relance.sources.tabular.read` locates and leaves them out)."""
         header_line = self.header_row
         rn = "__relance_rn"
         line = f"{rn} + {header_line}"

@@ -3,21 +3,38 @@
 Cells become the text a CSV export of the sheet would hold (numbers in the profile's decimal convention, dates
 ISO), so the same mapping SQL applies; ``_source_row`` is the sheet row number. openpyxl reads the workbook
 read-only, row by row, so a large sheet never sits in memory whole.
+
+Hardening: an .xlsx is a zip of XML written by whoever sent the file. Before openpyxl opens it, the zip's declared
+sizes are checked against the caps of :mod:`relance.sources.limits` (zip bombs); openpyxl parses its XML with
+defusedxml (a dependency; openpyxl uses it whenever it is importable), which refuses entity declarations, so
+neither an entity expansion (billion laughs) nor an external entity (``<!ENTITY x SYSTEM "file:///...">``) is
+ever expanded: such a workbook is a :class:`SourceError` naming the file. Without defusedxml (or with
+``OPENPYXL_DEFUSEDXML=False``) Excel files are refused rather than parsed unhardened. A cell longer than the
+cell cap rejects its row (quarantined with the column and length).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
-import duckdb
 import pyarrow as pa
 
-from relance.sources.base import SourceError, text_schema
+from relance.sources.base import Reject, SourceError, text_schema
+from relance.sources.limits import (
+    DEFAULT_LIMITS,
+    InputLimits,
+    check_file_size,
+    check_zip_members,
+    oversized_raw,
+    oversized_reason,
+)
 from relance.sources.tabular.header import check_header
+from relance.sources.tabular.mapping_sql import sandboxed_reader
 from relance.sources.tabular.profile import ReaderOptions
 
 EXCEL_BATCH_ROWS = 10_000
@@ -42,13 +59,51 @@ def cell_text(value: Any, decimal: str) -> str | None:
     return text if text.strip() else None
 
 
+def _xml_refusal(exc: BaseException) -> str | None:
+    """What an XML parsing failure inside openpyxl means, if it is one (the cause chain is searched)."""
+    from defusedxml import DefusedXmlException
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DefusedXmlException):
+            return (
+                f"refused: its XML declares entities or a DTD ({type(seen).__name__}: {seen}), which no "
+                "spreadsheet application writes (entity expansion / external entity attack?)"
+            )
+        if isinstance(seen, ParseError):
+            return f"its XML does not parse ({seen})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def require_hardened_xml() -> None:
+    """Refuse to read Excel files when openpyxl would parse them without defusedxml."""
+    from openpyxl.xml import DEFUSEDXML
+
+    if not DEFUSEDXML:
+        raise SourceError(
+            "Excel workbooks are read only with XML hardening: install defusedxml (a relance dependency) and "
+            "leave OPENPYXL_DEFUSEDXML unset"
+        )
+
+
+OnReject = Callable[[int, str, dict[str, Any]], None]
+
+
 class ExcelSheet:
     """One worksheet: its header (validated) and a lazy stream of its rows as Arrow batches of text."""
 
-    def __init__(self, path: Path, reader: ReaderOptions) -> None:
-        self.path, self.reader = path, reader
-        if path.stat().st_size == 0:
+    def __init__(self, path: Path, reader: ReaderOptions, *, limits: InputLimits = DEFAULT_LIMITS) -> None:
+        self.path, self.reader, self.limits = path, reader, limits
+        if check_file_size(path, limits.max_file_bytes) == 0:
             raise SourceError(f"{path}: file is empty (0 bytes); expected an .xlsx workbook")
+        require_hardened_xml()
+        check_zip_members(
+            path,
+            max_uncompressed_bytes=limits.max_xlsx_uncompressed_bytes,
+            max_ratio=limits.max_zip_ratio,
+            ratio_min_bytes=limits.zip_ratio_min_bytes,
+        )
         with self._open() as (ws, label):
             self.label = label
             rows = ws.iter_rows(min_row=reader.header_row, max_row=reader.header_row + 5, values_only=True)
@@ -80,9 +135,11 @@ class ExcelSheet:
             try:
                 wb = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
             except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-                raise SourceError(f"{self.path}: not a readable .xlsx workbook: {exc}") from exc
+                why = _xml_refusal(exc) or f"not a readable .xlsx workbook: {exc}"
+                raise SourceError(f"{self.path}: {why}") from exc
             except Exception as exc:  # zipfile.BadZipFile and friends
-                raise SourceError(f"{self.path}: not a readable .xlsx workbook: {exc}") from exc
+                why = _xml_refusal(exc) or f"not a readable .xlsx workbook: {exc}"
+                raise SourceError(f"{self.path}: {why}") from exc
             try:
                 sheet = self.reader.sheet
                 if sheet is None:
@@ -95,7 +152,16 @@ class ExcelSheet:
                     if sheet not in wb.sheetnames:
                         raise SourceError(f"{self.path}: no sheet named {sheet!r}; the workbook has {wb.sheetnames}")
                     ws = wb[sheet]
-                yield ws, f"{self.path} [sheet {ws.title!r}]"
+                label = f"{self.path} [sheet {ws.title!r}]"
+                try:
+                    yield ws, label
+                except SourceError:
+                    raise
+                except Exception as exc:  # the sheet's XML is parsed lazily, while rows are read
+                    why = _xml_refusal(exc)
+                    if why is None:
+                        raise
+                    raise SourceError(f"{label}: {why}") from exc
             finally:
                 wb.close()
 
@@ -105,9 +171,13 @@ class ExcelSheet:
     def schema(self) -> pa.Schema:
         return text_schema(self.header)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """Data rows below the header, fully blank rows skipped, ``_source_row`` = the sheet row number."""
+    def batches(self, on_reject: OnReject | None = None) -> Iterator[pa.RecordBatch]:
+        """Data rows below the header, fully blank rows skipped, ``_source_row`` = the sheet row number.
+
+        A row with a cell longer than the cell cap is left out and handed to ``on_reject`` (row, reason, raw).
+        """
         width = len(self.header)
+        cap = self.limits.max_cell_chars
         with self._open() as (ws, _):
             buf: list[list[str | None]] = [[] for _ in range(width)]
             row_numbers: list[int] = []
@@ -117,6 +187,12 @@ class ExcelSheet:
                 if all(c is None for c in cells):
                     continue
                 cells += [None] * (width - len(cells))
+                long_cell = next(((i, len(c)) for i, c in enumerate(cells) if c is not None and len(c) > cap), None)
+                if long_cell is not None:
+                    if on_reject is not None:
+                        raw = oversized_raw(dict(zip(self.header, cells, strict=True)), cap)
+                        on_reject(number, oversized_reason(self.header[long_cell[0]], long_cell[1], cap), raw)
+                    continue
                 for i, c in enumerate(cells):
                     buf[i].append(c)
                 row_numbers.append(number)
@@ -127,20 +203,19 @@ class ExcelSheet:
                 yield pa.record_batch([*buf, row_numbers], schema=self.schema)
 
 
-def excel_extract_reader(sheet: ExcelSheet, select_sql: str) -> pa.RecordBatchReader:
-    """Stream the sheet through the mapping SQL on a private DuckDB connection (opened when first read)."""
-    with duckdb.connect() as scratch:
-        scratch.register("src_sheet", pa.Table.from_batches([], schema=sheet.schema))
-        schema = scratch.execute(select_sql).fetch_record_batch().schema
+def excel_extract_reader(
+    sheet: ExcelSheet, select_sql: str, entity: str, rejects: list[Reject]
+) -> pa.RecordBatchReader:
+    """Stream the sheet through the mapping SQL on a sandboxed DuckDB connection (opened when first read).
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        con = duckdb.connect()
-        try:
-            con.register("src_sheet", pa.RecordBatchReader.from_batches(sheet.schema, sheet.batches()))
-            result = con.execute(select_sql).fetch_record_batch(EXCEL_BATCH_ROWS)
-            for batch in result:
-                yield batch.cast(schema) if batch.schema != schema else batch
-        finally:
-            con.close()
+    Rows left out for a cell over the cap are appended to ``rejects`` while the stream is read (the loader reads
+    an extract's rejects after its rows).
+    """
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    def on_reject(row: int, reason: str, raw: dict[str, Any]) -> None:
+        rejects.append(Reject(entity=entity, row_number=row, reason=reason, raw=raw))
+
+    def rows() -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(sheet.schema, sheet.batches(on_reject))
+
+    return sandboxed_reader(select_sql, sources={"src_sheet": (sheet.schema, rows)}, batch_rows=EXCEL_BATCH_ROWS)

@@ -5,14 +5,24 @@ columns an expression references are found with DuckDB's own parser, so a missin
 failing deep inside DuckDB. Values are never typed here, only normalised as text: numbers lose their thousands
 separators and get a decimal point, dates and timestamps are parsed with the profile's strptime format and
 keep their original text when they do not parse (the loader's ``TRY_CAST`` then quarantines the row).
+
+Least privilege: a profile is configuration a user may copy from anywhere, and its expressions are SQL. An
+expression must be one scalar expression over the file's columns (no subquery, no ``FROM``, no second statement,
+no ``*``), checked on DuckDB's parse tree (:class:`ExpressionRefused` otherwise), and the mapping runs on a
+:func:`sandbox` connection: in-memory, external access off except for the one file being read, configuration
+locked. It holds nothing but the file's rows, so even an expression that slipped past the check could read
+neither the warehouse nor any other file, nor write anywhere.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from relance.raw_schema import ENTITIES
 from relance.sources.amounts import thousands_marks
@@ -39,8 +49,95 @@ def _literal(value: bool | int | float | None) -> str:
     return repr(value)
 
 
+STREAM_BATCH_ROWS = 100_000
+
+
+class ExpressionRefused(SourceError):
+    """A profile expression that is not one scalar expression over the file's columns."""
+
+
+def sandbox(allowed_paths: Sequence[Path | str] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that can read only ``allowed_paths``: no other file, no database, no extension, no
+    configuration change. Profile expressions run here, never on the warehouse connection."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        if allowed_paths:
+            paths = ", ".join(sql_string(str(Path(p).resolve())) for p in allowed_paths)
+            con.execute(f"SET allowed_paths = [{paths}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def sandboxed_reader(
+    select: str,
+    *,
+    allowed_paths: Sequence[Path | str] = (),
+    sources: Mapping[str, tuple[pa.Schema, Callable[[], pa.RecordBatchReader]]] | None = None,
+    batch_rows: int = STREAM_BATCH_ROWS,
+) -> pa.RecordBatchReader:
+    """The rows of ``select`` run on a :func:`sandbox` connection, streamed as Arrow batches.
+
+    ``sources`` are Arrow streams registered under a name (an Excel sheet), made when the reader is first read.
+    The schema is bound now (no data read); the connection opens when the loader starts reading.
+    """
+    sources = dict(sources or {})
+    with sandbox(allowed_paths) as scratch:
+        for name, (schema, _) in sources.items():
+            scratch.register(name, pa.Table.from_batches([], schema=schema))
+        schema = scratch.execute(f"SELECT * FROM ({select}) LIMIT 0").fetch_arrow_table().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        con = sandbox(allowed_paths)
+        try:
+            for name, (_, make) in sources.items():
+                con.register(name, make())
+            for batch in con.execute(select).fetch_record_batch(batch_rows):
+                yield batch.cast(schema) if batch.schema != schema else batch
+        finally:
+            con.close()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _refusal(statements: list[Any]) -> str | None:
+    """Why a parsed ``SELECT <expression>`` is not one scalar expression, or ``None`` when it is."""
+    if len(statements) != 1:
+        return "it holds more than one SQL statement"
+    node = statements[0].get("node", {})
+    if node.get("type") != "SELECT_NODE" or len(node.get("select_list", [])) != 1:
+        return "it is not a single expression"
+    if (node.get("from_table") or {}).get("type", "EMPTY") != "EMPTY":
+        return "it reads a table (FROM)"
+    if any(node.get(k) for k in ("where_clause", "having", "qualify", "group_expressions", "modifiers")):
+        return "it is a query, not an expression"
+    if (node.get("cte_map") or {}).get("map"):
+        return "it holds a WITH clause"
+    found: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, dict):
+            if n.get("class") in ("SUBQUERY", "STAR"):
+                found.append("a subquery" if n["class"] == "SUBQUERY" else "a * (all columns)")
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+
+    walk(node["select_list"])
+    return f"it holds {found[0]}" if found else None
+
+
 def column_refs(con: duckdb.DuckDBPyConnection, expression: str) -> list[str] | None:
-    """Column names an SQL expression references (via DuckDB's parser); ``None`` if it does not parse."""
+    """Column names an SQL expression references (via DuckDB's parser); ``None`` if it does not parse.
+
+    Raises:
+        ExpressionRefused: it parses but is not one scalar expression (subquery, ``FROM``, several statements).
+    """
     try:
         tree = con.execute("SELECT json_serialize_sql(?)", [f"SELECT {expression}"]).fetchone()[0]  # type: ignore[index]
     except duckdb.Error:
@@ -48,6 +145,12 @@ def column_refs(con: duckdb.DuckDBPyConnection, expression: str) -> list[str] | 
     parsed = json.loads(tree)
     if parsed.get("error"):
         return None
+    why = _refusal(parsed["statements"])
+    if why is not None:
+        raise ExpressionRefused(
+            f"expression {expression!r} is refused: {why}; a profile expression may only use the file's columns, "
+            "constants and scalar functions"
+        )
     refs: list[str] = []
 
     def walk(node: Any) -> None:
@@ -81,7 +184,10 @@ class Resolver:
         if value in self.header:
             self.used.add(value)
             return quote_ident(value)
-        refs = column_refs(self.con, value)
+        try:
+            refs = column_refs(self.con, value)
+        except ExpressionRefused as exc:
+            raise ExpressionRefused(f"{where}: {exc}") from None
         if refs is None:
             # not SQL: it can only be meant as a column name (e.g. "N° facture") that the file lacks
             self.missing.setdefault(value, []).append(where)
@@ -100,7 +206,10 @@ class Resolver:
 
     def condition(self, condition: str, entity_name: str) -> str:
         """A ``where`` filter over source columns, its columns checked like a mapping value's."""
-        refs = column_refs(self.con, condition)
+        try:
+            refs = column_refs(self.con, condition)
+        except ExpressionRefused as exc:
+            raise ExpressionRefused(f"{entity_name}.where: {exc}") from None
         if refs is None:
             raise SourceError(f"entity {entity_name}: 'where' is not a valid SQL expression: {condition!r}")
         self._note(refs, f"{entity_name}.where")

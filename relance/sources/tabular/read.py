@@ -2,8 +2,10 @@
 
 Which files feed which entity (the profile's file patterns), which reader each file needs (CSV, Excel or
 Parquet, from the profile or the suffix), the mapping SQL bound once so a bad expression fails with the
-profile named, and the extracts the loader receives: a DuckDB ``SELECT`` over the file (CSV, Parquet) or a
-stream of Arrow batches (Excel), with the lines DuckDB could not parse as rejects.
+profile named, and the extracts the loader receives: streams of Arrow batches, the mapping SQL run on a
+sandboxed DuckDB connection that can read only the one file (:func:`~relance.sources.tabular.mapping_sql.sandbox`:
+profile expressions never run on the warehouse), with the lines DuckDB could not parse and the rows holding a
+cell over the cap (:mod:`relance.sources.limits`) as rejects.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from relance.sources.base import EntityExtract, Reject, SourceError, file_sha256
+from relance.sources.base import SOURCE_ROW, EntityExtract, Reject, SourceError, file_sha256
+from relance.sources.limits import DEFAULT_LIMITS, InputLimits, oversized_reason, oversized_sql
 from relance.sources.tabular.csv_file import CsvFile, reject_hint
 from relance.sources.tabular.excel_sheet import ExcelSheet, excel_extract_reader
-from relance.sources.tabular.mapping_sql import Resolver, mapped_select
+from relance.sources.tabular.mapping_sql import (
+    ExpressionRefused,
+    Resolver,
+    mapped_select,
+    quote_ident,
+    sandbox,
+    sandboxed_reader,
+)
 from relance.sources.tabular.parquet_file import parquet_source
 from relance.sources.tabular.profile import DELIMITERS, Profile, ReaderOptions
 
@@ -114,17 +124,21 @@ def _missing_columns_error(file_label: str, resolver: Resolver, profile: Profile
     return SourceError(msg)
 
 
-def read_tabular(path: Path, profile: Profile) -> list[EntityExtract]:
+def read_tabular(path: Path, profile: Profile, *, limits: InputLimits = DEFAULT_LIMITS) -> list[EntityExtract]:
     """Read a ledger file (or a directory of files) through ``profile``: one extract per entity and file.
 
     Extract tables hold exactly the raw columns of the entity as text (normalised, not typed) plus
-    ``_source_row`` (file line for CSV, sheet row for Excel, 1-based row for Parquet). CSV/Parquet tables are
-    DuckDB SELECT strings; Excel tables are RecordBatchReaders. Transcoded copies of non-UTF-8 files live in a
-    temporary directory that is removed when the last extract referencing it is garbage collected.
+    ``_source_row`` (file line for CSV, sheet row for Excel, 1-based row for Parquet), as RecordBatchReaders
+    streaming the mapping SQL from a sandboxed DuckDB connection when the loader reads them. Transcoded copies of
+    non-UTF-8 files live in a temporary directory that is removed when the last extract referencing it is
+    garbage collected. A row holding a cell over ``limits.max_cell_chars`` is a reject (for Excel, found while
+    the stream is read).
 
     Raises:
         SourceError: structural problems (empty file, header only, missing mapped columns, undecodable bytes,
-            too many unparseable lines), naming the file, line or column and what was expected.
+            too many unparseable lines, a file over ``limits.max_file_bytes``, a workbook that is a zip bomb or
+            declares XML entities, a profile expression that is not one scalar expression), naming the file,
+            line or column and what was expected.
     """
     path = Path(path)
     by_entity = _files_for(path, profile)
@@ -134,40 +148,93 @@ def read_tabular(path: Path, profile: Profile) -> list[EntityExtract]:
             by_file.setdefault(f, []).append(name)
     workdir = tempfile.TemporaryDirectory(prefix="relance-tabular-")
     extracts: list[EntityExtract] = []
-    with duckdb.connect() as con:
-        for file, entity_names in by_file.items():
-            extracts += _read_file(con, file, entity_names, profile, workdir)
+    for file, entity_names in by_file.items():
+        extracts += _read_file(file, entity_names, profile, workdir, limits)
     for ext in extracts:
         # keeps transcoded temp files alive as long as an extract (whose SELECT reads them) is alive
         ext._workdir = workdir  # type: ignore[attr-defined]
     return extracts
 
 
+def _oversized_rows(
+    con: duckdb.DuckDBPyConnection, source_sql: str, columns: list[str], max_chars: int
+) -> list[tuple[int, str, dict[str, str | None]]]:
+    """(row, reason, row cut short) of the rows of ``source_sql`` holding a text cell over the cap."""
+    lengths = ", ".join(f"coalesce(length(CAST({quote_ident(c)} AS VARCHAR)), 0)" for c in columns)
+    heads = ", ".join(f"left(CAST({quote_ident(c)} AS VARCHAR), 200)" for c in columns)
+    found = con.execute(
+        f"SELECT {SOURCE_ROW}, [{lengths}], [{heads}] FROM {source_sql} "
+        f"WHERE {oversized_sql(columns, max_chars)} ORDER BY {SOURCE_ROW}"
+    ).fetchall()
+    out = []
+    for row, lens, cells in found:
+        i = next(i for i, n in enumerate(lens) if n > max_chars)
+        raw = {
+            c: (v if n <= max_chars else f"{v}… ({n:,} characters)")
+            for c, n, v in zip(columns, lens, cells, strict=True)
+        }
+        out.append((int(row), oversized_reason(columns[i], int(lens[i]), max_chars), raw))
+    return out
+
+
 def _read_file(
-    con: duckdb.DuckDBPyConnection,
     file: Path,
     entity_names: list[str],
     profile: Profile,
     workdir: tempfile.TemporaryDirectory[str],
+    limits: InputLimits,
 ) -> list[EntityExtract]:
     """Extracts of every entity mapped from one file."""
     reader = profile.reader
     fmt = _file_format(file, reader)
     csv_file: CsvFile | None = None
     sheet: ExcelSheet | None = None
+    oversized = 0
+    text_columns: list[str] = []
     if fmt == "csv":
-        csv_file = CsvFile(file, reader, Path(workdir.name))
+        csv_file = CsvFile(file, reader, Path(workdir.name), limits=limits)
         header, label, source_sql = csv_file.header, str(file), ""
+        allowed = [csv_file.utf8_path]
+        text_columns = header
     elif fmt == "excel":
-        sheet = ExcelSheet(file, reader)
+        sheet = ExcelSheet(file, reader, limits=limits)
         header, label, source_sql = sheet.header, sheet.label, "src_sheet"
+        allowed = []
     else:
-        source_sql, header = parquet_source(file)
-        label = str(file)
+        parquet = parquet_source(file, limits=limits)
+        source_sql, header, label = parquet.sql, parquet.header, str(file)
+        oversized, text_columns = parquet.oversized, parquet.text_columns
+        allowed = [file]
+    with sandbox(allowed) as con:
+        return _map_file(con, file, fmt, entity_names, profile, limits, header, label, source_sql, csv_file, sheet,
+                         allowed, oversized, text_columns)  # fmt: skip
+
+
+def _map_file(
+    con: duckdb.DuckDBPyConnection,
+    file: Path,
+    fmt: str,
+    entity_names: list[str],
+    profile: Profile,
+    limits: InputLimits,
+    header: list[str],
+    label: str,
+    source_sql: str,
+    csv_file: CsvFile | None,
+    sheet: ExcelSheet | None,
+    allowed: list[Path],
+    oversized: int,
+    text_columns: list[str],
+) -> list[EntityExtract]:
+    """Bind the profile's mapping to one file's columns (on the file's sandbox) and make its extracts."""
+    reader = profile.reader
     resolver = Resolver(con, header)
-    selects = {
-        name: mapped_select(name, profile.entities[name], resolver, reader, _SOURCE_TOKEN) for name in entity_names
-    }
+    try:
+        selects = {
+            name: mapped_select(name, profile.entities[name], resolver, reader, _SOURCE_TOKEN) for name in entity_names
+        }
+    except ExpressionRefused as exc:
+        raise ExpressionRefused(f"{label}: profile {profile.name!r}: {exc}") from None
     if resolver.missing:
         raise _missing_columns_error(label, resolver, profile, csv_file.delimiter if csv_file else None)
     unused = [h for h in header if h not in resolver.used and h not in profile.ignore_columns]
@@ -183,12 +250,18 @@ def _read_file(
         csv_file.scan_rejects()
         rejects = csv_file.rejects
         source_sql = csv_file.source_sql()
+        oversized = csv_file.oversized
+    long_rows: list[tuple[int, str, dict[str, str | None]]] = []
+    if oversized:
+        long_rows = _oversized_rows(con, source_sql, text_columns, limits.max_cell_chars)
+        source_sql = f"(SELECT * FROM {source_sql} WHERE NOT ({oversized_sql(text_columns, limits.max_cell_chars)}))"
+        log.warning("%s: %d row(s) hold a cell over %d characters: quarantined", label, len(long_rows),
+                    limits.max_cell_chars)  # fmt: skip
     file_hash = file_sha256(file)
     extracts = []
     for name in entity_names:
         select = selects[name].replace(_SOURCE_TOKEN, source_sql)
         _check_select(con, select, sheet, label, name, profile)
-        table: str | pa.RecordBatchReader = excel_extract_reader(sheet, select) if sheet is not None else select
         entity_rejects = [
             Reject(
                 entity=name,
@@ -198,6 +271,12 @@ def _read_file(
             )
             for line, msg, raw in rejects
         ]
+        entity_rejects += [Reject(entity=name, row_number=r, reason=why, raw=raw) for r, why, raw in long_rows]
+        table = (
+            excel_extract_reader(sheet, select, name, entity_rejects)
+            if sheet is not None
+            else sandboxed_reader(select, allowed_paths=allowed)
+        )
         extracts.append(
             EntityExtract(
                 entity=name,
