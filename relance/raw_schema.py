@@ -1,7 +1,15 @@
 """The canonical raw model: what every source (demo export, ledger file, FEC, ERP) is loaded into.
 
 One table per entity in the DuckDB schema ``raw``. Raw tables are append-only: each row also carries the load
-metadata columns of :data:`LOAD_METADATA`. dbt reads them through ``source('raw', <entity>)`` and nothing else.
+metadata columns of :data:`LOAD_METADATA` and the version columns of :data:`VERSION_METADATA`. dbt reads them
+through ``source('raw', <entity>)`` and nothing else.
+
+A natural key's rows are its versions; the *current* version is the latest one, by ``_loaded_at`` then
+``_load_seq`` (which orders the versions of one load: extracts in load order, rows in source order), among the rows
+of batches whose ``ops.ingest_batches.validation_state`` is not ``failed``, ``superseded`` or ``quarantined``. A
+current version with ``_deleted`` is a tombstone: the source no longer holds the key (``relance.ingest`` writes
+them for full-snapshot sources) and staging drops it. The loader (``relance.ingest``) and the staging macro
+(``dbt_project/macros/staging.sql``) apply this same rule.
 
 Money is DECIMAL(18,2) with an explicit ISO 4217 currency. Credit notes are rows of ``invoices`` with
 ``document_type = 'credit_note'``, a negative amount and ``credited_invoice_id`` set.
@@ -10,6 +18,10 @@ Money is DECIMAL(18,2) with an explicit ISO 4217 currency. Credit notes are rows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 RAW_SCHEMA = "raw"
 
@@ -119,6 +131,17 @@ LOAD_METADATA: dict[str, str] = {
     "_flow_run_id": "VARCHAR",
 }
 
+# Appended by the loader too: a row's place in its key's history (see the module docstring). Added to raw tables
+# created before them by :func:`ensure_version_columns`.
+VERSION_METADATA: dict[str, str] = {
+    "_load_seq": "BIGINT",  # per table, increasing in load order: later load, later extract, later source row
+    "_deleted": "BOOLEAN",  # true: a tombstone (the key left its full-snapshot source); null counts as false
+}
+
+# Columns whose leading and trailing whitespace the loader trims (natural keys and the ids that refer to them):
+# 'INV-1 ' and 'INV-1' are one invoice.
+ID_COLUMN_SUFFIX = "_id"
+
 
 @dataclass(frozen=True)
 class Entity:
@@ -130,8 +153,13 @@ class Entity:
     def qualified(self) -> str:
         return f"{RAW_SCHEMA}.{self.name}"
 
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        """The natural key and every ``*_id`` column: the columns the loader trims of surrounding whitespace."""
+        return tuple(c for c in self.columns if c in self.key or c.endswith(ID_COLUMN_SUFFIX))
+
     def ddl(self) -> str:
-        cols = {**self.columns, **LOAD_METADATA}
+        cols = {**self.columns, **LOAD_METADATA, **VERSION_METADATA}
         body = ",\n  ".join(f"{c} {t}" for c, t in cols.items())
         return f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  {body}\n)"
 
@@ -151,3 +179,29 @@ def all_entities() -> list[Entity]:
 def risk_entities() -> list[Entity]:
     """The external risk tables (filled by the risk-data flows, read by the as-of risk features)."""
     return [entity(n) for n in RISK_ENTITIES]
+
+
+def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Add :data:`VERSION_METADATA` to raw tables created before it, once, in the caller's transaction.
+
+    Rows already there get ``_deleted = false`` and a ``_load_seq`` in the order they were loaded (``_loaded_at``,
+    then insertion order), so the versions of one old load keep the order they were appended in.
+    """
+    present = set(
+        con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [RAW_SCHEMA]
+        ).fetchall()
+    )
+    for ent in [*all_entities(), *risk_entities()]:
+        if not any(t == ent.name for t, _ in present):
+            continue
+        if (ent.name, "_load_seq") not in present:
+            con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN _load_seq BIGINT")
+            con.execute(
+                f"UPDATE {ent.qualified} AS t SET _load_seq = o.seq FROM (SELECT rowid AS rid, "
+                f"row_number() OVER (ORDER BY _loaded_at NULLS FIRST, rowid) AS seq FROM {ent.qualified}) AS o "
+                "WHERE t.rowid = o.rid"
+            )
+        if (ent.name, "_deleted") not in present:
+            con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN _deleted BOOLEAN")
+            con.execute(f"UPDATE {ent.qualified} SET _deleted = false")

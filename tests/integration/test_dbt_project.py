@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from models import contract
 from relance import dbt, ops
-from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES
+from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES, VERSION_METADATA
 from relance.settings import Settings
 from relance.warehouse import ensure_schemas
 from tests.conftest import DbtInvoke
@@ -263,7 +263,7 @@ def test_sources_match_raw_schema_contract() -> None:
     for table in raw["tables"]:
         declared = {c["name"]: c["data_type"] for c in table["columns"]}
         entity_columns = {**ENTITIES, **RISK_ENTITIES}[table["name"]]
-        expected = {c: t.lower() for c, t in {**entity_columns, **LOAD_METADATA}.items()}
+        expected = {c: t.lower() for c, t in {**entity_columns, **LOAD_METADATA, **VERSION_METADATA}.items()}
         assert declared == expected, table["name"]
     assert {t["name"] for t in raw["tables"]} == {*ENTITIES, *RISK_ENTITIES}
 
