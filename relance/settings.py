@@ -18,6 +18,12 @@ from relance.redaction import redact_url, url_secrets
 from relance.resources import packaged_dbt_project
 
 
+class SecretUrl(SecretStr):
+    """A URL that may carry a credential (``postgresql://user:pw@host/db``): as secret as a ``SecretStr`` (masked in
+    ``repr``, JSON and Prefect parameters), but infrastructure, not a provider credential: ``relance demo`` keeps
+    it while it drops provider keys (``relance.demo.safety`` matches ``SecretStr`` itself)."""
+
+
 class SourceSpec(BaseModel):
     """One receivables source the daily run imports: a path and the profile that reads it."""
 
@@ -43,7 +49,7 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         default="4GB", description="Memory cap of dbt's DuckDB (it spills to disk past it), e.g. '4GB', '16GB'."
     )
-    mlflow_tracking_uri: SecretStr | None = Field(
+    mlflow_tracking_uri: SecretUrl | None = Field(
         default=None,
         description="Default: sqlite:///<data_dir>/mlflow/mlflow.db. A secret: it may carry a password "
         "(postgresql://user:pw@host/db, https://user:token@mlflow...); shown only as `redacted_mlflow_uri`.",

@@ -11,6 +11,11 @@ that directory's ``./data``. Around it, what users do to a running installation:
   of this checkout, with every dbt node as a Prefect task) must send nothing new;
 * then ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py).
 
+Every run carries marked test secrets (:class:`MarkedSecrets`), which tests/e2e/test_secrets.py then searches for in
+every output: a SendGrid key in the ``.env`` of the demo's directory (the demo must drop it) and in the rerun's
+environment (a real run uses it: it must still appear nowhere), a password in the MLflow tracking URI (SQLite
+ignores the ``?password=`` query argument, so the demo's MLflow works with it) and a PostgreSQL password.
+
 The sequence is subprocesses from start to end, so it runs in a background thread from the moment the session has
 collected an end-to-end test (``tests/conftest.py`` starts it, and orders the end-to-end tests last): the unit and
 integration tests use the other core meanwhile. The ``demo_run`` fixture waits for it and hands over the result.
@@ -31,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -60,6 +66,36 @@ class Completed:
         return f"{head}\n{self.stdout[-3000:]}\n{self.stderr[-5000:]}"
 
 
+@dataclass(frozen=True)
+class MarkedSecrets:
+    """Secrets no output may contain, unique per session so that no file could hold them by chance."""
+
+    sendgrid_key: str
+    mlflow_password: str
+    pg_password: str
+
+    @classmethod
+    def new(cls) -> MarkedSecrets:
+        def mark(kind: str) -> str:
+            return f"marked-{kind}-{uuid.uuid4().hex}"
+
+        return cls(f"SG.{mark('sgid')}.{mark('sgkey')}", mark("mlflowpw"), mark("pgpw"))
+
+    def values(self) -> dict[str, str]:
+        """What to search for: each secret, and the secret half of the SendGrid key on its own."""
+        return {
+            "sendgrid key": self.sendgrid_key,
+            "sendgrid key secret": self.sendgrid_key.rsplit(".", 1)[1],
+            "mlflow password": self.mlflow_password,
+            "pg password": self.pg_password,
+        }
+
+
+#: Where a SendGrid key of the runs would send: a closed loopback port, so that a run that wrongly used the key
+#: could reach no one.
+NOWHERE = "http://127.0.0.1:9"
+
+
 @dataclass
 class Ui:
     """`relance ui` on the demo's data: its process, the three servers' URLs, the processes it started."""
@@ -70,6 +106,7 @@ class Ui:
     docs: str
     servers: set[int] = field(default_factory=set)
     log: Path | None = None
+    cmdlines: dict[int, str] = field(default_factory=dict)  # what `ps` showed of each server process
 
 
 @dataclass(frozen=True)
@@ -92,6 +129,8 @@ class DemoRun:
     bad_data: Path
     bad: Completed  # the run after the SIGKILL, on the corrupted ledger
     ui: Ui
+    secrets: MarkedSecrets
+    tmp: Path  # everything the sequence wrote: logs, the demo's directory, the corrupted ledger's
 
 
 # --------------------------------------------------------------------------------------------- processes
@@ -246,6 +285,9 @@ def _start_ui(procs: _Processes, env: dict[str, str], cwd: Path, log: Path) -> U
     _wait_for_http(f"{ui.mlflow}/health")
     _wait_for_http(f"{ui.docs}/index.html")
     ui.servers = _descendants(proc.pid)
+    for pid in {proc.pid, *ui.servers}:
+        with contextlib.suppress(OSError):
+            ui.cmdlines[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return ui
 
 
@@ -256,8 +298,19 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     workdir = tmp / "empty"
     workdir.mkdir()
     data = workdir / "data"
+    secrets = MarkedSecrets.new()
+    # a provider key in the .env of the demo's directory, as a user who configured relance there would have
+    (workdir / ".env").write_text(f"RELANCE_SENDGRID_API_KEY={secrets.sendgrid_key}\nRELANCE_SENDGRID_HOST={NOWHERE}\n")
+    # the default MLflow database, with a credential in its URI (SQLite ignores the query argument)
+    mlflow_uri = f"sqlite:///{data / 'mlflow' / 'mlflow.db'}?password={secrets.mlflow_password}"
     # a 4-weekly training grid instead of the weekly default keeps the run short
-    demo_env = _clean_env({"RELANCE_SNAPSHOT_INTERVAL_DAYS": "28"})
+    demo_env = _clean_env(
+        {
+            "RELANCE_SNAPSHOT_INTERVAL_DAYS": "28",
+            "RELANCE_MLFLOW_TRACKING_URI": mlflow_uri,
+            "RELANCE_PG_PASSWORD": secrets.pg_password,
+        }
+    )
     env = demo_env | {"RELANCE_DATA_DIR": str(data)}
     elsewhere = tmp / "scheduler-cwd"
     elsewhere.mkdir()
@@ -285,7 +338,12 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     emails = sorted((data / "outbox" / "email").glob("*.json"))
 
     # the rerun also takes the other dbt path: every dbt node a Prefect task (prefect-dbt), off by default
-    rerun_env = env | {"RELANCE_DBT_NODE_TASKS": "true"}
+    # and it has a SendGrid key (it is no demo: it uses it), pointing nowhere: it must send nothing new anyway
+    rerun_env = env | {
+        "RELANCE_DBT_NODE_TASKS": "true",
+        "RELANCE_SENDGRID_API_KEY": secrets.sendgrid_key,
+        "RELANCE_SENDGRID_HOST": NOWHERE,
+    }
     rerun_args = ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")]
     rerun = procs.run(editable, rerun_args, rerun_env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
@@ -307,6 +365,8 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
         bad_data=bad_data,
         bad=bad,
         ui=ui,
+        secrets=secrets,
+        tmp=tmp,
     )
 
 
