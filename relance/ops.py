@@ -1,8 +1,9 @@
 """The operational tables (schema ``ops``): their DDL and every write to them, in one place.
 
 dbt owns every relational transformation and ``relance.raw_schema`` the raw tables; Python's operational facts
-live here: load batches and source watermarks, quarantined rows, validation runs, predictions, planned and sent
-reminders, report runs. Other modules call these functions; none of them holds SQL for an ``ops`` table. dbt reads
+live here: load batches and source watermarks, quarantined rows, validation runs, predictions, planned reminders
+and the warehouse copy of the send ledger (``relance.send_ledger`` keeps the sends themselves, outside the
+warehouse), report runs. Other modules call these functions; none of them holds SQL for an ``ops`` table. dbt reads
 some of them as sources (``dbt_project/models/staging/_sources.yml``).
 
 Writes are single statements (atomic on their own) that compose with a transaction the caller holds, except where
@@ -98,10 +99,16 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
                ORDER BY v.validated_at DESC LIMIT 1), 'passed')""",
     ),
     ("ingest_batches", "state_changed_at", "TIMESTAMP", None),
+    # ops.reminder_sends became the copy of the durable send ledger: it carries the ledger's lineage too
+    ("reminder_sends", "invoice_id", "VARCHAR", None),
+    ("reminder_sends", "customer_id", "VARCHAR", None),
+    ("reminder_sends", "step", "VARCHAR", None),
+    ("reminder_sends", "recipient_sha256", "VARCHAR", None),
+    ("reminder_sends", "claimed_at", "TIMESTAMP", None),
+    ("reminder_sends", "updated_at", "TIMESTAMP", None),
+    ("reminder_sends", "origin", "VARCHAR", None),
     ("ingest_batches", "state_note", "VARCHAR", None),
 )
-
-MAX_ERROR_CHARS = 2000
 
 
 def ensure_ops(con: duckdb.DuckDBPyConnection) -> None:
@@ -568,72 +575,62 @@ def record_planned(con: duckdb.DuckDBPyConnection, planned: pd.DataFrame) -> int
     return con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] - before
 
 
-SendStatus = Literal["sending", "sent", "failed"]
+# The send facts live in the durable ledger (``relance.send_ledger``, its own SQLite file); ``ops.reminder_sends``
+# is its copy in the warehouse, rewritten after every delivery, for SQL readers (reports, lineage queries). An
+# earlier version kept the ledger itself here: ``read_reminder_sends`` is how those sends reach the ledger.
 
 
-class SendLedger:
-    """``ops.reminder_sends``: the writes of the exactly-once protocol (``relance.delivery`` explains it).
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Columns of ``ops.<table>`` in order (empty if the table does not exist)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [SCHEMA, table],
+    ).fetchall()
+    return [r[0] for r in rows]
 
-    Each statement commits on its own in DuckDB's autocommit mode: use it with no transaction open, or the
-    ``'sending'`` marks are not durable before the sends they guard.
-    """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, flow_run_id: str | None) -> None:
-        self.con = con
-        self.flow_run_id = flow_run_id
+def read_reminder_sends(con: duckdb.DuckDBPyConnection, columns: Sequence[str]) -> list[dict[str, object]]:
+    """Rows of ``ops.reminder_sends`` (the ``columns`` it has), with the plan's invoice, customer, step and
+    recipient from ``ops.reminders_planned`` where known."""
+    present = table_columns(con, "reminder_sends")
+    wanted = [c for c in columns if c in present]
+    if not wanted:
+        return []
+    planned = table_columns(con, "reminders_planned")
+    lineage = [c for c in ("invoice_id", "customer_id", "step", "recipient") if c in planned]
+    select = [f"s.{c}" for c in wanted if c not in lineage]
+    # the plan fills what the send row does not have (rows written before the copy carried lineage)
+    select += [f"coalesce(s.{c}, p.{c}) AS {c}" if c in present else f"p.{c}" for c in lineage]
+    sql = f"SELECT {', '.join(select)} FROM ops.reminder_sends s"
+    if lineage:
+        sql += " LEFT JOIN ops.reminders_planned p USING (reminder_key)"
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def handled_keys(self) -> set[str]:
-        """Keys already sent or in flight."""
-        rows = self.con.execute("SELECT reminder_key FROM ops.reminder_sends WHERE status IN ('sent', 'sending')")
-        return {r[0] for r in rows.fetchall()}
 
-    def statuses(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """(status, attempts so far) of the keys that have a ledger row."""
-        if not keys:
-            return {}
-        rows = self.con.execute(
-            "SELECT reminder_key, status, coalesce(attempts, 0) FROM ops.reminder_sends "
-            "WHERE reminder_key IN (SELECT unnest(?::VARCHAR[]))",
-            [list(keys)],
-        ).fetchall()
-        return {k: (s, a) for k, s, a in rows}
-
-    def claim(self, key: str, channel: str) -> int | None:
-        """Mark ``'sending'`` unless sent or in flight; returns the attempts so far, None if not claimed."""
-        row = self.con.execute(
-            """INSERT INTO ops.reminder_sends AS s (reminder_key, channel, status, attempts, flow_run_id)
-               VALUES (?, ?, 'sending', 0, ?)
-               ON CONFLICT (reminder_key) DO UPDATE
-                   SET status = 'sending', channel = excluded.channel, flow_run_id = excluded.flow_run_id
-                   WHERE s.status = 'failed'
-               RETURNING coalesce(attempts, 0)""",
-            [key, channel, self.flow_run_id],
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def sent(
-        self, key: str, *, provider_message_id: str | None, outbox_path: str | None, attempts: int, at: datetime
-    ) -> None:
-        self.con.execute(
-            """UPDATE ops.reminder_sends SET status = 'sent', provider_message_id = ?, outbox_path = ?,
-                   attempts = ?, last_error = NULL, sent_at = ?, flow_run_id = ?
-               WHERE reminder_key = ?""",
-            [provider_message_id, outbox_path, attempts, at, self.flow_run_id, key],
-        )
-
-    def failed(self, key: str, channel: str, error: str, attempts: int, *, status: SendStatus = "failed") -> None:
-        """Record a failure (or, with ``status='sending'``, an outcome in doubt) with its error text. Never
-        overwrites a ``'sent'`` row."""
-        self.con.execute(
-            """INSERT INTO ops.reminder_sends AS s
-                   (reminder_key, channel, status, attempts, last_error, flow_run_id)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (reminder_key) DO UPDATE SET status = excluded.status,
-                   attempts = excluded.attempts, last_error = excluded.last_error,
-                   flow_run_id = excluded.flow_run_id
-                   WHERE s.status <> 'sent'""",
-            [key, channel, status, attempts, error[:MAX_ERROR_CHARS], self.flow_run_id],
-        )
+def replace_reminder_sends(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
+    """Rewrite ``ops.reminder_sends`` with the ledger's rows (the columns both have), in one transaction;
+    returns the rows written."""
+    columns = [c for c in table_columns(con, "reminder_sends") if c in frame.columns]
+    if not columns:
+        return 0
+    casts = {"attempts": "CAST(attempts AS INTEGER)"}
+    timestamps = {"sent_at", "claimed_at", "updated_at"}
+    select = ", ".join(
+        casts.get(c, f"CAST({c} AS TIMESTAMP)" if c in timestamps else f"CAST({c} AS VARCHAR)") for c in columns
+    )
+    rows = frame[columns]
+    with _atomic(con):
+        con.execute("DELETE FROM ops.reminder_sends")
+        if not rows.empty:
+            _with_frame(
+                con,
+                rows.astype(object).where(rows.notna(), None),
+                f"INSERT INTO ops.reminder_sends ({', '.join(columns)}) SELECT {select} FROM {{frame}}",
+            )
+    return len(rows)
 
 
 # --- report runs ---------------------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +40,8 @@ from typing import Any, Literal
 
 import duckdb
 import pandas as pd
+
+from relance import ops
 
 log = logging.getLogger(__name__)
 
@@ -510,35 +511,13 @@ class SendLedger:
 # --- the warehouse copy ------------------------------------------------------------------------------------------
 
 
-def _warehouse_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position",
-        [schema, table],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def import_warehouse_sends(ledger: SendLedger, con: duckdb.DuckDBPyConnection) -> int:
     """Bring the sends recorded in the warehouse's ``ops.reminder_sends`` into the ledger (see the module
     docstring for who wins); returns how many rows were added or changed. Idempotent: after the first import of
     an earlier version's warehouse, and once the table is the ledger's copy, it changes nothing.
 
     The plan's lineage (invoice, customer, step, recipient) comes along from ``ops.reminders_planned``."""
-    columns = _warehouse_columns(con, "ops", "reminder_sends")
-    if not columns:
-        return 0
-    planned = _warehouse_columns(con, "ops", "reminders_planned")
-    lineage = [c for c in ("invoice_id", "customer_id", "step", "recipient") if c in planned]
-    select = ", ".join(f"s.{c}" for c in WAREHOUSE_COLUMNS if c in columns)
-    if lineage:
-        select += ", " + ", ".join(f"p.{c}" for c in lineage)
-        sql = f"SELECT {select} FROM ops.reminder_sends s LEFT JOIN ops.reminders_planned p USING (reminder_key)"
-    else:
-        sql = f"SELECT {select} FROM ops.reminder_sends s"
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    rows = ops.read_reminder_sends(con, WAREHOUSE_COLUMNS)
     return ledger.import_rows(rows, source="warehouse ops.reminder_sends")
 
 
@@ -546,25 +525,7 @@ def mirror_to_warehouse(ledger: SendLedger, con: duckdb.DuckDBPyConnection) -> i
     """Recreate the warehouse's ``ops.reminder_sends`` from the ledger (the columns the table has), in one
     transaction; returns its row count. The table is derived: a rebuilt warehouse gets it back on the next
     delivery. Does nothing if the table does not exist (``relance.warehouse.ensure_schemas`` creates it)."""
-    # TODO(ops owner): move this statement into relance.ops (one owner per table family).
-    columns = [c for c in _warehouse_columns(con, "ops", "reminder_sends") if c in LEDGER_COLUMNS]
-    if not columns:
+    if not ops.table_columns(con, "reminder_sends"):
         return 0
-    frame = ledger.frame()[columns]
-    casts = {"attempts": "CAST(attempts AS INTEGER)", "sent_at": "CAST(sent_at AS TIMESTAMP)"}
-    select = ", ".join(casts.get(c, f"CAST({c} AS VARCHAR)") for c in columns)
-    view = f"_relance_ledger_{uuid.uuid4().hex}"
-    con.begin()
-    try:
-        con.execute("DELETE FROM ops.reminder_sends")
-        if not frame.empty:
-            con.register(view, frame.astype(object).where(frame.notna(), None))
-            try:
-                con.execute(f"INSERT INTO ops.reminder_sends ({', '.join(columns)}) SELECT {select} FROM {view}")
-            finally:
-                con.unregister(view)
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
-    return len(frame)
+    frame = ledger.frame()
+    return ops.replace_reminder_sends(con, frame[[c for c in LEDGER_COLUMNS if c in frame.columns]])
