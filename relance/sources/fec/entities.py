@@ -4,6 +4,12 @@ customer lines: documents get their ids, lettering allocates credits, then one t
 A customer is every account seen (zero lines included), named by its most frequent label. A net debit is an
 invoice, a net credit in a sales journal a credit note (one row per invoice it credits), any other credit part
 of a payment (the credit lines of one entry and customer). Allocations are summed per (payment, invoice).
+
+Every table is declared a full snapshot scoped to its file (:func:`relance.sources.base.declare_full_snapshot`,
+scope ``file``): an FEC holds every entry of one fiscal year, so a re-export of that year (the same legal file name
+``<SIREN>FEC<closing date>``) is that year's complete state. The loader then retires what the new export no longer
+holds: a document cancelled at the source, or the (payment, invoice) allocation of a payment re-lettered from one
+invoice to another. Another year's file (another name) retires nothing of it.
 """
 
 from __future__ import annotations
@@ -14,17 +20,18 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from relance.sources.base import entity_schema
+from relance.sources.base import declare_full_snapshot, entity_schema
 from relance.sources.fec.ids import PaymentKey, assign_document_ids, payment_ids, payment_key
 from relance.sources.fec.lettering import allocate_lettering
 from relance.sources.fec.lines import CustomerLine
 
 
 def _table(entity: str, columns: dict[str, list[object]], n: int, *, source_row: bool = False) -> pa.Table:
-    """A table with the raw schema of ``entity``; the columns the FEC does not hold are nulls."""
+    """A table with the raw schema of ``entity`` (the columns the FEC does not hold are nulls), declared the full
+    snapshot of what files of its name hold."""
     schema = entity_schema(entity, source_row=source_row)
     arrays = [pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type) for f in schema]
-    return pa.table(arrays, schema=schema)
+    return declare_full_snapshot(pa.table(arrays, schema=schema), "file")
 
 
 def customers_table(lines: list[CustomerLine]) -> pa.Table:
