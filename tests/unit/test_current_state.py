@@ -267,3 +267,33 @@ def test_ensure_schemas_then_load_keeps_version_columns(con) -> None:
     ensure_schemas(con)
     cols = {r[0] for r in con.execute("DESCRIBE raw.invoices").fetchall()}
     assert {"_load_seq", "_deleted"} <= cols
+
+
+def test_a_full_snapshot_profile_retires_rows_missing_from_the_next_export(con, tmp_path: Path) -> None:
+    """The demo profile declares full exports; what its flag means for a load (relance.sources.tabular.read is to
+    pass ``profile.full_snapshot`` to every extract it builds; until then the test applies it the same way)."""
+    import dataclasses
+
+    from relance.sources.tabular import load_profile, parse_profile, read_tabular
+    from tests.unit.test_ingest import CUSTOMERS, INVOICES, write_csv
+
+    profile = load_profile("demo")
+    assert profile.full_snapshot and load_profile("ibm_ar").full_snapshot
+    assert not parse_profile(
+        "name: x\nentities: {customers: {file: c.csv, columns: {customer_id: id}}}", "x"
+    ).full_snapshot
+
+    def load_export(directory: Path, invoices: list[str]):
+        write_csv(directory, "customers", CUSTOMERS)
+        write_csv(directory, "invoices", invoices)
+        extracts = [
+            dataclasses.replace(e, full_snapshot=profile.full_snapshot) for e in read_tabular(directory, profile)
+        ]
+        return load_extracts(con, extracts, source_name=profile.name, flow_run_id=None)
+
+    load_export(tmp_path / "day1", INVOICES)
+    # I2 cancelled in the ERP: the next full export no longer has it
+    report = load_export(tmp_path / "day2", [INVOICES[0], INVOICES[2]])
+
+    assert [(r.entity, r.rows) for r in report.retired] == [("invoices", 1)]
+    assert set(_current(con)) == {"I1", "I3"}

@@ -4,7 +4,11 @@ A profile has ``name``, ``description``, ``reader`` options, optional ``ignore_c
 out on purpose, e.g. outcome columns that would leak the label) and, per canonical entity, the source
 ``file`` pattern(s), an optional ``where`` filter, ``distinct`` and a ``columns`` mapping from canonical column
 to a source column name or a DuckDB SQL expression over source columns (``"'PAY-' || invoiceNumber"``,
-``"false"``). Several entities may come from the same file. Profiles ship in ``relance/sources/profiles/``;
+``"false"``). Several entities may come from the same file. ``full_snapshot: true`` says the export is complete:
+for each entity, the files of one import hold every current row of that entity (a full export, not a delta), so
+the loader retires (tombstones) the keys they no longer hold -- an invoice cancelled in the ERP stops being current.
+Leave it false (the default) for exports that only carry what changed; an entity with no file in an import retires
+nothing either way. Profiles ship in ``relance/sources/profiles/``;
 any YAML file path works too. A profile that does not validate raises :class:`ProfileError` naming the
 profile file, the key and what was expected.
 """
@@ -136,6 +140,7 @@ class Profile(BaseModel):
     description: str = ""
     reader: ReaderOptions = Field(default_factory=ReaderOptions)
     ignore_columns: list[str] = Field(default_factory=list)
+    full_snapshot: bool = False  # each import holds the complete current state of every entity it has files for
     entities: dict[str, EntityMapping] = Field(min_length=1)
     origin: str | None = Field(default=None, exclude=True)  # where it was loaded from, for messages
 
