@@ -11,7 +11,7 @@ the password.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from relance import dbt
 from relance.ingest import ExtractLoadReport, IngestError, load_extracts, read_watermarks
 from relance.settings import Settings
 from relance.sources.base import SourceError
+from relance.sources.limits import InputLimits
 from relance.sources.sql import (
     SqlAuthenticationError,
     SqlColumnsError,
@@ -201,9 +202,11 @@ def test_incremental_imports_then_settled_in_marts(
     ).fetchone()
     assert row == ("C1", "credit_note", "FA-001", Decimal("-100.00"), False, date(2026, 1, 20))
 
-    # 2. nothing changed: nothing is even read (only rows past the watermark are)
+    # 2. nothing changed: only the overlap window (a day before each watermark) is read again, all unchanged
     second = _import(con, config_path, "run-2")
-    assert _counts(second, "rows_read") == dict.fromkeys(ROWS, 0)
+    overlap_rows = {"customers": 3, "invoices": 1, "payments": 1, "payment_allocations": 1}
+    assert _counts(second, "rows_read") == overlap_rows
+    assert _counts(second, "rows_unchanged") == overlap_rows
     assert _counts(second, "rows_loaded") == dict.fromkeys(ROWS, 0)
     assert read_watermarks(con, "erp") == marks
 
@@ -214,7 +217,7 @@ def test_incremental_imports_then_settled_in_marts(
         "INSERT INTO allocations VALUES ('P3', 'FA-002', 300.00, '2026-03-10 18:00+00');",
     )
     third = _import(con, config_path, "run-3")
-    assert _counts(third, "rows_read") == {"customers": 0, "invoices": 0, "payments": 1, "payment_allocations": 1}
+    assert _counts(third, "rows_read") == {"customers": 3, "invoices": 1, "payments": 2, "payment_allocations": 2}
     assert _counts(third, "rows_loaded") == {"customers": 0, "invoices": 0, "payments": 1, "payment_allocations": 1}
     assert con.execute(
         "SELECT payment_id, amount, payment_method, _flow_run_id FROM raw.payments WHERE _flow_run_id = 'run-3'"
@@ -269,11 +272,71 @@ def test_streams_text_batches_in_chunks(postgres_url: str, password_env: str, tm
     assert (fa3["amount"], fa3["issue_date"], fa3["is_end_of_month_terms"]) == ("1200.00", "2026-02-01", "true")
     assert invoices.watermark is not None and _instant(invoices.watermark) == datetime(2026, 2, 1, 9, tzinfo=UTC)
     assert invoices.source_file.endswith("/erp_stream#invoices") and password_env not in invoices.source_file
-    # the same window gives the same hash; a later window another one
+    # every read is a new batch (late rows may appear in a window already read); the next read starts again a
+    # day before the watermark (FA-003 only) and keeps it
     (again,) = load_sql_source(config, watermarks={}, entities=["invoices"])
     (later,) = load_sql_source(config, watermarks={"invoices": invoices.watermark}, entities=["invoices"])
-    assert again.file_hash == invoices.file_hash != later.file_hash
-    assert later.table.read_all().num_rows == 0 and later.watermark == invoices.watermark
+    assert len({invoices.file_hash, again.file_hash, later.file_hash}) == 3
+    assert later.table.read_all().num_rows == 1 and later.watermark == invoices.watermark
+
+
+def test_rows_committed_late_at_or_below_the_watermark_are_loaded(
+    postgres_url: str, password_env: str, tmp_path: Path, warehouse: duckdb.DuckDBPyConnection
+) -> None:
+    """Repro (issue 9, item 9): after a load stored max(updated_at), a transaction that began earlier commits rows
+    whose updated_at is equal to or just below that maximum. A strict ``> watermark`` skipped them forever."""
+    url = _erp_database(postgres_url, "erp_late")
+    config_path = _write_config(tmp_path, url)
+    first = _import(warehouse, config_path, "run-1")
+    mark = read_watermarks(warehouse, "erp")["invoices"]
+    assert _instant(mark) == datetime(2026, 2, 1, 9, tzinfo=UTC) and first.batch("invoices").rows_loaded == 4
+    _execute(
+        url,
+        "INSERT INTO invoices VALUES "
+        "('FA-004', 'C3', 'FA', NULL, '2026-02-01', '2026-03-03', 80.00, 'EUR', 30, false, '2026-02-01 09:00+00'),"
+        "('FA-005', 'C3', 'FA', NULL, '2026-02-01', '2026-03-03', 90.00, 'EUR', 30, false, '2026-02-01 08:59:59+00')",
+    )
+    second = _import(warehouse, config_path, "run-2")
+    invoices = second.batch("invoices")
+    # read again from a day before the watermark: FA-003 (unchanged) and the two late rows (loaded)
+    assert (invoices.rows_read, invoices.rows_loaded, invoices.rows_unchanged, invoices.rows_quarantined) == (
+        3,
+        2,
+        1,
+        0,
+    )
+    for b in second.batches:
+        assert b.rows_read == b.rows_loaded + b.rows_unchanged + b.rows_quarantined, b
+    loaded = warehouse.execute("SELECT invoice_id FROM raw.invoices WHERE _flow_run_id = 'run-2' ORDER BY 1").fetchall()
+    assert loaded == [("FA-004",), ("FA-005",)]
+    assert warehouse.execute("SELECT count(*), count(DISTINCT invoice_id) FROM raw.invoices").fetchone() == (6, 6)
+    assert read_watermarks(warehouse, "erp")["invoices"] == mark
+    # a source that wants no time overlap still re-reads its watermark itself (>=): the equal row is never lost
+    (zero,) = load_sql_source(
+        load_sql_config(config_path),
+        watermarks={"invoices": mark},
+        entities=["invoices"],
+        watermark_overlap=timedelta(0),
+    )
+    assert sorted(r["invoice_id"] for r in zero.table.read_all().to_pylist()) == ["FA-003", "FA-004"]
+
+
+def test_value_over_the_cell_cap_quarantines_its_row(
+    postgres_url: str, password_env: str, tmp_path: Path, warehouse: duckdb.DuckDBPyConnection
+) -> None:
+    """Repro: no cap on a database value. A 300-character name (cap 100) keeps its customer row out of raw."""
+    url = _erp_database(postgres_url, "erp_cells")
+    _execute(url, "UPDATE clients SET company_name = repeat('x', 300) WHERE code = 'C2'")
+    config = load_sql_config(_write_config(tmp_path, url))
+    extracts = load_sql_source(config, watermarks={}, entities=["customers"], limits=InputLimits(max_cell_chars=100))
+    report = load_extracts(warehouse, extracts, source_name="erp", flow_run_id="run-1")
+    customers = report.batch("customers")
+    assert (customers.rows_read, customers.rows_loaded, customers.rows_quarantined) == (3, 2, 1)
+    reason = warehouse.execute("SELECT reason FROM ops.quarantine WHERE entity = 'customers'").fetchone()[0]
+    assert (
+        "#customers, row " in reason
+        and "column customer_name: value of 300 characters, over the 100-character cap" in reason
+    )
 
 
 # --------------------------------------------------------------------------------------------------- errors

@@ -1,10 +1,12 @@
 """The probe: before anything is loaded, check that an entity's query returns the canonical columns, take the new
-watermark, and build the query that streams exactly the rows past the previous watermark up to the new one."""
+watermark, and build the query that streams the rows from the previous watermark (less the overlap window,
+:func:`~relance.sources.sql.values.overlap_start`) up to the new one."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +16,7 @@ from relance.raw_schema import ENTITIES
 from relance.sources.sql.config import SqlSourceConfig
 from relance.sources.sql.connection import query_error
 from relance.sources.sql.errors import SqlColumnsError
-from relance.sources.sql.values import watermark_param, watermark_to_str
+from relance.sources.sql.values import overlap_start, watermark_param, watermark_to_str
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,22 @@ class Plan:
     incremental: bool  # the entity has a watermark_column
     previous_watermark: str | None
     new_watermark: str | None
-    rows_expected: int | None  # rows past the previous watermark (incremental reads only)
+    rows_expected: int | None  # rows from the re-read start on (incremental reads only)
+    read_from: str | None = None  # the lower bound actually read (>=): previous watermark less the overlap
 
 
-def probe(conn: sa.Connection, config: SqlSourceConfig, entity: str, previous: str | None) -> Plan:
-    """Check the query's columns and take the new watermark; build the streaming query for one entity."""
+def probe(
+    conn: sa.Connection,
+    config: SqlSourceConfig,
+    entity: str,
+    previous: str | None,
+    overlap: timedelta = timedelta(0),
+) -> Plan:
+    """Check the query's columns and take the new watermark; build the streaming query for one entity.
+
+    An incremental read takes the rows with ``watermark_column >= overlap_start(previous)`` and at most the new
+    watermark (``max`` taken now): rows committed late below the stored watermark are read again.
+    """
     spec = config.entities[entity]
     quote = conn.dialect.identifier_preparer.quote
     try:
@@ -64,13 +77,16 @@ def probe(conn: sa.Connection, config: SqlSourceConfig, entity: str, previous: s
     params: dict[str, Any] = {}
     new: str | None = None
     rows_expected: int | None = None
+    read_from: str | None = None
     if wm is None:
         sql = f"SELECT {select} FROM ({spec.query}) src"
     else:
         wm_col = f"src.{quote(by_lower[wm.lower()])}"
-        after = f"{wm_col} > :previous_watermark" if previous is not None else "1 = 1"
+        after = f"{wm_col} >= :previous_watermark" if previous is not None else "1 = 1"
         if previous is not None:
-            params["previous_watermark"] = watermark_param(previous)
+            start = overlap_start(watermark_param(previous), overlap)
+            params["previous_watermark"] = start
+            read_from = watermark_to_str(start)
         try:
             count, top = conn.execute(
                 sa.text(f"SELECT count(*), max({wm_col}) FROM ({spec.query}) src WHERE {after}"), params
@@ -87,4 +103,4 @@ def probe(conn: sa.Connection, config: SqlSourceConfig, entity: str, previous: s
             new = watermark_to_str(top)
             params["new_watermark"] = top
             sql = f"SELECT {select} FROM ({spec.query}) src WHERE {after} AND {wm_col} <= :new_watermark"
-    return Plan(entity, sql, params, result_columns, wm is not None, previous, new, rows_expected)
+    return Plan(entity, sql, params, result_columns, wm is not None, previous, new, rows_expected, read_from)

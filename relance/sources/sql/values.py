@@ -4,7 +4,7 @@ as a typed query parameter, and any database value as text the loader's ``TRY_CA
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,21 @@ def watermark_param(text: str) -> Any:
         except ValueError:
             return text
     return text
+
+
+def overlap_start(previous: Any, overlap: timedelta) -> Any:
+    """Where an incremental read starts again: ``overlap`` before a timestamp watermark, whole days of it before a
+    date, the watermark itself otherwise (ids, versions, text), always inclusive (``>=``).
+
+    Why: a row committed late (its transaction began before the last read took ``max(updated_at)``) carries an
+    ``updated_at`` at or below the stored watermark; a strict ``>`` would skip it forever. The loader's
+    (natural key, row hash) deduplication makes the rows read again come back ``unchanged``.
+    """
+    if isinstance(previous, datetime):
+        return previous - overlap
+    if isinstance(previous, date):
+        return previous - timedelta(days=overlap.days)
+    return previous
 
 
 def as_text(value: Any) -> str | None:
