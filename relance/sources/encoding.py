@@ -14,8 +14,9 @@ corrupts names ("SociÃ©tÃ©") or makes DuckDB fail the whole file, so:
   identically, so Western code pages are tried first and ``cp1252`` is preferred when it is among the
   equivalent ones;
 * non-UTF-8 files are transcoded to a temporary UTF-8 file in 1 MiB chunks (never whole in memory);
-* a file read whole (an FEC) is decoded by :func:`decode_bytes`: UTF-8, else the first of the same Western code
-  pages that decodes it, so both readers share one order of preference.
+* an FEC is decoded in the same order as :func:`decode_bytes` (UTF-8, else the first of the same Western code
+  pages that decodes it, so both readers share one order of preference), streaming: :func:`stream_encoding`
+  finds the encoding without holding the file, :func:`decoded_chunks` yields its text 1 MiB at a time.
 
 Undecodable bytes raise :class:`~relance.sources.base.SourceError` naming the file, line, byte offset and byte.
 """
@@ -107,6 +108,29 @@ def _decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
                 return
             lines += chunk.count(b"\n")
             offset += len(chunk)
+
+
+def decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
+    """The text of ``path`` 1 MiB at a time (a BOM is dropped by ``utf-8-sig``).
+
+    Raises:
+        SourceError: the bytes do not decode, naming line and byte offset.
+    """
+    try:
+        yield from _decoded_chunks(path, encoding)
+    except _Undecodable as exc:
+        p = exc.problem
+        raise SourceError(
+            f"{path}: undecodable bytes {p.bad_bytes!r} at line {p.line} (byte offset {p.offset}) for {encoding}"
+        ) from exc
+
+
+def stream_encoding(path: Path) -> str:
+    """What :func:`decode_bytes` would choose for the file's bytes, found by streaming the file (never whole)."""
+    for encoding in ("utf-8-sig", *WESTERN_CODEPAGES):
+        if find_decode_problem(path, encoding) is None:
+            return encoding
+    raise AssertionError("iso8859_15 decodes every byte")  # pragma: no cover
 
 
 def find_decode_problem(path: Path, encoding: str) -> DecodeProblem | None:

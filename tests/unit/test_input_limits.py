@@ -224,3 +224,53 @@ def test_mapping_runs_on_a_sandbox_that_cannot_read_files_or_the_warehouse(tmp_p
     invoices = by_entity(read_tabular(path, profile))["invoices"]
     assert isinstance(invoices.table, pa.RecordBatchReader)
     assert int(rows(invoices)[0]["amount"]) == 20
+
+
+# ------------------------------------------------------------------------------------------------ FEC
+
+
+def test_fec_is_streamed_and_split_exactly_like_the_whole_text() -> None:
+    """Repro: an FEC was read whole (bytes, text and the list of records in memory). Split from chunks of any
+    size, every line-end style gives the records (and line numbers) the whole-text split gives."""
+    from relance.sources.fec.lines import iter_records, records
+
+    text = "h1\r\n\r\nl2\rl3\r\r\nl4\n\nl5\r\r\r l6 \n\r\nlast"
+    expected = records(text)
+    assert expected[0] == (1, "h1") and expected[-1][1] == "last"
+    for size in range(1, 9):
+        chunks = [text[i : i + size] for i in range(0, len(text), size)]
+        assert list(iter_records(chunks)) == expected, size
+
+
+def test_fec_file_over_the_cap_or_with_a_runaway_line_is_refused(tmp_path: Path) -> None:
+    from relance.sources.fec import read_fec
+    from tests.unit.test_fec_parse import basic_books, write
+
+    path = write(tmp_path, basic_books())
+    with pytest.raises(
+        SourceError, match=rf"FEC\.txt: file is .*{path.stat().st_size:,} bytes.*over the 100 bytes cap"
+    ):
+        read_fec(path, limits=InputLimits(max_file_bytes=100))
+    runaway = tmp_path / "runaway"
+    runaway.mkdir()
+    path = write(runaway, [*basic_books(), "x" * 5000])
+    with pytest.raises(SourceError, match=r"FEC\.txt: line 8 is longer than 1,000 characters.*nothing was loaded"):
+        read_fec(path, limits=InputLimits(max_line_chars=1000))
+
+
+def test_fec_field_over_the_cell_cap_rejects_its_line(tmp_path: Path) -> None:
+    from relance.sources.fec import read_fec
+    from tests.unit.test_fec_parse import basic_books, fec_line, write
+
+    long_label = fec_line("VE", "9", "20240301", piece="F9", debit="10,00", label="L" * 300)
+    extracts = {
+        e.entity: e
+        for e in read_fec(write(tmp_path, [*basic_books(), long_label]), limits=InputLimits(max_cell_chars=100))
+    }
+    (reject,) = extracts["invoices"].rejects
+    assert reject.row_number == 8 and reject.reason == oversized_reason_text("EcritureLib", 300, 100)
+    assert "F9" not in [r["invoice_id"] for r in extracts["invoices"].table.to_pylist()]  # type: ignore[union-attr]
+
+
+def oversized_reason_text(column: str, length: int, cap: int) -> str:
+    return f"column {column}: value of {length:,} characters, over the {cap:,}-character cap for one cell"

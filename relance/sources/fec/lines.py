@@ -9,6 +9,7 @@ field-count mismatch is the caller's reject. A customer line whose date or amoun
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -80,9 +81,43 @@ def parse_date(text: str) -> date:
     raise ValueError(f"{s!r} is not a date (expected YYYYMMDD)")
 
 
+class LineTooLong(ValueError):
+    """A record longer than the line cap: the file is not a line-oriented ledger."""
+
+    def __init__(self, line: int, length: int, cap: int) -> None:
+        super().__init__(f"line {line} is longer than {cap:,} characters ({length:,} so far)")
+        self.line, self.length, self.cap = line, length, cap
+
+
+def iter_records(chunks: Iterable[str], max_line_chars: int | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank record of a text given in chunks, header included; any line end.
+
+    Streaming: only the current, unfinished record is held between chunks. Trailing CRs of a chunk wait for the
+    next one (``CR CR | LF`` is one line end, as in the whole text). :class:`LineTooLong` past ``max_line_chars``.
+    """
+    n, tail = 0, ""
+    for chunk in chunks:
+        buf = tail + chunk
+        body = buf.rstrip("\r")
+        pieces = _LINE_END.split(body)
+        tail = pieces.pop() + buf[len(body) :]
+        for rec in pieces:
+            n += 1
+            if max_line_chars is not None and len(rec) > max_line_chars:
+                raise LineTooLong(n, len(rec), max_line_chars)
+            if rec.strip():
+                yield n, rec
+        if max_line_chars is not None and len(tail) > max_line_chars:
+            raise LineTooLong(n + 1, len(tail), max_line_chars)
+    for rec in _LINE_END.split(tail):
+        n += 1
+        if rec.strip():
+            yield n, rec
+
+
 def records(text: str) -> list[tuple[int, str]]:
     """(line number, text) of every non-blank record, header included; any line-end style."""
-    return [(n, rec) for n, rec in enumerate(_LINE_END.split(text), start=1) if rec.strip()]
+    return list(iter_records([text]))
 
 
 def split_fields(record: str, layout: FecLayout) -> list[str] | None:
