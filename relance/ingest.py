@@ -25,13 +25,14 @@ Source adapters (``relance.sources``: tabular profiles, FEC, SQL) hand over :cla
   key, the later one is current. Duplicate keys within one file still fail the batch's contract;
 * deletions: an extract marked ``full_snapshot`` holds the entity's complete current state for its source. When
   a load holds full-snapshot extracts of an entity, every key of that (source, entity) whose current version is
-  live but that none of them holds gets a **tombstone**: a copy of its current version with ``_deleted = true``,
-  appended to the batch of the load's last file of that entity (so it is validated, and excluded, with it) and
-  counted in :attr:`ExtractLoadReport.retired`. Staging drops keys whose current version is a tombstone; a key
-  that comes back later is appended again and is live. With ``snapshot_scope = "file"`` (FEC: one fiscal year
-  per legally named file) only keys whose current version came from a file of the same name are retired. Nothing
-  is retired when a snapshot is empty, or when a file of the snapshot had rows the adapter could not read (their
-  keys are unknown); a warning says so;
+  live but that no extract of the load holds gets a **tombstone**: a copy of its current version with
+  ``_deleted = true``, appended to the batch of the load's last changed snapshot file of that entity (so it is
+  validated, and excluded, with it) and counted in :attr:`ExtractLoadReport.retired`, not in ``rows_loaded``.
+  Staging drops keys whose current version is a tombstone; a key that comes back later is appended again and is
+  live. With ``snapshot_scope = "file"`` (FEC: one fiscal year per legally named file) only keys whose current
+  version came from a file of the same name are retired. Nothing is retired when every snapshot file was loaded
+  before (unchanged), when a snapshot is empty, or when a file of the snapshot had rows the adapter could not read
+  (their keys are unknown); a warning says so;
 * watermarks per (source, entity) that move only when the load commits;
 * one transaction for the whole load (or the caller's): an :class:`IngestError` leaves raw, ``ops.ingest_batches``
   and the watermarks untouched. Everything happens inside DuckDB; large files are streamed, never loaded whole.
@@ -395,7 +396,7 @@ def _load_extract(
         )
         rejected += [RejectedRow(ext.entity, q.row_number, q.reason) for q in quarantine[:50]]
         _log_trimmed_ids(ext, ent, con)
-        if ext.full_snapshot:
+        if ext.entity in snapshots.entities:
             snapshots.add_keys(con, ext, ent)
         n_bad = len(quarantine) - len(ext.rejects)
         good = con.execute(f"SELECT count(*) FROM {_TYPED} WHERE NOT ({bad_any})").fetchone()[0]
@@ -448,17 +449,19 @@ def _snapshot_table(entity_name: str) -> str:
 
 @dataclass
 class _Snapshots:
-    """The keys the full-snapshot extracts of one load hold, per (entity, scope), and which batches they made."""
+    """The keys one load holds of each entity it has a full-snapshot extract of: per snapshot scope for the
+    snapshot's own extracts, and (scope null: held for every scope) for the load's other extracts of that entity."""
 
-    groups: dict[tuple[str, str | None], list[tuple[EntityExtract, BatchResult | None]]] = field(default_factory=dict)
+    entities: set[str] = field(default_factory=set)
     tables: set[str] = field(default_factory=set)
 
     @staticmethod
-    def group_of(ext: EntityExtract) -> tuple[str, str | None]:
-        return ext.entity, (_basename(ext.source_file) if ext.snapshot_scope == "file" else None)
+    def scope_of(ext: EntityExtract) -> str | None:
+        """The file name a ``file``-scoped snapshot is complete for; None for a whole-source snapshot."""
+        return _basename(ext.source_file) if ext.snapshot_scope == "file" else None
 
     def add_keys(self, con: duckdb.DuckDBPyConnection, ext: EntityExtract, ent: Entity) -> None:
-        """Record the keys of the typed extract (bad rows too: the source still holds them)."""
+        """Record the keys of the typed extract (rows with bad values too: the source still holds them)."""
         table = _snapshot_table(ent.name)
         keys = ", ".join(_q(k) for k in ent.key)
         if table not in self.tables:
@@ -466,7 +469,8 @@ class _Snapshots:
                 f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {keys}, ''::VARCHAR AS _scope FROM {_TYPED} LIMIT 0"
             )
             self.tables.add(table)
-        con.execute(f"INSERT INTO {table} SELECT {keys}, ? FROM {_TYPED}", [self.group_of(ext)[1] or ""])
+        scope = (self.scope_of(ext) or "") if ext.full_snapshot else None
+        con.execute(f"INSERT INTO {table} SELECT {keys}, ? FROM {_TYPED}", [scope])
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in self.tables:
@@ -484,12 +488,19 @@ def _retire_missing_keys(
     loaded_at: datetime,
     flow_run_id: str | None,
 ) -> list[RetiredKeys]:
-    """Append a tombstone for every live current key of a full-snapshot (source, entity[, file name]) that none of
-    the load's extracts of that group holds. See the module docstring for when nothing is retired."""
+    """Append a tombstone for every live current key of a full-snapshot (source, entity[, file name]) that no
+    extract of the load holds. See the module docstring for when nothing is retired."""
     groups: dict[tuple[str, str | None], list[tuple[EntityExtract, BatchResult]]] = {}
     for ext, batch in zip(extracts, batches, strict=True):
         if ext.full_snapshot:
-            groups.setdefault(_Snapshots.group_of(ext), []).append((ext, batch))
+            groups.setdefault((ext.entity, snapshots.scope_of(ext)), []).append((ext, batch))
+    changed = {name for (name, _), members in groups.items() if any(b.status == "loaded" for _, b in members)}
+    for ext, batch in zip(extracts, batches, strict=True):
+        if ext.entity in changed and batch.status == "unchanged":  # its keys are still held: read them again
+            ent = entity(ext.entity)
+            _type_extract(con, ext, ent)
+            snapshots.add_keys(con, ext, ent)
+            con.execute(f"DROP TABLE IF EXISTS {_TYPED}")
     rejected_files = {e.source_file for e in extracts if e.rejects}
     retired: list[RetiredKeys] = []
     for (entity_name, scope), members in groups.items():
@@ -500,12 +511,6 @@ def _retire_missing_keys(
         if any(e.source_file in rejected_files for e, _ in members):
             log.warning("%s: not retiring missing keys: the snapshot has rows that could not be read", where)
             continue
-        ent = entity(entity_name)
-        for ext, batch in members:
-            if batch.status == "unchanged":  # its keys are still held: read them again
-                _type_extract(con, ext, ent)
-                snapshots.add_keys(con, ext, ent)
-                con.execute(f"DROP TABLE IF EXISTS {_TYPED}")
         table = _snapshot_table(entity_name)
         held = con.execute(f"SELECT count(*) FROM {table} WHERE _scope = ?", [scope or ""]).fetchone()[0]
         if held == 0:
@@ -513,7 +518,14 @@ def _retire_missing_keys(
             continue
         target = loaded[-1]
         n = _append_tombstones(
-            con, ent, table, scope, source_name=source_name, batch=target, loaded_at=loaded_at, flow_run_id=flow_run_id
+            con,
+            entity(entity_name),
+            table,
+            scope,
+            source_name=source_name,
+            batch=target,
+            loaded_at=loaded_at,
+            flow_run_id=flow_run_id,
         )
         if n:
             log.info("%s: %d key(s) no longer in the snapshot: tombstones in batch %s", where, n, target.batch_id)
@@ -562,7 +574,7 @@ def _append_tombstones(
             JOIN ops.ingest_batches AS b ON b.batch_id = cur._batch_id
             WHERE NOT coalesce(cur._deleted, false)
                 AND b.entity = ? AND coalesce(b.source_name, '') = ? {file_scope}
-                AND NOT EXISTS (SELECT 1 FROM {snapshot} AS h WHERE h._scope = ? AND {held})
+                AND NOT EXISTS (SELECT 1 FROM {snapshot} AS h WHERE (h._scope = ? OR h._scope IS NULL) AND {held})
             """,
             params,
         ).fetchone()[0]
@@ -604,7 +616,7 @@ def load_extracts(
     own_transaction = not in_transaction
     if own_transaction:
         con.begin()
-    snapshots = _Snapshots()
+    snapshots = _Snapshots(entities={e.entity for e in extracts if e.full_snapshot})
     try:
         ensure_version_columns(con)
         for ext in extracts:

@@ -297,3 +297,14 @@ def test_a_full_snapshot_profile_retires_rows_missing_from_the_next_export(con, 
 
     assert [(r.entity, r.rows) for r in report.retired] == [("invoices", 1)]
     assert set(_current(con)) == {"I1", "I3"}
+
+
+def test_keys_another_file_of_the_same_load_holds_are_not_retired(con) -> None:
+    _load(con, _extract([_invoice("I1"), _invoice("I2")], "full.csv", full_snapshot=True))
+    report = _load(
+        con,
+        _extract([_invoice("I2", "90.00")], "delta.csv"),
+        _extract([_invoice("I3")], "full.csv", full_snapshot=True),
+    )
+    assert [r.rows for r in report.retired] == [1]
+    assert set(_current(con)) == {"I2", "I3"}
