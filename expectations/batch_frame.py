@@ -3,6 +3,11 @@
 :func:`read_batch` selects the batch's rows from ``raw.<entity>`` (``_batch_id`` = the batch; batches are bounded)
 with their ``_row_number``, the SQL-derived columns of :mod:`expectations.suites` and each row as JSON;
 :func:`checkpoint_frame` turns that into the frame the entity's checkpoint runs on.
+
+Bounded: a checkpoint validates a batch as one pandas frame (uniqueness and volume expectations need the whole
+batch), so a batch larger than ``max_rows`` (:data:`MAX_BATCH_FRAME_ROWS`, about 0.5 KiB of memory a row with its
+JSON copy) is refused with :class:`BatchTooLarge` before anything is read, instead of exhausting memory; split
+the source file, or raise the cap on a machine that has the memory.
 """
 
 from __future__ import annotations
@@ -15,11 +20,29 @@ from relance import ops
 from relance.raw_schema import entity
 
 ROW_JSON = "_row_json"
+MAX_BATCH_FRAME_ROWS = 10_000_000
 
 
-def read_batch(con: duckdb.DuckDBPyConnection, info: ops.BatchRecord) -> pd.DataFrame:
-    """The batch's raw rows + ``_row_number``, SQL-derived columns and ``_row_json``."""
+class BatchTooLarge(ValueError):
+    """A batch with more rows than one validation frame may hold."""
+
+
+def read_batch(
+    con: duckdb.DuckDBPyConnection, info: ops.BatchRecord, *, max_rows: int = MAX_BATCH_FRAME_ROWS
+) -> pd.DataFrame:
+    """The batch's raw rows + ``_row_number``, SQL-derived columns and ``_row_json``.
+
+    Raises:
+        BatchTooLarge: the batch holds more than ``max_rows`` rows (nothing is read into memory).
+    """
     ent = entity(info.entity)
+    (n_rows,) = con.execute(f"SELECT count(*) FROM {ent.qualified} WHERE _batch_id = ?", [info.batch_id]).fetchone()  # type: ignore[misc]
+    if n_rows > max_rows:
+        raise BatchTooLarge(
+            f"batch {info.batch_id} ({info.entity} from {info.source_file}) holds {n_rows:,} rows, over the "
+            f"{max_rows:,}-row cap of one validation frame (expectations.batch_frame.MAX_BATCH_FRAME_ROWS); "
+            "split the source file"
+        )
     cols = ", ".join(f'"{c}"' for c in ent.columns)
     packed = ", ".join(f'"{c}" := "{c}"' for c in ent.columns)
     derived = "".join(f", {expr} AS {name}" for name, expr in SQL_DERIVED_COLUMNS.get(info.entity, {}).items())

@@ -274,3 +274,17 @@ def test_fec_field_over_the_cell_cap_rejects_its_line(tmp_path: Path) -> None:
 
 def oversized_reason_text(column: str, length: int, cap: int) -> str:
     return f"column {column}: value of {length:,} characters, over the {cap:,}-character cap for one cell"
+
+
+def test_validation_frame_is_bounded(tmp_path: Path) -> None:
+    """Repro: GX batches were read whole into pandas, however large. Over the cap: a clear error, nothing read."""
+    from expectations.batch_frame import BatchTooLarge, read_batch
+
+    path = write_ledger(
+        tmp_path / "ledger.csv", ["F-1;C1;A;2024-01-15;2024-02-14;1", "F-2;C1;A;2024-01-15;2024-02-14;2"]
+    )
+    con, report = _load(tmp_path, read_tabular(path, small_profile()))
+    info = report.batch("invoices")
+    assert len(read_batch(con, info)) == 2
+    with pytest.raises(BatchTooLarge, match=r"invoices from .*ledger\.csv\) holds 2 rows, over the 1-row cap"):
+        read_batch(con, info, max_rows=1)
