@@ -69,6 +69,9 @@ def _settings() -> Settings:
         console.print(f"[bold red]bad setting[/] {escape(problems)}")
         raise typer.Exit(2) from None
     settings.ensure_dirs()
+    from relance.redaction import install_log_redaction
+
+    install_log_redaction(settings)  # no credential reaches a log line, whichever library writes it
     for key, value in settings.tool_environment().items():
         os.environ.setdefault(key, value)
     return settings

@@ -3,7 +3,6 @@ and through the embedded outboxes, with a real send ledger (SQLite) and a real D
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -18,6 +17,7 @@ from relance.channels import DeliveryError, SendGridTransport, build_mail, make_
 from relance.delivery import deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
 from relance.send_ledger import SendLedger
+from relance.tabular_output import read_csv_records
 from relance.warehouse import ensure_schemas
 from tests.standins.sendgrid import SPEC_PATH, SendGridStandIn, load_validator, running_sendgrid_standin
 
@@ -278,8 +278,7 @@ def test_call_list_has_no_duplicate_rows_on_rerun(con, ledger, planned, tmp_path
     calls = planned[planned["channel"] == "call"]
     _deliver(con, ledger, calls, _router(tmp_path, None))
     path = tmp_path / "outbox" / "calls" / f"{AS_OF.isoformat()}.csv"
-    with path.open(newline="") as fh:
-        first = list(csv.DictReader(fh))
+    first = read_csv_records(path)  # the phone is written as text a spreadsheet keeps: '+33...
     assert sorted(r["reminder_key"] for r in first) == sorted(calls["reminder_key"])
     assert {r["phone"] for r in first} == {"+33100000005", "+33100000006"}
 
@@ -288,6 +287,4 @@ def test_call_list_has_no_duplicate_rows_on_rerun(con, ledger, planned, tmp_path
     ensure_schemas(fresh)
     with SendLedger(tmp_path / "forgotten.sqlite") as forgotten:
         _deliver(fresh, forgotten, calls, _router(tmp_path, None))
-    with path.open(newline="") as fh:
-        second = list(csv.DictReader(fh))
-    assert second == first
+    assert read_csv_records(path) == first
