@@ -128,6 +128,7 @@ class DemoRun:
     killed_pid: int
     bad_data: Path
     bad: Completed  # the run after the SIGKILL, on the corrupted ledger
+    bad_again: Completed  # one more run on the same corrupted ledger, asking to send
     ui: Ui
     secrets: MarkedSecrets
     tmp: Path  # everything the sequence wrote: logs, the demo's directory, the corrupted ledger's
@@ -330,6 +331,8 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     _kill_group(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
     bad = procs.run(editable, ["run", "daily", "--as-of", AS_OF], bad_env, elsewhere)
+    # the next run on the same, unchanged files: the failed batch still blocks it (it used to send)
+    bad_again = procs.run(editable, ["run", "daily", "--as-of", AS_OF, "--send-backfill"], bad_env, elsewhere)
 
     demo.wait(timeout=TIMEOUT)
     demo_done = Completed(DEMO_ARGS, demo.returncode, (tmp / "demo.log").read_text(), "")
@@ -344,7 +347,8 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
         "RELANCE_SENDGRID_API_KEY": secrets.sendgrid_key,
         "RELANCE_SENDGRID_HOST": NOWHERE,
     }
-    rerun_args = ["run", "daily", "--as-of", AS_OF, "--json", str(tmp / "rerun.json")]
+    # --send-backfill: the as-of date is not today, and this rerun must go as far as the send ledger
+    rerun_args = ["run", "daily", "--as-of", AS_OF, "--send-backfill", "--json", str(tmp / "rerun.json")]
     rerun = procs.run(editable, rerun_args, rerun_env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
     ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
@@ -364,6 +368,7 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
         killed_pid=killed.pid,
         bad_data=bad_data,
         bad=bad,
+        bad_again=bad_again,
         ui=ui,
         secrets=secrets,
         tmp=tmp,

@@ -101,11 +101,30 @@ def test_a_critical_contract_failure_stops_before_anything_downstream(demo_run: 
     assert not list((demo_run.bad_data / "outbox").rglob("*.json")), "nothing was sent"
 
 
+def test_the_failed_batch_still_blocks_the_next_run_on_the_same_files(demo_run: DemoRun) -> None:
+    """Issue 9's reproduction: the second run found the failed file `unchanged`, validated nothing, and sent."""
+    again = demo_run.bad_again
+    assert again.returncode == 1, again.tail()
+    assert again.stdout.startswith("stopped, nothing was sent"), again.tail()
+    assert "failed their data contract" in again.stdout and "relance batches quarantine" in again.stdout
+    warehouse = demo_run.bad_data / "warehouse.duckdb"
+    states = dict(_rows(warehouse, "select entity, validation_state from ops.ingest_batches where status = 'loaded'"))
+    assert states["invoices"] == "failed"
+    # the rerun read the same file again: an `unchanged` batch, and still no new validation passed it
+    assert _rows(warehouse, "select count(*) > 1 from ops.ingest_batches where entity = 'invoices'") == [(True,)]
+    assert _rows(warehouse, "select count(*) from ops.reminders_planned") == [(0,)]
+    assert not [p for p in (demo_run.bad_data / "outbox").rglob("*") if p.is_file()], "nothing was sent"
+    assert not (demo_run.bad_data / "ledger" / "sends.sqlite").exists(), "the send step never started"
+
+
 # --------------------------------------------------------------------------------------- exactly once
 def test_the_rerun_from_outside_the_checkout_sends_nothing_new(demo_run: DemoRun, repo_root: Path) -> None:
     assert repo_root not in demo_run.rerun_cwd.parents and demo_run.rerun_cwd != repo_root
     first, second = demo_run.demo_result, demo_run.rerun_result
     assert first["reminders_sent"] > 0
+    # both asked to send despite the fixed as-of date (the demo itself, the rerun with --send-backfill), so the
+    # rerun's zero comes from the send ledger, not from the freshness guard
+    assert first["sending_held"] == [] and second["sending_held"] == []
     assert second["reminders_sent"] == 0 and second["reminders_failed"] == 0
     assert second["candidate_version"] == first["champion_version"], "no retraining on the same data"
     assert not second["promoted"]
