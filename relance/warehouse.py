@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from relance.ops import ensure_ops
-from relance.raw_schema import RAW_SCHEMA, all_entities, risk_entities
+from relance.raw_schema import RAW_SCHEMA, all_entities, ensure_version_columns, risk_entities
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -44,6 +44,7 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     for ent in [*all_entities(), *risk_entities()]:
         con.execute(ent.ddl())
+    ensure_version_columns(con)  # raw tables of earlier versions get _load_seq and _deleted
     ensure_ops(con)
 
 
