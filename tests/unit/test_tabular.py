@@ -346,6 +346,13 @@ def test_demo_invoices_required_too(tmp_path: Path) -> None:
         read_tabular(tmp_path, load_profile("demo"))
 
 
+def test_extracts_carry_the_profile_full_snapshot_flag(tmp_path: Path) -> None:
+    path = write_ledger(tmp_path / "ledger.csv", ["F-1;C1;A;2024-01-15;2024-02-14;1"])
+    assert not any(e.full_snapshot for e in read_tabular(path, small_profile()))
+    full = small_profile().model_copy(update={"full_snapshot": True})
+    assert all(e.full_snapshot for e in read_tabular(path, full))
+
+
 def test_extract_hash_changes_with_the_profile(tmp_path: Path) -> None:
     path = write_ledger(tmp_path / "ledger.csv", ["F-1;C1;A;15/01/2024;14/02/2024;1"])
     a = by_entity(read_tabular(path, small_profile(date_format="%d/%m/%Y")))["invoices"].file_hash

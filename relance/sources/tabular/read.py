@@ -284,6 +284,7 @@ def _map_file(
                 source_file=str(file.resolve()),
                 file_hash=_extract_hash(file_hash, profile, name),
                 rejects=entity_rejects,
+                full_snapshot=profile.full_snapshot,
             )
         )
         log.info("%s: %s mapped by profile %r (%s)", label, name, profile.name, fmt)
