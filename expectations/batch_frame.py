@@ -30,13 +30,14 @@ class BatchTooLarge(ValueError):
 def read_batch(
     con: duckdb.DuckDBPyConnection, info: ops.BatchRecord, *, max_rows: int = MAX_BATCH_FRAME_ROWS
 ) -> pd.DataFrame:
-    """The batch's raw rows + ``_row_number``, SQL-derived columns and ``_row_json``.
+    """The batch's raw rows (tombstones excluded) + ``_row_number``, SQL-derived columns and ``_row_json``.
 
     Raises:
         BatchTooLarge: the batch holds more than ``max_rows`` rows (nothing is read into memory).
     """
     ent = entity(info.entity)
-    (n_rows,) = con.execute(f"SELECT count(*) FROM {ent.qualified} WHERE _batch_id = ?", [info.batch_id]).fetchone()  # type: ignore[misc]
+    live = "_batch_id = ? AND NOT coalesce(_deleted, false)"
+    (n_rows,) = con.execute(f"SELECT count(*) FROM {ent.qualified} WHERE {live}", [info.batch_id]).fetchone()  # type: ignore[misc]
     if n_rows > max_rows:
         raise BatchTooLarge(
             f"batch {info.batch_id} ({info.entity} from {info.source_file}) holds {n_rows:,} rows, over the "
@@ -49,7 +50,9 @@ def read_batch(
     sql = (
         f"SELECT {cols}{derived}, to_json(struct_pack({packed}))::VARCHAR AS {ROW_JSON}, "
         f"row_number() OVER (ORDER BY rowid) AS {ROW_NUMBER_COLUMN} "
-        f"FROM {ent.qualified} WHERE _batch_id = ? ORDER BY {ROW_NUMBER_COLUMN}"
+        # tombstones (a full snapshot retiring keys) copy a valid version: nothing to validate, and a warning
+        # that quarantined one would bring its key back
+        f"FROM {ent.qualified} WHERE {live} ORDER BY {ROW_NUMBER_COLUMN}"
     )
     return con.execute(sql, [info.batch_id]).df()
 

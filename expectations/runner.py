@@ -35,7 +35,7 @@ from typing import Any
 
 import duckdb
 
-from expectations.batch_frame import checkpoint_frame, read_batch
+from expectations.batch_frame import MAX_BATCH_FRAME_ROWS, BatchTooLarge, checkpoint_frame, read_batch
 from expectations.context import DATA_DOCS_INDEX, entity_checkpoint, file_context, render_data_docs
 from expectations.failures import BatchFailures, batch_failures
 from expectations.suites import VOLUME_HISTORY
@@ -97,6 +97,7 @@ def validate_batches(
     flow_run_id: str | None,
     in_transaction: bool = False,
     data_docs: bool = True,
+    max_batch_rows: int = MAX_BATCH_FRAME_ROWS,
 ) -> ValidationSummary:
     """Validate raw load batches, quarantine warning rows and record the run in ``ops.validation_runs``.
 
@@ -109,6 +110,8 @@ def validate_batches(
         data_docs: render the data docs site (``uncommitted/data_docs/local_site`` under ``gx_dir``) once, after
             every checkpoint, with this call's validation results. Off: nothing is rendered and
             ``data_docs_index`` is ``None``.
+        max_batch_rows: a batch with more rows than this is not read: it fails critically with the reason
+            (memory stays bounded; split the source file).
 
     Returns:
         A :class:`ValidationSummary`; ``success`` is ``False`` when any critical expectation failed.
@@ -131,7 +134,12 @@ def validate_batches(
         for info in todo:
             if info.entity not in checkpoints:
                 checkpoints[info.entity] = entity_checkpoint(ctx, info.entity)
-            df = read_batch(con, info)
+            try:
+                df = read_batch(con, info, max_rows=max_batch_rows)
+            except BatchTooLarge as exc:  # not validated is not passed: the batch fails, with the reason
+                outcomes.append(BatchFailures(critical=[f"{info.entity} [batch {info.batch_id}]: {exc}"]))
+                log.error("batch %s not validated: %s", info.batch_id, exc)
+                continue
             bounds, parameters = volume_parameters(info, ops.previous_volumes(con, info, VOLUME_HISTORY))
             result = checkpoints[info.entity].run(
                 batch_parameters={"dataframe": checkpoint_frame(info, df)}, expectation_parameters=parameters

@@ -109,3 +109,16 @@ def test_a_dry_run_leaves_no_state_behind(con, tmp_path: Path) -> None:
     landing = write_landing(tmp_path / "landing", CUSTOMERS, DUPLICATE)
     import_source(con, landing, profile="demo", gx_dir=None, flow_run_id=None, dry_run=True, data_docs=False)
     assert ops.list_batches(con) == [] and ops.blocking_batches(con) == []
+
+
+def test_a_batch_too_large_to_validate_fails_instead_of_passing(con, tmp_path: Path) -> None:
+    from expectations.runner import validate_batches
+
+    report = load_landing(con, write_landing(tmp_path / "landing", CUSTOMERS, INVOICES), flow_run_id="run-1")
+    summary = validate_batches(
+        con, report.batch_ids, gx_dir=tmp_path / "gx", flow_run_id="fr", data_docs=False, max_batch_rows=2
+    )
+    assert not summary.success
+    assert any("holds 3 rows, over the 2-row cap" in m for m in summary.critical_failures)
+    assert _state(con, report.batch("invoices").batch_id) == "failed"
+    assert _state(con, report.batch("customers").batch_id) == "passed"
