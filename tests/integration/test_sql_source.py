@@ -447,6 +447,12 @@ def test_config_errors_are_specific(tmp_path: Path) -> None:
     assert "p@ss" not in repr(config) and "p@ss" not in config.safe_url
     with pytest.raises(SqlConfigError, match="cannot read"):
         load_sql_config(tmp_path / "missing.yaml")
+    # the watermark overlap window is declared per source, as an ISO 8601 duration; never negative
+    entities = {"invoices": {"query": "select 1", "watermark_column": "updated_at"}}
+    hourly = parse_sql_config({**good, "entities": entities, "watermark_overlap": "PT1H"}, environ={"ERP_PW": "x"})
+    assert hourly.watermark_overlap == timedelta(hours=1)
+    with pytest.raises(SqlConfigError, match="watermark_overlap"):
+        parse_sql_config({**good, "entities": entities, "watermark_overlap": "-PT1H"}, environ={"ERP_PW": "x"})
 
 
 def test_example_config_is_valid() -> None:

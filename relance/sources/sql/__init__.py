@@ -18,13 +18,19 @@ when the whole ``url`` is one placeholder, which is then taken verbatim. The pas
 ``source_file`` and every message render the URL with the password hidden.
 
 Incremental reads: with ``watermark_column``, the query is wrapped as a subquery and only rows with
-``previous watermark < watermark_column <= new watermark`` are read, where the new watermark is
-``max(watermark_column)`` taken just before reading. Rows committed meanwhile with a later value are left for the
-next read, so nothing is read twice or skipped. The extract's ``watermark`` is the new one as an ISO string
-(datetimes with a time zone are kept with their offset); ``relance.ingest.load_extracts`` stores it in
-``ops.source_watermarks`` once the load succeeded. Without ``watermark_column`` every read is a full read and
-the loader's row-hash deduplication keeps raw append-only without duplicates. Either way an updated source row
-(new values, later ``updated_at``) is appended as a new version of its natural key.
+``previous watermark - watermark_overlap <= watermark_column <= new watermark`` are read, where the new watermark
+is ``max(watermark_column)`` taken just before reading and ``watermark_overlap`` (ISO 8601 duration in the YAML,
+default one day; whole days for a date watermark; other watermark types re-read ``>=`` the stored value) re-reads
+a window already read, so a row committed late with an ``updated_at`` at or below the stored maximum is still
+loaded. Re-read rows that did not change come back ``unchanged`` (the loader compares each row with its key's
+current version by hash), so the overlap costs reads, never duplicates. The extract's ``watermark`` is the new one
+as an ISO string (datetimes with a time zone are kept with their offset); ``relance.ingest.load_extracts`` stores
+it in ``ops.source_watermarks`` once the load succeeded. Without ``watermark_column`` every read is a full read.
+Either way an updated source row (new values, later ``updated_at``) is appended as a new version of its key.
+
+Least privilege: every query runs on a read-only connection (PostgreSQL ``default_transaction_read_only`` and
+``SET TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``, MySQL ``SET SESSION TRANSACTION READ ONLY``; other
+databases get a warning to use a read-only role): a query that writes fails and changes nothing.
 
 Rows are streamed (server-side cursor, ``fetchmany``) into an Arrow ``RecordBatchReader`` of text values (the
 loader casts with ``TRY_CAST`` and quarantines what does not cast) plus ``_source_row`` (1-based position in the

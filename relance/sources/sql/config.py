@@ -14,6 +14,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,12 @@ class SqlSourceConfig(BaseModel):
     entities: dict[str, EntityQuery] = Field(min_length=1)
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, gt=0, le=1_000_000)
     connect_timeout_s: int = Field(default=10, gt=0, description="connection timeout (PostgreSQL)")
+    watermark_overlap: timedelta | None = Field(
+        default=None,
+        ge=timedelta(0),
+        description="how far before the stored watermark an incremental read starts again (ISO 8601, e.g. PT1H, "
+        "P1D): rows committed late with an older watermark value are still read; None = 1 day",
+    )
     # values that credential-named ``${VAR}`` placeholders put into the URL (set by parse_sql_config)
     _placeholder_secrets: tuple[str, ...] = PrivateAttr(default=())
 

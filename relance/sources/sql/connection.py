@@ -17,7 +17,6 @@ read-only in the database itself, whatever the query says:
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
+from relance.redaction import redact
 from relance.sources.sql.config import SqlSourceConfig
 from relance.sources.sql.errors import SqlAuthenticationError, SqlConfigError, SqlConnectionError, SqlQueryError
 
@@ -84,17 +84,12 @@ def engine_for(config: SqlSourceConfig) -> Engine:
     return engine
 
 
-def _db_message(exc: BaseException, password: str | None) -> str:
-    """The database's own message (first lines, no SQL echo), with the password scrubbed just in case."""
+def _db_message(exc: BaseException, secrets: list[str]) -> str:
+    """The database's own message (first lines, no SQL echo), with every secret of the URL scrubbed."""
     orig = getattr(exc, "orig", None) or exc
     message = " ".join(line.strip() for line in str(orig).strip().splitlines()[:3] if line.strip())
     message = message.split("[SQL:", 1)[0].strip()
-    if password:
-        message = message.replace(password, "***")
-        quoted = urllib.parse.quote(password, safe="")
-        if quoted != password:
-            message = message.replace(quoted, "***")
-    return message or type(orig).__name__
+    return redact(message, secrets) or type(orig).__name__
 
 
 def _where(config: SqlSourceConfig) -> str:
@@ -104,12 +99,12 @@ def _where(config: SqlSourceConfig) -> str:
 
 
 def connection_error(config: SqlSourceConfig, exc: BaseException) -> SqlConnectionError:
-    message = _db_message(exc, config.sqlalchemy_url.password)
+    message = _db_message(exc, config.secret_values())
     cls = SqlAuthenticationError if any(m in message.lower() for m in _AUTH_MARKERS) else SqlConnectionError
     what = "authentication failed" if cls is SqlAuthenticationError else "cannot connect"
     return cls(f"SQL source {config.name!r}: {what}: {_where(config)} ({config.safe_url}): {message}")
 
 
 def query_error(config: SqlSourceConfig, entity: str, exc: BaseException) -> SqlQueryError:
-    message = _db_message(exc, config.sqlalchemy_url.password)
+    message = _db_message(exc, config.secret_values())
     return SqlQueryError(f"SQL source {config.name!r}, entity {entity!r}: query failed: {message}")

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from relance.raw_schema import ENTITIES
+from relance.redaction import redact
 from relance.sources.base import SOURCE_ROW, EntityExtract, Reject, text_schema
 from relance.sources.limits import DEFAULT_LIMITS, InputLimits, oversized_raw, oversized_reason
 from relance.sources.sql.config import SqlSourceConfig, load_sql_config
@@ -158,7 +159,8 @@ def load_sql_source(
     except DBAPIError as exc:
         raise connection_error(config, exc) from None
     except SQLAlchemyError as exc:
-        raise SqlConnectionError(f"SQL source {config.name!r}: cannot connect to {config.safe_url}: {exc}") from None
+        why = redact(str(exc), config.secret_values())
+        raise SqlConnectionError(f"SQL source {config.name!r}: cannot connect to {config.safe_url}: {why}") from None
     with conn:
         for name in wanted:
             plans.append(probe(conn, config, name, watermarks.get(name), overlap))
