@@ -63,15 +63,12 @@ Derivation
 * Currency: EUR (the book currency of ``Debit``/``Credit``), unless ``Idevise`` names another currency and
   ``Montantdevise`` holds an amount: then the amount is ``|Montantdevise|`` in ``Idevise``.
 * Ids are deterministic and survive a re-export of the same books with more lines (they never use the line
-  number). A document (invoice or credit note) uses its trimmed ``PieceRef`` when that reference is carried
-  by exactly one document line of the file (software that numbers invoices, like relance's own
-  ``write_fec``, round-trips its ids); otherwise ``FEC-`` + 16 hex digits of a sha1 over (journal code,
-  ``EcritureNum``, ``EcritureDate``, ``PieceRef``, account, auxiliary account, ``EcritureLib``, debit,
-  credit, rank among identical lines). Lettering and validation columns are deliberately not part of the
-  hash, so lettering an old line later does not change its id. Payments likewise use ``PieceRef`` when it
-  names exactly one payment of the file, else ``FEC-P`` + a hash of (customer, journal, ``EcritureNum``,
-  ``EcritureDate``, ``PieceRef``). Limit: a ``PieceRef`` unique in one export but repeated in a later one
-  switches that document to its hash id (the loader then sees a new document).
+  number): the first document line carrying a ``PieceRef`` keeps it as its id, ranked by the line's own fields
+  only (invoices before credit notes, then journal, ``EcritureNum`` as a number, dates, content), so a document
+  entered later never takes an existing id; every other line sharing that reference gets ``FEC-`` + a content
+  hash. Payments follow the same rule (``FEC-P`` + hash). :mod:`~relance.sources.fec.ids` states the rule and
+  its one limit. Each FEC file is a full snapshot of its fiscal year (scoped to its file name): what a
+  re-export no longer holds, such as a payment re-lettered to another invoice, is retired by the loader.
 
 One module per job: :mod:`~relance.sources.fec.layout` (the legal columns, separator and header),
 :mod:`~relance.sources.fec.lines` (records, fields, one customer line parsed), :mod:`~relance.sources.fec.journals`
