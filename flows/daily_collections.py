@@ -15,7 +15,7 @@ from flows.score_invoices import score_invoices
 from flows.send_reminders import send_reminders
 from flows.train_model import train_model
 from flows.validate_receivables import validate_receivables
-from relance.freshness import send_verdict
+from relance.freshness import send_verdict, today_in
 from relance.lineage import git_sha, package_version
 from relance.runs import DailyResult, daily_run_lock
 from relance.settings import Settings, parse_as_of
@@ -39,7 +39,7 @@ def daily_collections(
     """
     settings = settings or Settings()
     settings.ensure_dirs()
-    as_of = parse_as_of(as_of_date, date.today())
+    as_of = parse_as_of(as_of_date, today_in(settings.timezone))  # the freshness guard's "today"
     with daily_run_lock(settings.data, as_of_date=as_of, what="daily-collections flow"):
         return _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources)
 
