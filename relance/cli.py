@@ -36,6 +36,10 @@ batches_app = typer.Typer(
     help="Load batches and their data-contract state; exclude a batch that failed.", invoke_without_command=True
 )
 app.add_typer(batches_app, name="batches")
+sends_app = typer.Typer(
+    help="The durable send ledger: what was sent, what is in doubt, and settling it.", invoke_without_command=True
+)
+app.add_typer(sends_app, name="sends")
 console = Console()
 
 
@@ -393,6 +397,82 @@ def batches_quarantine(
         f"batch {state.batch_id} ({state.source_name or '-'}/{state.entity}, {escape(state.source_file)}) is "
         f"[magenta]quarantined[/]: its {state.rows_loaded:,} row(s) are excluded from the next run"
     )
+
+
+@sends_app.callback()
+def sends(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only rows in this status: sending, sent or failed.")
+    ] = "sending",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+) -> None:
+    """List send-ledger rows (by default the ones left in `sending`: a run died or the provider did not answer,
+    so the customer may have the message). Look each key up (SendGrid activity feed: it is a custom arg; the
+    outbox), then settle it with `relance sends reconcile KEY --status sent|failed`. Exit 1 while any row is
+    in `sending`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from relance.send_ledger import STATUSES, SendLedger
+
+    settings = _settings()
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"one of {', '.join(STATUSES)}", param_hint="--status")
+    if not settings.send_ledger.exists():
+        console.print(f"no send ledger at {settings.send_ledger}: nothing was ever sent from this data directory")
+        return
+    with SendLedger(settings.send_ledger) as ledger:
+        rows = ledger.records(status)  # type: ignore[arg-type]
+        stuck = len(ledger.records("sending"))
+    table = Table(title=f"send ledger {settings.send_ledger}" + (f" ({status})" if status else ""))
+    for col in ("reminder", "channel", "status", "invoice", "customer", "step", "attempts", "updated (UTC)", "note"):
+        table.add_column(col, overflow="fold")
+    for r in rows[:limit]:
+        table.add_row(
+            r.reminder_key, r.channel, r.status, r.invoice_id or "", r.customer_id or "", r.step or "",
+            str(r.attempts), r.updated_at[:16], escape(r.last_error or r.provider_message_id or r.outbox_path or ""),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(rows):,} row(s)" + (f", {limit} shown" if len(rows) > limit else ""))
+    if stuck:
+        console.print(f"[bold yellow]{stuck} reminder(s) in doubt[/]: settle each with `relance sends reconcile`")
+        raise typer.Exit(1)
+
+
+@sends_app.command("reconcile")
+def sends_reconcile(
+    key: Annotated[str, typer.Argument(help="The reminder_key (from `relance sends`).")],
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status", help="sent: it did go out (never resent); failed: it did not (the next run sends it)."
+        ),
+    ],
+    note: Annotated[str, typer.Option("--note", help="What you checked (kept in the ledger's events).")],
+    provider_message_id: Annotated[
+        str | None, typer.Option("--provider-message-id", help="The provider's id, when you found the message.")
+    ] = None,
+) -> None:
+    """Settle a reminder left in `sending` (or a `failed` one that did go out). `sent` is final."""
+    from relance.send_ledger import SendLedger
+
+    settings = _settings()
+    if status not in ("sent", "failed"):
+        raise typer.BadParameter("sent or failed", param_hint="--status")
+    if not note.strip():
+        raise typer.BadParameter("say what you checked", param_hint="--note")
+    try:
+        with SendLedger(settings.send_ledger) as ledger:
+            before = ledger.reconcile(
+                key,
+                status,  # type: ignore[arg-type]
+                note=f"{os.environ.get('USER', 'an operator')}: {note.strip()}",
+                provider_message_id=provider_message_id,
+            )
+    except (KeyError, ValueError) as exc:
+        console.print(f"[bold red]cannot reconcile[/] {escape(str(exc).strip(chr(39)))}")
+        raise typer.Exit(2) from None
+    console.print(f"reminder {key}: {before} -> [bold]{status}[/]")
 
 
 @app.command()

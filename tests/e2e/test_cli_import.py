@@ -105,3 +105,30 @@ def test_a_failed_import_blocks_until_an_operator_quarantines_it(env: dict[str, 
             "select validation_state, state_note from ops.ingest_batches where batch_id = ?", params=[bad]
         ).fetchone()
     assert state == "quarantined" and "ticket 42" in note
+
+
+def test_a_reminder_in_doubt_is_listed_and_settled_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    """A run died between claiming a reminder and recording the outcome: the operator sees it and settles it."""
+    from datetime import datetime
+
+    from relance.send_ledger import SendLedger
+
+    ledger_path = tmp_path / "data" / "ledger" / "sends.sqlite"
+    with SendLedger(ledger_path) as ledger:
+        ledger.claim("k-stuck", "email", invoice_id="F-1", customer_id="C-1", step="J+15")
+        ledger.claim("k-done", "email", invoice_id="F-2", customer_id="C-2", step="J+15")
+        ledger.sent("k-done", provider_message_id="sg-2", outbox_path=None, attempts=1, at=datetime(2026, 11, 30))
+
+    listed = _relance(["sends"], env, tmp_path)
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert "k-stuck" in listed.stdout and "k-done" not in listed.stdout and "1 reminder(s) in doubt" in listed.stdout
+
+    settled = _relance(
+        ["sends", "reconcile", "k-stuck", "--status", "failed", "--note", "not in the feed"], env, tmp_path
+    )
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert "sending -> failed" in settled.stdout
+    with SendLedger(ledger_path) as ledger:
+        assert ledger.get("k-stuck").status == "failed"
+        assert any("not in the feed" in (e.get("note") or "") for e in ledger.events("k-stuck"))
+        assert ledger.get("k-done").status == "sent"
