@@ -14,9 +14,9 @@ The protocol, per reminder (``reminder_key`` = sha256(invoice_id, step), see ``r
    provider did not answer (timeout): the customer *may* have received the message. It is deliberately **not
    resent automatically** -- an unpaid-invoice reminder sent twice is worse than one sent a day late. It is
    logged as a warning and counted (``DeliveryReport.stuck_sending``) until someone reconciles it: look the
-   ``reminder_key`` up in the SendGrid activity feed (it is a custom arg) or in the outbox, then call
-   ``SendLedger.reconcile(key, 'sent')``, or ``'failed'`` to have the next run send it
-   (``ledger.records('sending')`` lists them).
+   ``reminder_key`` up in the SendGrid activity feed (it is a custom arg) or in the outbox, then run
+   ``relance sends reconcile KEY --status sent`` (``SendLedger.reconcile``), or ``--status failed`` to have the
+   next run send it (``relance sends`` lists them).
 
 The warehouse keeps a copy for SQL readers: each :func:`deliver` first imports sends the warehouse's
 ``ops.reminder_sends`` knows and the ledger does not (a warehouse from a version whose ledger was that table),
@@ -171,7 +171,8 @@ def deliver(
         if status == "sending":
             report.stuck_sending += 1
             log.warning(
-                "reminder %s (%s) is still 'sending' from an earlier run: not resent; reconcile it by hand",
+                "reminder %s (%s) is still 'sending' from an earlier run: not resent; settle it with "
+                "`relance sends reconcile`",
                 key,
                 channel,
             )
