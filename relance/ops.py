@@ -244,12 +244,14 @@ def batch_records(con: duckdb.DuckDBPyConnection, batch_ids: Sequence[str]) -> l
 def previous_volumes(con: duckdb.DuckDBPyConnection, batch: BatchRecord, limit: int) -> list[int]:
     """``rows_read`` of the loads of the batch's (source, entity) before it, most recent first.
 
-    Previous = status ``loaded``, ``rows_read > 0``, loaded before the batch (not the batch itself); a null
+    Previous = status ``loaded``, ``rows_read > 0``, loaded before the batch (not the batch itself), and not a
+    batch excluded from the current state (a failed delivery is no measure of a normal one); a null
     ``source_name`` is one source (compared like the loader does).
     """
     rows = con.execute(
         "SELECT rows_read FROM ops.ingest_batches WHERE entity = ? AND coalesce(source_name, '') = ? "
         "AND status = 'loaded' AND rows_read > 0 AND batch_id <> ? AND (?::TIMESTAMP IS NULL OR loaded_at < ?) "
+        f"AND coalesce(validation_state, 'passed') NOT IN ({', '.join(repr(s) for s in EXCLUDED_STATES)}) "
         "ORDER BY loaded_at DESC NULLS LAST, batch_id DESC LIMIT ?",
         [batch.entity, batch.source_name or "", batch.batch_id, batch.loaded_at, batch.loaded_at, limit],
     ).fetchall()

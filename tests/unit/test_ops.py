@@ -50,3 +50,20 @@ def test_revalidating_replaces_contract_rows_keeps_load_rows_and_counts_flagged_
     assert flagged == {"B1": 1, "B2": 0}
     with pytest.raises(ValueError, match="contract rows of the batches it replaces"):
         ops.replace_contract_quarantine(con, ["B2"], [_row("B1", 4, "contract")])
+
+
+def test_the_volume_history_leaves_out_batches_excluded_from_the_current_state() -> None:
+    con = duckdb.connect()
+    ops.ensure_ops(con)
+    for i, n in enumerate([100, 5, 110, 120]):
+        ops.record_batch(
+            con,
+            ops.BatchRecord(
+                f"b{i}", "invoices", "f.csv", f"h{i}", n, n, 0, 0, "loaded", "erp", datetime(2026, 11, i + 1)
+            ),
+        )
+    ops.set_validation_states(con, {"b0": "passed", "b1": "failed", "b2": "passed"}, at=datetime(2026, 11, 5))
+    latest = ops.batch_records(con, ["b3"])[0]
+    assert ops.previous_volumes(con, latest, 10) == [110, 100], "the failed 5-row delivery is no measure"
+    assert [b.state for b in ops.list_batches(con)] == ["pending", "passed", "superseded", "passed"]
+    assert [b.batch_id for b in ops.blocking_batches(con)] == ["b3"]
