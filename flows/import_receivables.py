@@ -14,17 +14,20 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 from prefect import flow, get_run_logger
 
-from expectations.runner import ValidationSummary, validate_batches
 from flows._common import current_flow_run_id
 from relance.importer import extract
 from relance.ingest import ExtractLoadReport, IngestError, load_extracts
 from relance.settings import Settings
 from relance.sources.base import SourceError
 from relance.warehouse import connection, ensure_schemas
+
+if TYPE_CHECKING:
+    from expectations.runner import ValidationSummary
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ def import_source(
         loaded = [b.batch_id for b in load.batches if b.status == "loaded" and b.rows_loaded > 0]
         validation = None
         if loaded:
+            # imported here: Great Expectations takes seconds to import, and a file that cannot be read or
+            # loads nothing new should fail or finish at once
+            from expectations.runner import validate_batches
+
             keep = gx_dir is not None and not dry_run  # else nothing of the GX context outlives the call
             with tempfile.TemporaryDirectory(prefix="relance-gx-") as scratch:
                 validation = validate_batches(

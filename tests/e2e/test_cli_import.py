@@ -19,6 +19,25 @@ def _relance(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
     return subprocess.run([str(exe), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def _relance_all(*runs: tuple[list[str], dict[str, str], Path]) -> list[subprocess.CompletedProcess[str]]:
+    """Independent commands at the same time (each is seconds of imports on one core): their results in order."""
+    exe = Path(sys.executable).parent / "relance"
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                [str(exe), *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ),
+        )  # fmt: skip
+        for args, env, cwd in runs
+    ]
+    done = []
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A user's shell: no relance, Prefect or MLflow settings; data under the working directory (tmp_path)."""
@@ -33,14 +52,19 @@ def _count(warehouse: Path, sql: str) -> int:
 
 def test_ibm_dry_run_then_import(env: dict[str, str], shared_dir: Path, tmp_path: Path) -> None:
     ibm = shared_dir / "data" / "ibm_accounts_receivable.csv"
-    dry = _relance(["import", str(ibm), "--profile", "ibm_ar", "--dry-run"], env, tmp_path)
+    # the dry run in a directory of its own, alongside the real import: it must create nothing there
+    dry_cwd = tmp_path / "dry"
+    dry_cwd.mkdir()
+    dry, real = _relance_all(
+        (["import", str(ibm), "--profile", "ibm_ar", "--dry-run"], env, dry_cwd),
+        (["import", str(ibm), "--profile", "ibm_ar"], env, tmp_path),
+    )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would load" in dry.stdout and "dry run, nothing written" in dry.stdout
     assert "2,466" in dry.stdout and "validation:" in dry.stdout
-    warehouse = tmp_path / "data" / "warehouse.duckdb"
-    assert not warehouse.exists(), "a dry run creates no warehouse"
+    assert not (dry_cwd / "data" / "warehouse.duckdb").exists(), "a dry run creates no warehouse"
 
-    real = _relance(["import", str(ibm), "--profile", "ibm_ar"], env, tmp_path)
+    warehouse = tmp_path / "data" / "warehouse.duckdb"
     assert real.returncode == 0, real.stdout + real.stderr
     assert _count(warehouse, "select count(*) from raw.invoices") == 2466
     assert _count(warehouse, "select count(distinct customer_id) from raw.customers") == 100
@@ -66,15 +90,17 @@ def test_bad_input_is_a_specific_message_not_a_traceback(env: dict[str, str], tm
 
 def test_mistakes_on_the_command_line_are_messages_with_exit_code_2(env: dict[str, str], tmp_path: Path) -> None:
     """No traceback for a bad date, a bad setting, a flag relance owns, or an empty landing directory."""
-    bad_date = _relance(["run", "daily", "--as-of", "2026-13-01"], env, tmp_path)
+    bad_date, bad_setting, owned, empty, version = _relance_all(
+        (["run", "daily", "--as-of", "2026-13-01"], env, tmp_path),
+        (["dbt", "--show", "build"], env | {"RELANCE_PG_PORT": "abc"}, tmp_path),
+        (["dbt", "build", "--vars", "{}"], env, tmp_path),
+        (["run", "daily"], env, tmp_path),  # no exports in ./data/landing yet
+        (["--version"], env, tmp_path),
+    )
     assert bad_date.returncode == 2 and "YYYY-MM-DD" in bad_date.stderr
-    bad_setting = _relance(["dbt", "--show", "build"], env | {"RELANCE_PG_PORT": "abc"}, tmp_path)
     assert bad_setting.returncode == 2 and "RELANCE_PG_PORT" in bad_setting.stdout
-    owned = _relance(["dbt", "build", "--vars", "{}"], env, tmp_path)
     assert owned.returncode == 2 and "--vars come from the settings" in " ".join(owned.stdout.split())
-    empty = _relance(["run", "daily"], env, tmp_path)  # no exports in ./data/landing yet
     assert empty.returncode == 2 and "landing" in empty.stdout and "missing or empty" in empty.stdout
-    version = _relance(["--version"], env, tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("relance 0.")
     for out in (bad_date, bad_setting, owned, empty):
         assert "Traceback" not in out.stdout + out.stderr
