@@ -96,6 +96,13 @@ def daily_run_lock(data_dir: Path, *, as_of_date: date, what: str = "relance run
         os.close(fd)  # releases the flock
 
 
+def _shown(value: object) -> str:
+    """A result value as a person reads it: a tuple of reasons one per line, an empty one as 'no'."""
+    if isinstance(value, tuple):
+        return "\n".join(map(str, value)) or "no"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class DailyResult:
     """What one daily run did, with the ids that trace it (Prefect flow run, dbt invocation, model version)."""
@@ -118,7 +125,7 @@ class DailyResult:
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) pairs in field order, for a table on screen or a Prefect artifact."""
-        return [(f.name, str(getattr(self, f.name))) for f in fields(self)]
+        return [(f.name, _shown(getattr(self, f.name))) for f in fields(self)]
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
