@@ -340,18 +340,25 @@ def batches(
         blocking = ops.blocking_batches(con)
     table = Table(title=f"load batches in {settings.warehouse}")
     for col in ("batch", "source/entity", "file", "loaded at (UTC)", "read", "loaded", "quarantined", "state"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("read", "loaded", "quarantined") else "left")
+        table.add_column(
+            col,
+            overflow="fold",
+            no_wrap=col in ("batch", "loaded at (UTC)"),  # an id to copy into `relance batches quarantine`
+            justify="right" if col in ("read", "loaded", "quarantined") else "left",
+        )
     for b in rows:
         style = _STATE_STYLE.get(b.state, "green")
         table.add_row(
             b.batch_id,
             f"{b.source_name or '-'}/{b.entity}",
-            escape(b.source_file),
+            escape(Path(b.source_file).name if "://" not in b.source_file else b.source_file),
             f"{b.loaded_at:%Y-%m-%d %H:%M}" if b.loaded_at else "",
             f"{b.rows_read:,}",
             f"{b.rows_loaded:,}",
             f"{b.rows_quarantined + b.rows_flagged:,}",
-            f"[{style}]{b.state}[/]" + (f"\n{escape(b.state_note)}" if b.state_note else ""),
+            # the note says who superseded or quarantined it and why (not which validation run passed it)
+            f"[{style}]{b.state}[/]"
+            + (f"\n{escape(b.state_note)}" if b.state_note and b.state in ("superseded", "quarantined") else ""),
         )
     console.print(table)
     if blocking:
