@@ -516,6 +516,15 @@ def demo(
             console.print(f"[bold red]refused:[/] {escape(str(exc))}")
             raise typer.Exit(3) from None
         settings.ensure_dirs()
+        if settings.send_ledger.exists():
+            from relance.send_ledger import SendLedger
+
+            with SendLedger(settings.send_ledger) as ledger:
+                kept = len(ledger.handled_keys())
+            console.print(
+                f"kept the send ledger {settings.send_ledger} ({kept:,} reminder(s) sent or in doubt): they are not "
+                "sent again, so the outbox stays empty for them; delete that file too to replay the demo's sends"
+            )
     if not any(settings.landing.glob("customers.*")):
         generate(
             customers=customers,
