@@ -49,7 +49,9 @@ def read_batch(
     derived = "".join(f", {expr} AS {name}" for name, expr in SQL_DERIVED_COLUMNS.get(info.entity, {}).items())
     sql = (
         f"SELECT {cols}{derived}, to_json(struct_pack({packed}))::VARCHAR AS {ROW_JSON}, "
-        f"row_number() OVER (ORDER BY rowid) AS {ROW_NUMBER_COLUMN} "
+        # the source's own row number (file line, query position), as load rejects name rows; by position for
+        # rows loaded before raw kept it
+        f"coalesce(_source_row, row_number() OVER (ORDER BY rowid)) AS {ROW_NUMBER_COLUMN} "
         # tombstones (a full snapshot retiring keys) copy a valid version: nothing to validate, and a warning
         # that quarantined one would bring its key back
         f"FROM {ent.qualified} WHERE {live} ORDER BY {ROW_NUMBER_COLUMN}"

@@ -366,7 +366,7 @@ def _append_changed_rows(
                 WHERE EXISTS (SELECT 1 FROM s WHERE {in_load})
             )
             SELECT {", ".join(f"s.{_q(c)}" for c in ent.columns)}, ?, ?, ?, s._row_hash, ?, ?,
-                ? + row_number() OVER (ORDER BY s._row), false
+                ? + row_number() OVER (ORDER BY s._row), false, s._row
             FROM s LEFT JOIN cur ON {key_match}
             WHERE cur._row_hash IS DISTINCT FROM s._row_hash
             """,
@@ -575,7 +575,7 @@ def _append_tombstones(
         con.execute(
             f"""
             INSERT INTO {ent.qualified} ({target_cols})
-            SELECT {cols}, ?, ?, ?, {tomb_hash}, ?, ?, ? + row_number() OVER (ORDER BY {keys}), true
+            SELECT {cols}, ?, ?, ?, {tomb_hash}, ?, ?, ? + row_number() OVER (ORDER BY {keys}), true, NULL
             FROM ({current_versions_sql(ent)}) AS cur
             JOIN ops.ingest_batches AS b ON b.batch_id = cur._batch_id
             WHERE NOT coalesce(cur._deleted, false)

@@ -136,6 +136,9 @@ LOAD_METADATA: dict[str, str] = {
 VERSION_METADATA: dict[str, str] = {
     "_load_seq": "BIGINT",  # per table, increasing in load order: later load, later extract, later source row
     "_deleted": "BOOLEAN",  # true: a tombstone (the key left its full-snapshot source); null counts as false
+    # the row's number in its source (file line, query position), as load rejects name it; null for tombstones
+    # and rows loaded before it was kept
+    "_source_row": "BIGINT",
 }
 
 # Columns whose leading and trailing whitespace the loader trims (natural keys and the ids that refer to them):
@@ -185,7 +188,8 @@ def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
     """Add :data:`VERSION_METADATA` to raw tables created before it, once, in the caller's transaction.
 
     Rows already there get ``_deleted = false`` and a ``_load_seq`` in the order they were loaded (``_loaded_at``,
-    then insertion order), so the versions of one old load keep the order they were appended in.
+    then insertion order), so the versions of one old load keep the order they were appended in; their
+    ``_source_row`` stays null (validation then numbers them by position, as before).
     """
     present = set(
         con.execute(
@@ -205,3 +209,5 @@ def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
         if (ent.name, "_deleted") not in present:
             con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN _deleted BOOLEAN")
             con.execute(f"UPDATE {ent.qualified} SET _deleted = false")
+        if (ent.name, "_source_row") not in present:
+            con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN _source_row BIGINT")

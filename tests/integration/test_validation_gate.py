@@ -122,3 +122,18 @@ def test_a_batch_too_large_to_validate_fails_instead_of_passing(con, tmp_path: P
     assert any("holds 3 rows, over the 2-row cap" in m for m in summary.critical_failures)
     assert _state(con, report.batch("invoices").batch_id) == "failed"
     assert _state(con, report.batch("customers").batch_id) == "passed"
+
+
+def test_contract_failures_name_the_same_file_lines_as_load_rejects(con, tmp_path: Path) -> None:
+    """A row quarantined at load used to shift the contract's row numbers: both now name the file's lines."""
+    invoices = [
+        "I1,C1,invoice,,2024-01-01,2024-01-31,1200.50,EUR,30,false",  # line 2
+        "I2,C1,invoice,,2024-01-10,2024-02-09,12.345,EUR,30,false",  # line 3: would round, rejected at load
+        "I3,C2,invoice,,2024-01-20,2024-02-19,300.00,EUR,30,false",  # line 4
+        "I3,C2,invoice,,2024-01-20,2024-02-19,300.00,EUR,30,false",  # line 5: the duplicate
+    ]
+    report = load_landing(con, write_landing(tmp_path / "landing", CUSTOMERS, invoices), flow_run_id="run-1")
+    assert [r.reason.split(":")[0] for r in report.rejected] == [f"{tmp_path / 'landing' / 'invoices.csv'}, row 3"]
+    gate = _gate(con, tmp_path)
+    (failure,) = gate.summary.critical_failures
+    assert "row 4 [I3]" in failure and "row 5 [I3]" in failure, failure
