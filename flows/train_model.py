@@ -7,7 +7,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from models.train import TrainResult, train_and_maybe_promote
+from models.train import FALLBACK_BASELINE, TrainResult, train_and_maybe_promote
 from relance.settings import Settings
 from relance.warehouse import connection
 
@@ -27,14 +27,31 @@ def train_model(settings: Settings, as_of_date: date, lineage: dict[str, str]) -
             min_gain=settings.min_auc_gain,
             lineage=lineage,
         )
-    rows = [{"model": "candidate", **result.metrics}]
+    create_table_artifact(key="model-comparison", table=comparison_rows(result), description=describe(result))
+    if result.trained:
+        logger.info("model version %s: %s", result.model_version, result.reason)
+    else:
+        logger.warning("model version %s (%s): %s", result.model_version, result.fallback, result.reason)
+    return result
+
+
+def comparison_rows(result: TrainResult) -> list[dict[str, object]]:
+    """The ``model-comparison`` table: candidate, baselines and champion on the same test rows; when nothing
+    was trained, first a row saying which model scores instead and why."""
+    rows: list[dict[str, object]] = []
+    if result.trained:
+        rows.append({"model": "candidate", **result.metrics})
+    elif result.fallback == FALLBACK_BASELINE:
+        rows.append({"model": f"baseline v{result.model_version} (now champion)", "note": result.reason})
+    else:
+        rows.append({"model": f"champion v{result.model_version} (kept)", "note": result.reason})
     rows += [{"model": name, **m} for name, m in result.baseline_metrics.items()]
     if result.champion_metrics:
         rows.append({"model": "previous champion", **result.champion_metrics})
-    create_table_artifact(
-        key="model-comparison",
-        table=rows,
-        description=f"Test-period metrics, version {result.model_version}: {result.reason}",
-    )
-    logger.info("model version %s: %s", result.model_version, result.reason)
-    return result
+    return rows
+
+
+def describe(result: TrainResult) -> str:
+    if result.trained:
+        return f"Test-period metrics, version {result.model_version}: {result.reason}"
+    return f"**Nothing trained**, version {result.model_version} scores: {result.reason}"

@@ -16,12 +16,17 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from models.contract import FEATURE_COLUMNS, PREDICTION, TARGET
+from models.pyfunc import BaselineRule
 from models.registry import CHAMPION, client_for, find_alias, load_model
 
 logger = logging.getLogger(__name__)
 
 EPS = 1e-6
 BASELINES: tuple[str, ...] = ("constant", "cust_late_share")
+DEFAULT_FALLBACK_BASELINE = "cust_late_share"
+# Base rate of a baseline fitted on no labelled row at all: uninformative, so the reminder policy's thresholds,
+# not a made-up rate, decide what happens to customers without history.
+FALLBACK_BASE_RATE = 0.5
 
 
 def binary_metrics(y_true: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> dict[str, float]:
@@ -45,14 +50,17 @@ def binary_metrics(y_true: np.ndarray | pd.Series, p: np.ndarray | pd.Series) ->
     }
 
 
+def baseline_rules(train: pd.DataFrame) -> dict[str, BaselineRule]:
+    """The baselines as rules fitted on the training rows only (their base rate); the served fallback uses
+    the same rules (``models.pyfunc.BaselineRule``). No labelled row: base rate ``FALLBACK_BASE_RATE``."""
+    labels = pd.to_numeric(train[TARGET], errors="coerce").dropna() if TARGET in train else pd.Series(dtype=float)
+    base_rate = float(labels.mean()) if len(labels) else FALLBACK_BASE_RATE
+    return {name: BaselineRule(kind=name, base_rate=base_rate) for name in BASELINES}
+
+
 def baseline_scores(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, np.ndarray]:
     """Baseline probabilities for the test rows, using only training information."""
-    base_rate = float(train[TARGET].mean())
-    late = pd.to_numeric(test["cust_late_share"], errors="coerce").astype("float64")
-    return {
-        "constant": np.full(len(test), base_rate),
-        "cust_late_share": late.fillna(base_rate).clip(0.0, 1.0).to_numpy(),
-    }
+    return {name: rule.predict_proba(test) for name, rule in baseline_rules(train).items()}
 
 
 def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -63,6 +71,19 @@ def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[
 def best_baseline(baselines: dict[str, dict[str, float]]) -> tuple[str, float]:
     name = max(baselines, key=lambda k: baselines[k]["auc"])
     return name, baselines[name]["auc"]
+
+
+def try_baseline_metrics(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``baseline_metrics``, or ``{}`` when the test rows cannot measure them (empty, or a single class)."""
+    if TARGET not in test or test[TARGET].dropna().nunique() < 2:
+        return {}
+    return baseline_metrics(train, test)
+
+
+def fallback_baseline(baselines: dict[str, dict[str, float]]) -> str:
+    """The baseline to serve when nothing can be trained: the best one by test AUC when it could be measured,
+    else ``cust_late_share`` (ranks customers by their own as-of history; ``constant`` ranks nobody)."""
+    return best_baseline(baselines)[0] if baselines else DEFAULT_FALLBACK_BASELINE
 
 
 def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -33,8 +33,11 @@ logger = logging.getLogger(__name__)
 
 BOOSTER_ARTIFACT = "booster"
 SPEC_ARTIFACT = "feature_spec"
+BASELINE_ARTIFACT = "baseline_rule"
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "feature_spec.json"
+BASELINE_FILE = "baseline_rule.json"
+BASELINE_KINDS: tuple[str, ...] = ("constant", "cust_late_share")
 
 
 @dataclass(frozen=True)
@@ -123,22 +126,71 @@ class FeatureSpec:
         )
 
 
+@dataclass(frozen=True)
+class BaselineRule:
+    """A baseline a collections team already has, as a model: ``constant`` gives everyone ``base_rate``;
+    ``cust_late_share`` gives the customer's as-of share of late invoices (a feature column, known on the
+    as-of date), ``base_rate`` when the customer has no history. Both clipped to [0, 1].
+
+    ``models.evaluate.baseline_scores`` measures the baselines with this same rule, and the registry serves it
+    when nothing can be trained (``models.train``), so what was measured is what scores.
+    """
+
+    kind: str
+    base_rate: float
+    column: str = "cust_late_share"
+
+    def __post_init__(self) -> None:
+        if self.kind not in BASELINE_KINDS:
+            raise ValueError(f"unknown baseline {self.kind!r}; expected one of {BASELINE_KINDS}")
+        if not 0.0 <= self.base_rate <= 1.0:
+            raise ValueError(f"baseline base_rate must be in [0, 1], got {self.base_rate}")
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        if self.kind == "constant":
+            return np.full(len(df), float(self.base_rate), dtype=np.float64)
+        _require_columns(df, (self.column,))
+        share = pd.to_numeric(df[self.column], errors="coerce").astype("float64")
+        return share.fillna(float(self.base_rate)).clip(0.0, 1.0).to_numpy(dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "base_rate": float(self.base_rate), "column": self.column}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaselineRule:
+        return cls(kind=d["kind"], base_rate=float(d["base_rate"]), column=d.get("column", "cust_late_share"))
+
+
 class PaymentDelayModel(mlflow.pyfunc.PythonModel):
     """``predict`` returns a DataFrame with one column, the probability of the positive class.
 
-    Build it in memory with ``from_fitted`` (training path); MLflow builds it from the logged artifacts via
+    Build it in memory with ``from_fitted`` (training path) or ``from_baseline`` (the fallback when nothing can
+    be trained: a ``BaselineRule`` in place of the booster); MLflow builds it from the logged artifacts via
     ``load_context`` (serving path). Both run the same ``predict_proba``.
     """
 
     def __init__(self) -> None:
         self._booster: lgb.Booster | None = None
         self._spec: FeatureSpec | None = None
+        self._baseline: BaselineRule | None = None
 
     @classmethod
     def from_fitted(cls, booster: lgb.Booster, spec: FeatureSpec) -> PaymentDelayModel:
         model = cls()
         model._booster, model._spec = booster, spec
         return model
+
+    @classmethod
+    def from_baseline(cls, rule: BaselineRule, spec: FeatureSpec) -> PaymentDelayModel:
+        """A served baseline: same input contract (``spec``, for the signature) and output column."""
+        model = cls()
+        model._baseline, model._spec = rule, spec
+        return model
+
+    @property
+    def baseline(self) -> BaselineRule | None:
+        """The rule this model applies when it is a fallback baseline; None for a trained booster."""
+        return self._baseline
 
     @property
     def spec(self) -> FeatureSpec:
@@ -153,11 +205,17 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
         return self._booster
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self._booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
         spec_text = Path(context.artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8")
         self._spec = FeatureSpec.from_dict(json.loads(spec_text))
+        if BASELINE_ARTIFACT in context.artifacts:
+            rule_text = Path(context.artifacts[BASELINE_ARTIFACT]).read_text(encoding="utf-8")
+            self._baseline = BaselineRule.from_dict(json.loads(rule_text))
+        else:
+            self._booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        if self._baseline is not None:
+            return self._baseline.predict_proba(df)
         unseen = self.spec.unseen_levels(df)
         if unseen:
             logger.info("categorical levels unseen in training, scored as missing: %s", unseen)
@@ -172,9 +230,14 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
         """Write booster and spec under ``directory``; returns the ``artifacts`` mapping for log_model."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        booster_path, spec_path = directory / BOOSTER_FILE, directory / SPEC_FILE
-        self.booster.save_model(str(booster_path))
+        spec_path = directory / SPEC_FILE
         spec_path.write_text(json.dumps(self.spec.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+        if self._baseline is not None:
+            rule_path = directory / BASELINE_FILE
+            rule_path.write_text(json.dumps(self._baseline.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+            return {BASELINE_ARTIFACT: str(rule_path), SPEC_ARTIFACT: str(spec_path)}
+        booster_path = directory / BOOSTER_FILE
+        self.booster.save_model(str(booster_path))
         return {BOOSTER_ARTIFACT: str(booster_path), SPEC_ARTIFACT: str(spec_path)}
 
 

@@ -19,8 +19,18 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 
+class UntrainableData(ValueError):  # noqa: N818 -- a condition of the data, not a programming error
+    """The labelled data cannot train or honestly evaluate a classifier: too little history, too few rows, a
+    single class. The daily run catches this one (and only this one): it keeps the current champion or falls
+    back to the best baseline (``models.train.train_and_maybe_promote``). Anything else is a bug and raises."""
+
+
 class SplitError(ValueError):
-    """The frame cannot be split honestly (too few snapshots, or the purge leaves no training rows)."""
+    """The frame cannot be split honestly: bad arguments or columns (a bug: raises), or ``TooLittleHistory``."""
+
+
+class TooLittleHistory(SplitError, UntrainableData):
+    """Too few as-of snapshots, or the purge leaves no training row: wait for more history."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,8 @@ def time_split(
 
     Training keeps the earlier snapshots ``d`` with ``d + horizon_days <= cutoff`` (purge), and within them only
     the rows whose ``observed_column`` (if the frame has it) is on or before the cutoff. Row order within
-    each part is preserved. Raises ``SplitError`` when there are fewer than two snapshots or when the purge
-    leaves no training snapshot.
+    each part is preserved. Raises ``TooLittleHistory`` (a ``SplitError`` and an ``UntrainableData``) when there
+    are fewer than two snapshots or when the purge leaves no training row; plain ``SplitError`` for bad arguments.
     """
     if not 0.0 < test_fraction < 1.0:
         raise SplitError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -81,14 +91,16 @@ def time_split(
     snapshots = sorted(dates.unique())
     n = len(snapshots)
     if n < 2:
-        raise SplitError(f"need at least 2 as-of snapshots for a time split, got {n}; build more history with dbt")
+        raise TooLittleHistory(
+            f"need at least 2 as-of snapshots for a time split, got {n}; build more history with dbt"
+        )
     n_test = min(n - 1, max(1, math.ceil(n * test_fraction)))
     cutoff = pd.Timestamp(snapshots[n - n_test])
     horizon = pd.Timedelta(days=horizon_days)
     train_snaps = [s for s in snapshots[: n - n_test] if s + horizon <= cutoff and s < cutoff]
     purged = tuple(pd.Timestamp(s).date() for s in snapshots[: n - n_test] if s not in set(train_snaps))
     if not train_snaps:
-        raise SplitError(
+        raise TooLittleHistory(
             f"no training snapshot ends its {horizon_days}-day label window by the test cutoff "
             f"{cutoff.date()} ({n} snapshots from {pd.Timestamp(snapshots[0]).date()} to "
             f"{pd.Timestamp(snapshots[-1]).date()}, "
@@ -102,7 +114,7 @@ def time_split(
         purged_rows = int((train_mask & ~observed_ok).sum())
         train_mask &= observed_ok
         if not train_mask.any():
-            raise SplitError(
+            raise TooLittleHistory(
                 f"no training row has its label observed by the test cutoff {cutoff.date()} "
                 f"({observed_column}); need more history before the test period"
             )

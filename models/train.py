@@ -3,6 +3,12 @@
 ``train_and_maybe_promote`` is the one call a flow makes: load labelled rows, split by time with a purge,
 train, compare with baselines and with the current champion on the same test rows, and move ``@champion``
 only if the gate in ``models.registry.promote_if_better`` passes.
+
+Data that cannot train a classifier (``UntrainableData``: too little history for a time split, a single class,
+too few rows or too few of either class, thresholds below) never fails the run: the current ``@champion`` is
+kept, or, when there is none, the best baseline is registered as a pyfunc version holding ``@champion``
+(tagged ``relance.kind=baseline``), so scoring and reminders go on. The result says so (``trained=False``,
+``fallback``, ``reason``) and a WARNING is logged. Any other error is a bug and raises.
 """
 
 from __future__ import annotations
@@ -37,17 +43,20 @@ from models.contract import (
 )
 from models.evaluate import (
     baseline_metrics,
+    baseline_rules,
     baseline_scores,
     best_baseline,
     binary_metrics,
     compare_to_champion,
+    fallback_baseline,
     prefixed,
     roc_calibration_figure,
+    try_baseline_metrics,
 )
 from models.features import dataset_hash, load_training_frame
 from models.pyfunc import FeatureSpec, PaymentDelayModel
 from models.registry import CHALLENGER, CHAMPION, client_for, find_alias, mlflow_uris, promote_if_better
-from models.split import Split, time_split
+from models.split import Split, UntrainableData, time_split
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +78,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+# Below these, a fitted model and its test metrics are noise (LightGBM's min_data_in_leaf is 30; an AUC on a
+# handful of positives swings by tenths): the run keeps the champion or serves a baseline instead.
+MIN_TRAIN_ROWS = 200  # labelled training rows after the purge
+MIN_TRAIN_CLASS_ROWS = 20  # rows of each class (late, not late) among them
+MIN_TEST_ROWS = 50  # labelled test rows
+MIN_TEST_CLASS_ROWS = 5  # rows of each class among them
+
+FALLBACK_KEPT_CHAMPION = "kept_champion"
+FALLBACK_BASELINE = "baseline"
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
@@ -84,6 +104,8 @@ class TrainResult:
     champion_version: str | None = None
     promoted: bool = False
     reason: str = "not evaluated for promotion"
+    trained: bool = True  # False: nothing was trained (untrainable data); see ``fallback`` and ``reason``
+    fallback: str | None = None  # FALLBACK_KEPT_CHAMPION or FALLBACK_BASELINE when not trained
     model: PaymentDelayModel | None = field(default=None, repr=False, compare=False)  # in-memory, training path
 
 
@@ -98,14 +120,28 @@ def _ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: P
     return client.create_experiment(experiment_name, artifact_location=location.as_uri())
 
 
-def _check_labels(split: Split) -> None:
+def check_trainable(split: Split) -> None:
+    """Raise ``UntrainableData`` when ``split`` cannot train or honestly evaluate a classifier: a single class
+    in train or test, fewer than ``MIN_TRAIN_ROWS``/``MIN_TEST_ROWS`` rows, or fewer than
+    ``MIN_TRAIN_CLASS_ROWS``/``MIN_TEST_CLASS_ROWS`` rows of either class."""
+    limits = {"train": (MIN_TRAIN_ROWS, MIN_TRAIN_CLASS_ROWS), "test": (MIN_TEST_ROWS, MIN_TEST_CLASS_ROWS)}
+    window = split.window()
     for part, frame in (("train", split.train), ("test", split.test)):
-        classes = sorted(frame[TARGET].dropna().unique().tolist())
+        labels = frame[TARGET].dropna()
+        where = f"{part} rows ({len(labels)}, {window[part + '_start']}..{window[part + '_end']})"
+        counts = labels.astype(int).value_counts().to_dict()
+        classes = sorted(counts)
+        min_rows, min_class = limits[part]
         if len(classes) < 2:
-            raise ValueError(
-                f"{part} rows ({len(frame)}, "
-                f"{split.window()[part + '_start']}..{split.window()[part + '_end']}) "
-                f"hold a single {TARGET} class {classes}: cannot train or evaluate a classifier"
+            raise UntrainableData(
+                f"{where} hold a single {TARGET} class {classes}: cannot train or evaluate a classifier"
+            )
+        if len(labels) < min_rows:
+            raise UntrainableData(f"{where}: too few to train or evaluate a classifier (need at least {min_rows})")
+        if min(counts.values()) < min_class:
+            raise UntrainableData(
+                f"{where} hold {counts.get(1, 0)} late and {counts.get(0, 0)} on-time {TARGET} rows: too few of "
+                f"one class (need at least {min_class} of each)"
             )
 
 
@@ -143,7 +179,7 @@ def train_candidate(
 ) -> TrainResult:
     """Fit on ``split.train``, evaluate on ``split.test`` beside the baselines, log one MLflow run, register
     the model under ``model_name`` and point ``@challenger`` at the new version."""
-    _check_labels(split)
+    check_trainable(split)
     lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
     model = _fit(split, lgb_params, num_boost_round)
 
@@ -306,9 +342,27 @@ def train_and_maybe_promote(
     params: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> TrainResult:
-    """Load -> time split (purged) -> train candidate (@challenger) -> compare with @champion -> gate."""
+    """Load -> time split (purged) -> train candidate (@challenger) -> compare with @champion -> gate.
+
+    ``UntrainableData`` (too little history, a single class, too few rows) does not raise: see ``fall_back``.
+    """
     frame = load_training_frame(con, as_of_date, horizon_days=horizon_days)
-    split = time_split(frame, test_fraction=test_fraction, horizon_days=horizon_days)
+    split: Split | None = None
+    try:
+        split = time_split(frame, test_fraction=test_fraction, horizon_days=horizon_days)
+        check_trainable(split)
+    except UntrainableData as exc:
+        return fall_back(
+            frame,
+            split,
+            str(exc),
+            as_of_date=as_of_date,
+            tracking_uri=tracking_uri,
+            artifact_root=artifact_root,
+            experiment_name=experiment_name,
+            model_name=model_name,
+            lineage=lineage,
+        )
     if params is None:
         same = _champion_trained_on(split, tracking_uri=tracking_uri, model_name=model_name)
         if same is not None:
@@ -349,4 +403,128 @@ def train_and_maybe_promote(
         champion_version=None if champion is None else champion.version,
         promoted=decision.promoted,
         reason=decision.reason,
+    )
+
+
+def _frame_window(frame: pd.DataFrame) -> dict[str, str | int]:
+    dates = pd.to_datetime(frame["as_of_date"])
+    return {
+        "train_start": str(dates.min().date()),
+        "train_end": str(dates.max().date()),
+        "n_train": len(frame),
+        "n_train_snapshots": int(dates.nunique()),
+    }
+
+
+def fall_back(
+    frame: pd.DataFrame,
+    split: Split | None,
+    why: str,
+    *,
+    as_of_date: date,
+    tracking_uri: str,
+    artifact_root: Path | str,
+    experiment_name: str,
+    model_name: str,
+    lineage: dict[str, str],
+) -> TrainResult:
+    """Nothing could be trained (``why``): keep ``@champion`` if there is one, else serve the best baseline.
+
+    The baseline (``models.evaluate.fallback_baseline``: the best by test AUC when the split could measure it,
+    else ``cust_late_share``) is fitted on every labelled row of ``frame`` (its base rate), logged as one MLflow
+    run and a pyfunc model version with the same input contract as a trained model, and given ``@champion``:
+    its version and run carry ``relance.kind=baseline`` and ``relance.fallback_reason``. The next trainable
+    candidate must beat it through the usual gate.
+    """
+    baselines = try_baseline_metrics(split.train, split.test) if split is not None else {}
+    window = split.window() if split is not None else _frame_window(frame)
+    data_hash = dataset_hash(frame)
+    client = client_for(tracking_uri)
+    ref = find_alias(tracking_uri, model_name, CHAMPION)
+    if ref is not None:
+        reason = f"not trained: {why}; champion v{ref.version} kept"
+        logger.warning("%s: %s", model_name, reason)
+        experiment_id = client.get_run(ref.run_id).info.experiment_id if ref.run_id else ""
+        return TrainResult(
+            run_id=ref.run_id or "",
+            experiment_id=experiment_id,
+            model_name=model_name,
+            model_version=ref.version,
+            model_uri=ref.uri,
+            metrics={},
+            baseline_metrics=baselines,
+            window=window,
+            dataset_hash=data_hash,
+            champion_version=ref.version,
+            promoted=False,
+            reason=reason,
+            trained=False,
+            fallback=FALLBACK_KEPT_CHAMPION,
+        )
+
+    name = fallback_baseline(baselines)
+    rule = baseline_rules(frame)[name]
+    spec = FeatureSpec.fit(frame, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
+    model = PaymentDelayModel.from_baseline(rule, spec)
+    measured = f" (test AUC {baselines[name]['auc']:.4f})" if baselines else " (not measurable on these rows)"
+    reason = f"not trained: {why}; no champion yet: baseline {name}{measured} serves as champion"
+    tags = {str(k): str(v) for k, v in lineage.items()}
+    tags.update(
+        {
+            "relance.as_of_date": str(as_of_date),
+            "relance.kind": "baseline",
+            "relance.fallback_reason": reason,
+            "dataset.hash": data_hash,
+            "dataset.features_relation": FEATURES_RELATION,
+            "dataset.labels_relation": LABELS_RELATION,
+            "best_baseline": name,
+            "model_name": model_name,
+        }
+    )
+    experiment_id = _ensure_experiment(tracking_uri, experiment_name, artifact_root)
+    with (
+        mlflow_uris(tracking_uri),
+        tempfile.TemporaryDirectory(prefix="relance-baseline-") as tmp,
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"{model_name}-baseline-{as_of_date}") as run,
+    ):
+        mlflow.set_tags(tags)
+        mlflow.log_params({"baseline": name, "baseline_base_rate": rule.base_rate, "target": TARGET, **window})
+        for baseline, m in baselines.items():
+            mlflow.log_metrics(prefixed(f"baseline_{baseline}_test", m))
+        mlflow.log_dict(window, "data_window.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Path(pyfunc_module.__file__),
+            artifacts=model.save_artifacts(Path(tmp)),
+            registered_model_name=model_name,
+            signature=spec.signature(),
+            input_example=frame[list(FEATURE_COLUMNS)].head(5).reset_index(drop=True),
+            pip_requirements=_pip_requirements(),
+        )
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    version_tags = {
+        **tags,
+        "promotion.promoted": "true",
+        "promotion.reason": reason,
+        "promotion.previous_champion_version": "",
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    logger.warning("%s v%s: %s", model_name, version, reason)
+    return TrainResult(
+        run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        model_name=model_name,
+        model_version=version,
+        model_uri=f"models:/{model_name}/{version}",
+        metrics=baselines.get(name, {}),
+        baseline_metrics=baselines,
+        window=window,
+        dataset_hash=data_hash,
+        promoted=True,
+        reason=reason,
+        trained=False,
+        fallback=FALLBACK_BASELINE,
+        model=model,
     )
