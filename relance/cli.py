@@ -40,6 +40,8 @@ sends_app = typer.Typer(
     help="The durable send ledger: what was sent, what is in doubt, and settling it.", invoke_without_command=True
 )
 app.add_typer(sends_app, name="sends")
+model_app = typer.Typer(help="The payment-delay model in the MLflow registry.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 console = Console()
 
 
@@ -596,6 +598,43 @@ def dbt(
     console.print(f"[{'green' if run.success else 'bold red'}]{escape(run.describe())}[/]")
     if not run.success:
         raise typer.Exit(1)
+
+
+@model_app.command("serve")
+def model_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5055,
+    alias: Annotated[str, typer.Option(help="Registry alias whose model version to serve.")] = "champion",
+) -> None:
+    """Serve the model that holds ALIAS (default: champion) over HTTP with MLflow's model server, on 127.0.0.1.
+
+    The alias is resolved once: the version it names is served (restart to serve a newer champion). POST
+    `/invocations` with `{"dataframe_split": {"columns": [...], "data": [[...]]}}` of feature rows (the columns of
+    ml.ml_invoice_features); the answer holds the same probabilities as batch scoring. Ctrl-C (or SIGTERM) stops it.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    settings = _settings()
+    try:
+        version = MlflowClient(settings.mlflow_uri).get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException:
+        console.print(
+            f"[bold red]no model to serve[/]: no version of {settings.model_name!r} holds the alias {alias!r} in "
+            f"{settings.redacted_mlflow_uri}; run the daily pipeline (or `relance demo`) first"
+        )
+        raise typer.Exit(2) from None
+    env = os.environ | settings.tool_environment()
+    bindir = Path(sys.executable).parent
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"  # mlflow execs uvicorn from the same environment
+    uri = f"models:/{settings.model_name}/{version.version}"
+    command = [str(bindir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with servers.running([command], env) as procs:
+        console.print(
+            f"serving {settings.model_name} v{version.version} (@{alias}, MLflow run {version.run_id}) on "
+            f"http://127.0.0.1:{port}/invocations  (GET /ping for health; Ctrl-C stops)"
+        )
+        servers.wait_until_one_exits(procs)
 
 
 @app.command()

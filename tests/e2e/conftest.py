@@ -129,6 +129,7 @@ class DemoRun:
     bad_data: Path
     bad: Completed  # the run after the SIGKILL, on the corrupted ledger
     bad_again: Completed  # one more run on the same corrupted ledger, asking to send
+    model_server: str  # `relance model serve` of the demo's champion (it may still be starting)
     ui: Ui
     secrets: MarkedSecrets
     tmp: Path  # everything the sequence wrote: logs, the demo's directory, the corrupted ledger's
@@ -352,6 +353,11 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     rerun = procs.run(editable, rerun_args, rerun_env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
     ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
+    # the champion over HTTP (`relance model serve`); started here so its start-up overlaps the other tests
+    serve_port = _free_port()
+    procs.start(
+        [str(editable), "model", "serve", "--port", str(serve_port)], env, elsewhere, tmp / "model-serve.log"
+    )
     return DemoRun(
         workdir=workdir,
         data=data,
@@ -369,6 +375,7 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
         bad_data=bad_data,
         bad=bad,
         bad_again=bad_again,
+        model_server=f"http://127.0.0.1:{serve_port}",
         ui=ui,
         secrets=secrets,
         tmp=tmp,
