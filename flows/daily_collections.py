@@ -110,4 +110,6 @@ def _daily(
         reminders_failed=failed,
         report_html=report.html_path,
         sending_held=tuple(verdict.reasons),
+        model_trained=trained.trained,
+        model_note="" if trained.trained else trained.reason,
     )

@@ -163,6 +163,8 @@ def _print_result(result: DailyResult, json_path: Path | None) -> None:
     for key, value in result.rows():
         table.add_row(key, value)
     console.print(table)
+    if not result.model_trained:
+        console.print(f"[bold yellow]no model was trained[/]: {escape(result.model_note)}", highlight=False)
     if result.sending_held:
         console.print("[bold yellow]nothing was sent[/] (features, scores and the report were computed):")
         for reason in result.sending_held:

@@ -122,6 +122,10 @@ class DailyResult:
     report_html: Path
     #: why nothing was sent (the freshness guard, ``relance.freshness``); empty when the run could send
     sending_held: tuple[str, ...] = ()
+    #: False when the data could not train a model (one class, too few rows, too little history): the champion
+    #: was kept, or the best baseline became champion; ``model_note`` says which and why
+    model_trained: bool = True
+    model_note: str = ""
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) pairs in field order, for a table on screen or a Prefect artifact."""

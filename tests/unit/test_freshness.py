@@ -109,3 +109,19 @@ def test_the_cli_says_why_nothing_was_sent(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "nothing was sent" in out and "--send-backfill sends anyway" in out
     assert json.loads((tmp_path / "result.json").read_text())["sending_held"] == list(held)
+
+
+def test_the_cli_says_when_no_model_could_be_trained(tmp_path, capsys) -> None:
+    from pathlib import Path
+
+    from relance import cli
+    from relance.runs import DailyResult
+
+    note = "not trained: test rows hold a single is_late_30d class [0]; baseline cust_late_share serves as champion"
+    result = DailyResult(
+        date(2013, 12, 31), None, 4, 0, "inv", "1", True, "1", 13, 0, 0, 0, Path("r.html"), (), False, note
+    )
+    cli.console.width = 200
+    cli._print_result(result, None)
+    out = capsys.readouterr().out
+    assert "no model was trained" in out and "baseline cust_late_share serves as champion" in out
