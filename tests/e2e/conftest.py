@@ -355,9 +355,7 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     # the champion over HTTP (`relance model serve`); started here so its start-up overlaps the other tests
     serve_port = _free_port()
-    procs.start(
-        [str(editable), "model", "serve", "--port", str(serve_port)], env, elsewhere, tmp / "model-serve.log"
-    )
+    procs.start([str(editable), "model", "serve", "--port", str(serve_port)], env, elsewhere, tmp / "model-serve.log")
     return DemoRun(
         workdir=workdir,
         data=data,
