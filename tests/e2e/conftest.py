@@ -7,9 +7,10 @@ that directory's ``./data``. Around it, what users do to a running installation:
 * while the demo runs, a second ``relance run daily`` on the same data directory must refuse at once (exit 3);
 * meanwhile, on a small corrupted ledger: a run killed with SIGKILL must leave no stale lock (the next run is not
   refused), and that next run must stop on the critical contract failure before anything downstream (exit 1);
-* after it, ``relance run daily`` for the same date from a directory outside the checkout (the editable install
-  of this checkout, with every dbt node as a Prefect task) must send nothing new;
-* then ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py).
+* after it, ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py), and
+  ``relance run daily`` for the same date from a directory outside the checkout (the editable install of this
+  checkout, every dbt node a Prefect task, reporting to that Prefect server) must send nothing new;
+* then ``relance model serve`` serves the champion over HTTP (tests/e2e/test_model_serve.py).
 
 Every run carries marked test secrets (:class:`MarkedSecrets`), which tests/e2e/test_secrets.py then searches for in
 every output: a SendGrid key in the ``.env`` of the demo's directory (the demo must drop it) and in the rerun's
@@ -343,16 +344,19 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
 
     # the rerun also takes the other dbt path: every dbt node a Prefect task (prefect-dbt), off by default
     # and it has a SendGrid key (it is no demo: it uses it), pointing nowhere: it must send nothing new anyway
+    # and it reports to the Prefect server `relance ui` started on the demo's database, as a scheduled run on a
+    # server would (and no temporary server of its own: one start-up less in the suite)
+    ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     rerun_env = env | {
         "RELANCE_DBT_NODE_TASKS": "true",
         "RELANCE_SENDGRID_API_KEY": secrets.sendgrid_key,
         "RELANCE_SENDGRID_HOST": NOWHERE,
+        "PREFECT_API_URL": ui.prefect,
     }
     # --send-backfill: the as-of date is not today, and this rerun must go as far as the send ledger
     rerun_args = ["run", "daily", "--as-of", AS_OF, "--send-backfill", "--json", str(tmp / "rerun.json")]
     rerun = procs.run(editable, rerun_args, rerun_env, elsewhere)
     assert rerun.returncode == 0, rerun.tail()
-    ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     # the champion over HTTP (`relance model serve`); started here so its start-up overlaps the other tests
     serve_port = _free_port()
     procs.start([str(editable), "model", "serve", "--port", str(serve_port)], env, elsewhere, tmp / "model-serve.log")
