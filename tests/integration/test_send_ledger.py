@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,54 +23,24 @@ import pandas as pd
 import pytest
 
 from relance.channels import SendResult, make_transport_for
-from relance.delivery import deliver, handled_reminder_keys, record_planned
+from relance.delivery import handled_reminder_keys, record_planned
 from relance.reminders.policy import plan_reminders
 from relance.send_ledger import SCHEMA_VERSION, LedgerError, SendLedger, import_warehouse_sends
 from relance.settings import Settings
 from relance.warehouse import ensure_schemas
+from tests.integration.test_email_delivery import AS_OF, LINEAGE, _deliver, _sends
+from tests.integration.test_email_delivery import _worklist as email_worklist
 
 pytestmark = pytest.mark.integration
 
-AS_OF = date(2026, 3, 31)
-LINEAGE = {"prefect.flow_run_id": "flow-1", "dbt.invocation_id": "dbt-1", "model.version": "7"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worklist() -> pd.DataFrame:
-    def row(i: str, days: int, ctype: str = "B2C", p: float = 0.3) -> dict:
-        return {
-            "invoice_id": f"F-{i}",
-            "customer_id": f"C-{i}",
-            "customer_name": f"Client {i}",
-            "customer_type": ctype,
-            "sector_section": "G",
-            "email": f"Client{i}@Example.com",
-            "phone": f"+3310000000{i}",
-            "currency": "EUR",
-            "amount": 1500.0,
-            "open_amount": 1000.0 + int(i),
-            "issue_date": pd.Timestamp(AS_OF - timedelta(days=days + 30)),
-            "due_date": pd.Timestamp(AS_OF - timedelta(days=days)),
-            "days_overdue": days,
-            "aging_bucket": "x",
-            "is_disputed": False,
-            "p_late_30d": p,
-            "model_version": "7",
-            "model_run_id": "run-7",
-            "as_of_date": pd.Timestamp(AS_OF),
-            "raw_batch_id": "b1",
-        }
-
-    return pd.DataFrame(
-        [
-            row("1", -2, p=0.8),  # pre_due email
-            row("2", 8),  # overdue_7 email
-            row("3", 25),  # overdue_21 email
-            row("4", 60),  # overdue_45 letter
-            row("5", 30, ctype="B2B", p=0.9),  # overdue_21 call
-            row("6", 50, ctype="B2B"),  # overdue_45 call
-        ]
-    )
+    """The delivery tests' six reminders, with mixed-case addresses: the ledger hashes a recipient lower-cased."""
+    worklist = email_worklist()
+    worklist["email"] = worklist["customer_id"].str.replace("C-", "Client") + "@Example.com"
+    return worklist
 
 
 @pytest.fixture
@@ -113,27 +82,8 @@ class Recording:
         return SendResult(provider_message_id=f"msg-{key[:8]}", outbox_path=None)
 
 
-def _deliver(con, ledger, planned, transport_for, **kw):
-    return deliver(
-        con,
-        planned,
-        ledger=ledger,
-        transport_for=transport_for,
-        lineage=LINEAGE,
-        flow_run_id="flow-1",
-        sender_email="relances@example.com",
-        sender_name="Service recouvrement",
-        backoff_seconds=0,
-        **kw,
-    )
-
-
 def _outbox_router(settings: Settings):
     return make_transport_for(outbox_dir=settings.outbox, as_of_date=AS_OF, sender_name="Service recouvrement")
-
-
-def _warehouse_sends(con) -> pd.DataFrame:
-    return con.sql("SELECT * FROM ops.reminder_sends ORDER BY reminder_key").df().set_index("reminder_key")
 
 
 def _delete_owned_paths(settings: Settings) -> None:
@@ -192,7 +142,7 @@ def test_losing_the_warehouse_does_not_send_again(settings: Settings, planned: p
         again = _deliver(con, ledger, planned, _outbox_router(settings))
         assert (again.sent, again.skipped_already_sent, again.failed) == (0, 6, 0)
         # the warehouse copy is back, for SQL readers
-        sends = _warehouse_sends(con)
+        sends = _sends(con)
         assert set(sends.index) == keys and (sends["status"] == "sent").all()
         # and the ledger alone says what went to whom
         record = ledger.get(planned["reminder_key"].iloc[0])
@@ -385,7 +335,7 @@ def test_a_run_killed_between_claim_and_outcome_leaves_sending_and_is_not_resent
         assert (report.sent, report.skipped_already_sent, report.stuck_sending) == (3, 2, 1)
         assert victim not in transport.sent and sorted(transport.sent) == sorted(keys[3:])
         assert [r.reminder_key for r in ledger.records("sending")] == [victim]
-        assert _warehouse_sends(con).loc[victim, "status"] == "sending"
+        assert _sends(con).loc[victim, "status"] == "sending"
 
 
 def test_a_transport_that_raises_a_base_exception_leaves_a_durable_sending_row(tmp_path, con, planned) -> None:
