@@ -38,7 +38,7 @@ import pandas as pd
 from relance import ops
 from relance.channels.email import DeliveryError, SendResult, Transport, build_mail
 from relance.reminders.policy import PLANNED_COLUMNS
-from relance.send_ledger import SendLedger, import_warehouse_sends, mirror_to_warehouse
+from relance.send_ledger import SendLedger, import_warehouse_sends, mirror_to_warehouse, none_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,6 @@ def _utcnow() -> datetime:
 
 def _lineage(lineage: Mapping[str, str | None], *names: str) -> str | None:
     return next((str(lineage[n]) for n in names if lineage.get(n)), None)
-
-
-def _none_if_missing(value: Any) -> Any:
-    try:
-        return None if value is None or pd.isna(value) else value
-    except (ValueError, TypeError):
-        return value
 
 
 def handled_reminder_keys(ledger: SendLedger) -> set[str]:
@@ -186,7 +179,7 @@ def deliver(
             message: Any = (
                 build_mail(row, sender_email=sender_email, sender_name=sender_name, lineage=mail_lineage)
                 if channel == "email"
-                else {k: _none_if_missing(v) for k, v in row.items()}
+                else {k: none_if_missing(v) for k, v in row.items()}
             )
         except (ValueError, KeyError, TypeError) as exc:
             # Cannot even build the message: no attempt was made, nothing can have gone out.

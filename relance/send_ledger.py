@@ -152,29 +152,25 @@ def _ts(at: datetime | None) -> str:
     return at.isoformat(sep=" ", timespec="microseconds")
 
 
+def none_if_missing(value: Any) -> Any:
+    """``None`` for a missing value (``None``, NaN, ``pd.NA``, ``NaT``), else the value unchanged."""
+    try:
+        return None if value is None or pd.isna(value) else value
+    except (ValueError, TypeError):  # array-likes: not a scalar missing value
+        return value
+
+
 def recipient_hash(recipient: Any) -> str | None:
     """SHA-256 of the recipient, stripped and lower-cased: answers "did we write to this address" without keeping
     the address in a file that is backed up and kept for ever."""
-    if recipient is None:
-        return None
-    try:
-        if pd.isna(recipient):
-            return None
-    except (TypeError, ValueError):
-        pass
-    text = str(recipient).strip().lower()
+    value = none_if_missing(recipient)
+    text = "" if value is None else str(value).strip().lower()
     return hashlib.sha256(text.encode()).hexdigest() if text else None
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
+    value = none_if_missing(value)
+    return None if value is None else str(value)
 
 
 class SendLedger:
