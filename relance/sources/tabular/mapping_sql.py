@@ -103,6 +103,17 @@ def sandboxed_reader(
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object of DuckDB's JSON parse tree (``json_serialize_sql``), depth first, parents before children."""
+    if isinstance(tree, dict):
+        yield tree
+        for v in tree.values():
+            yield from _nodes(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _nodes(v)
+
+
 def _refusal(statements: list[Any]) -> str | None:
     """Why a parsed ``SELECT <expression>`` is not one scalar expression, or ``None`` when it is."""
     if len(statements) != 1:
@@ -116,20 +127,12 @@ def _refusal(statements: list[Any]) -> str | None:
         return "it is a query, not an expression"
     if (node.get("cte_map") or {}).get("map"):
         return "it holds a WITH clause"
-    found: list[str] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, dict):
-            if n.get("class") in ("SUBQUERY", "STAR"):
-                found.append("a subquery" if n["class"] == "SUBQUERY" else "a * (all columns)")
-            for v in n.values():
-                walk(v)
-        elif isinstance(n, list):
-            for v in n:
-                walk(v)
-
-    walk(node["select_list"])
-    return f"it holds {found[0]}" if found else None
+    for n in _nodes(node["select_list"]):
+        if n.get("class") == "SUBQUERY":
+            return "it holds a subquery"
+        if n.get("class") == "STAR":
+            return "it holds a * (all columns)"
+    return None
 
 
 def column_refs(con: duckdb.DuckDBPyConnection, expression: str) -> list[str] | None:
@@ -151,20 +154,11 @@ def column_refs(con: duckdb.DuckDBPyConnection, expression: str) -> list[str] | 
             f"expression {expression!r} is refused: {why}; a profile expression may only use the file's columns, "
             "constants and scalar functions"
         )
-    refs: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("class") == "COLUMN_REF" and node.get("column_names"):
-                refs.append(node["column_names"][-1])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(parsed["statements"])
-    return refs
+    return [
+        n["column_names"][-1]
+        for n in _nodes(parsed["statements"])
+        if n.get("class") == "COLUMN_REF" and n.get("column_names")
+    ]
 
 
 class Resolver:
