@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from relance.sources.sql import SqlQueryError, load_sql_source, parse_sql_config
 from relance.sources.sql.connection import engine_for
+from tests.integration.test_sql_source import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,7 @@ COLUMNS = (
 
 
 def _database(server_url: str, name: str) -> str:
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    url = fresh_database(server_url, name)
     with sa.create_engine(url, poolclass=sa.pool.NullPool).begin() as conn:
         conn.exec_driver_sql(
             "CREATE TABLE invoices (number text PRIMARY KEY, amount numeric(18, 2));"

@@ -110,13 +110,19 @@ QUERIES = {
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _erp_database(server_url: str, name: str) -> str:
-    """Create a fresh database ``name`` on the server of ``server_url`` holding the ERP ledger; return its URL."""
+def fresh_database(server_url: str, name: str) -> str:
+    """Create an empty database ``name`` (dropped first if it exists) on the server of ``server_url``; return
+    its URL."""
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _erp_database(server_url: str, name: str) -> str:
+    """Create a fresh database ``name`` on the server of ``server_url`` holding the ERP ledger; return its URL."""
+    url = fresh_database(server_url, name)
     _execute(url, ERP_DDL)
     return url
 
