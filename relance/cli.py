@@ -333,7 +333,7 @@ def batches(
     from relance.warehouse import connection
 
     settings = _settings()
-    unknown = sorted(set(state or ()) - {"pending", "passed", "failed", "superseded", "quarantined"})
+    unknown = sorted(set(state or ()) - set(ops.VALIDATION_STATES))
     if unknown:
         raise typer.BadParameter(f"unknown state(s) {', '.join(unknown)}", param_hint="--state")
     if not settings.warehouse.exists():

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 import duckdb
 import pandas as pd
@@ -36,6 +36,7 @@ BatchStatus = Literal["loaded", "unchanged"]
 #: the same source and entity passed) or ``quarantined`` (an operator excluded it: ``relance batches quarantine``).
 #: Rows of failed, superseded and quarantined batches never reach the current state (the staging macro).
 ValidationState = Literal["pending", "passed", "failed", "superseded", "quarantined"]
+VALIDATION_STATES: tuple[str, ...] = get_args(ValidationState)
 #: States that stop a run before dbt.
 BLOCKING_STATES: tuple[str, ...] = ("pending", "failed")
 #: States whose rows are excluded from the current state.

@@ -67,3 +67,14 @@ def test_the_volume_history_leaves_out_batches_excluded_from_the_current_state()
     assert ops.previous_volumes(con, latest, 10) == [110, 100], "the failed 5-row delivery is no measure"
     assert [b.state for b in ops.list_batches(con)] == ["pending", "passed", "superseded", "passed"]
     assert [b.batch_id for b in ops.blocking_batches(con)] == ["b3"]
+
+
+def test_the_staging_macro_excludes_the_same_batch_states_as_the_loader() -> None:
+    """dbt cannot import relance.ops: its copy of the excluded states is checked here instead."""
+    import re
+    from pathlib import Path
+
+    macro = (Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "staging.sql").read_text()
+    (listed,) = re.findall(r"validation_state in \(([^)]*)\)", macro)
+    assert tuple(s.strip().strip("'") for s in listed.split(",")) == ops.EXCLUDED_STATES
+    assert set(ops.EXCLUDED_STATES) | set(ops.BLOCKING_STATES) < set(ops.VALIDATION_STATES)
