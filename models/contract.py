@@ -90,18 +90,54 @@ CATEGORICAL_FEATURES: tuple[str, ...] = tuple(CATEGORICAL_FEATURE_DOCS)
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 LINEAGE_COLUMNS: tuple[str, ...] = ("dbt_invocation_id",)
 
+# What "late" means is a setting (``RELANCE_TARGET_KIND`` with ``RELANCE_HORIZON_DAYS`` or
+# ``RELANCE_LATE_THRESHOLD_DAYS``), and its honest name (``target_name``) goes with every label, MLflow run and
+# prediction, so a number is never read against the wrong definition.
+TARGET_KIND_DOCS: dict[str, str] = {
+    "unpaid_after_due": "still not fully paid N days after the later of the due date and the as-of date "
+    "(N = horizon_days; lateness for an invoice not yet due, 'still unpaid in N days' for an overdue one)",
+    "unpaid_after": "still not fully paid N days after the as-of date (N = horizon_days)",
+    "late_over": "paid more than N days after the due date, or not at all (N = late_threshold_days; 0: late at all)",
+}
+TARGET_KINDS: tuple[str, ...] = tuple(TARGET_KIND_DOCS)
+DEFAULT_TARGET_KIND = "unpaid_after_due"
+
+
+def target_name(kind: str, days: int) -> str:
+    """The honest name of a target: ``unpaid_30d_after_due``, ``unpaid_30d_after_as_of``, ``late_over_5d``,
+    ``late_any`` (late_over with 0 days)."""
+    if kind not in TARGET_KIND_DOCS:
+        raise ValueError(f"unknown target kind {kind!r}; expected one of {TARGET_KINDS}")
+    if int(days) < 0:
+        raise ValueError(f"target days must be >= 0, got {days}")
+    days = int(days)
+    if kind == "late_over":
+        return "late_any" if days == 0 else f"late_over_{days}d"
+    if kind == "unpaid_after":
+        return f"unpaid_{days}d_after_as_of"
+    return f"unpaid_{days}d_after_due"
+
+
 LABEL_COLUMNS: tuple[str, ...] = (
     "invoice_id",
     "as_of_date",
-    "is_late_30d",  # 0/1: not fully paid by label_observed_date
-    "days_late",  # settled_date - due_date once settled (null while unsettled)
+    "target_name",  # target_name(kind, days) of the run that built the labels
+    "is_late",  # 0/1 under that target, as observable on label_observed_date
+    "days_late",  # settled_date - due_date once settled (null while unsettled; negative when paid early)
     "settled_date",
     "days_to_settle",  # settled_date - as_of_date (null while unsettled)
     "is_paid_within_horizon",  # 0/1: fully settled within horizon_days after as_of_date
     "amount_paid_within_horizon",  # payments dated in (as_of_date, as_of_date + horizon_days]
     "open_amount_at_as_of",  # what was open on as_of_date (the denominator of amount_paid_within_horizon)
-    "label_observed_date",  # greatest(due_date, as_of_date) + horizon_days: when the label becomes known
+    "label_observed_date",  # the day is_late becomes known whatever happens (see ml_invoice_labels.sql)
     "is_label_known",  # label_observed_date <= the run's as-of date: only these rows may train
 )
-TARGET = "is_late_30d"
-PREDICTION = "p_late_30d"
+TARGET = "is_late"
+DAYS_LATE = "days_late"  # the regression label: only settled rows, known from settled_date
+
+# What a model returns for each row (the pyfunc's output, ops.predictions, the worklist):
+PREDICTION = "p_late"  # calibrated probability of the positive class of the model's target
+QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+QUANTILE_COLUMNS: tuple[str, ...] = ("days_late_p10", "days_late_p50", "days_late_p90")  # settled - due, days
+REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")  # top drivers towards late, plain words
+OUTPUT_COLUMNS: tuple[str, ...] = (PREDICTION, *QUANTILE_COLUMNS, *REASON_COLUMNS)

@@ -62,6 +62,8 @@ def dbt_vars(settings: Settings, as_of_date: date) -> dict[str, Any]:
         "snapshot_interval_days": settings.snapshot_interval_days,
         "history_start_days": settings.history_start_days,
         "horizon_days": settings.horizon_days,
+        "target_kind": settings.target_kind,
+        "target_days": settings.target_days,
     }
 
 

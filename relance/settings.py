@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cached_property
+from typing import Literal
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -82,8 +83,17 @@ class Settings(BaseSettings):
 
     # --- ML ----------------------------------------------------------------------------------
     model_name: str = "payment_delay"
+    target_kind: Literal["unpaid_after_due", "unpaid_after", "late_over"] = Field(
+        default="unpaid_after_due",
+        description="What 'late' means for the model (models/contract.py, TARGET_KIND_DOCS): unpaid_after_due "
+        "(still unpaid horizon_days after the later of due date and as-of date), unpaid_after (still unpaid "
+        "horizon_days after the as-of date), late_over (paid more than late_threshold_days after the due date).",
+    )
     horizon_days: int = Field(
-        default=30, description="Label: still unpaid this many days after the later of due date and as-of date."
+        default=30, ge=0, description="N of the unpaid_after_due and unpaid_after targets, in days."
+    )
+    late_threshold_days: int = Field(
+        default=0, ge=0, description="N of the late_over target: days after the due date (0: late at all)."
     )
     snapshot_interval_days: int = Field(
         default=7, description="Spacing of as-of snapshots in the training grid (weekly; built incrementally)."
@@ -153,6 +163,18 @@ class Settings(BaseSettings):
     @cached_property
     def outbox(self) -> Path:
         return self.data / "outbox"
+
+    @property
+    def target_name(self) -> str:
+        """The honest name of the model's target (``models.contract.target_name``), e.g. unpaid_30d_after_due."""
+        from models.contract import target_name
+
+        return target_name(self.target_kind, self.target_days)
+
+    @property
+    def target_days(self) -> int:
+        """N of the target: late_threshold_days for late_over, horizon_days otherwise."""
+        return self.late_threshold_days if self.target_kind == "late_over" else self.horizon_days
 
     @cached_property
     def reports_dir(self) -> Path:

@@ -38,3 +38,41 @@
     {%- endif -%}
     {{ value }}
 {%- endmacro %}
+
+{% macro non_negative_int_var(name) -%}
+    {%- set raw_value = var(name, none) -%}
+    {%- if raw_value is none and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "var '" ~ name ~ "' is required (an integer >= 0); run dbt through `relance dbt`, which passes "
+            ~ "every var from the settings") }}
+    {%- endif -%}
+    {%- set value = raw_value | int(-1) -%}
+    {%- if value < 0 and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "var '" ~ name ~ "' must be an integer >= 0, got '" ~ raw_value ~ "'") }}
+    {%- endif -%}
+    {{ value }}
+{%- endmacro %}
+
+{% macro target_kind_var() -%}
+    {#- What "late" means (models/contract.py TARGET_KIND_DOCS); relance passes it from RELANCE_TARGET_KIND. -#}
+    {%- set kinds = ['unpaid_after_due', 'unpaid_after', 'late_over'] -%}
+    {%- set value = var('target_kind', none) -%}
+    {%- if execute and value not in kinds -%}
+        {{ exceptions.raise_compiler_error(
+            "var 'target_kind' must be one of " ~ kinds | join(', ') ~ ", got '" ~ value ~ "'; run dbt through "
+            ~ "`relance dbt`, which passes every var from the settings") }}
+    {%- endif -%}
+    {{ value }}
+{%- endmacro %}
+
+{% macro target_name(kind, days) -%}
+    {#- The same honest name as models.contract.target_name. -#}
+    {%- if kind == 'late_over' -%}
+        {{ 'late_any' if days | int == 0 else 'late_over_' ~ days ~ 'd' }}
+    {%- elif kind == 'unpaid_after' -%}
+        unpaid_{{ days }}d_after_as_of
+    {%- else -%}
+        unpaid_{{ days }}d_after_due
+    {%- endif -%}
+{%- endmacro %}
