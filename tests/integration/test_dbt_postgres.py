@@ -173,7 +173,7 @@ def _fake_scores(path: Path) -> int:
         if not has_features:
             return 0
         preds = con.execute(
-            """select invoice_id, as_of_date, (row_number() over (order by invoice_id) % 97) / 97.0 as p_late_30d,
+            """select invoice_id, as_of_date, (row_number() over (order by invoice_id) % 97) / 97.0 as p_late,
                 'payment_delay' as model_name, '1' as model_version, 'run-1' as model_run_id
             from ml.ml_invoice_features where as_of_date = ?""",
             [AS_OF],

@@ -522,7 +522,7 @@ def test_labels(warehouse: Path) -> None:
     # labels exist for the training (grid) rows only, not for the scoring date
     feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features where as_of_date < ?", [AS_OF]))
     assert set(labels) == feats
-    # columns: is_late_30d, days_late, settled_date, days_to_settle, is_paid_within_horizon,
+    # columns: is_late, days_late, settled_date, days_to_settle, is_paid_within_horizon,
     # amount_paid_within_horizon, open_amount_at_as_of, label_observed_date, is_label_known.
     # label_observed_date = greatest(due_date, as_of_date) + 30; known when it is on or before AS_OF (03-31)
     # I1 due 01-31, seen 01-31 with 700 open: observed 03-02, P2 (700) paid 02-10 -> on time, known
@@ -545,9 +545,9 @@ def test_worklist_and_reports(warehouse: Path) -> None:
     path = warehouse
     wl = {r["invoice_id"]: r for r in _dicts(path, "select * from serving.collection_worklist")}
     assert set(wl) == {"I4", "I5", "I6"}
-    assert wl["I4"]["p_late_30d"] == 0.8 and wl["I4"]["model_version"] == "3"
+    assert wl["I4"]["p_late"] == 0.8 and wl["I4"]["model_version"] == "3"
     assert wl["I4"]["customer_name"] == "Bâti Sud" and wl["I4"]["email"] == "ap@batisud.fr"
-    assert wl["I6"]["p_late_30d"] is None  # only scored for another date
+    assert wl["I6"]["p_late"] is None  # only scored for another date
     assert (wl["I6"]["days_overdue"], wl["I6"]["raw_batch_id"], wl["I6"]["open_amount"]) == (-30, "B2", 2000)
     assert all(r["as_of_date"] == date(2026, 3, 31) for r in wl.values())
 
