@@ -59,12 +59,14 @@ TABLES: dict[str, str] = {
         validation_id VARCHAR PRIMARY KEY, batch_ids VARCHAR, success BOOLEAN, critical_failures INTEGER,
         warning_failures INTEGER, data_docs_path VARCHAR, validated_at TIMESTAMP, flow_run_id VARCHAR""",
     "predictions": """
-        invoice_id VARCHAR, as_of_date DATE, p_late_30d DOUBLE, model_name VARCHAR, model_version VARCHAR,
+        invoice_id VARCHAR, as_of_date DATE, p_late DOUBLE, model_name VARCHAR, model_version VARCHAR,
         model_run_id VARCHAR, dbt_invocation_id VARCHAR, scored_at TIMESTAMP, flow_run_id VARCHAR,
+        target_name VARCHAR, days_late_p10 DOUBLE, days_late_p50 DOUBLE, days_late_p90 DOUBLE,
+        reason_1 VARCHAR, reason_2 VARCHAR, reason_3 VARCHAR,
         PRIMARY KEY (invoice_id, as_of_date)""",
     "reminders_planned": """
         reminder_key VARCHAR PRIMARY KEY, invoice_id VARCHAR, customer_id VARCHAR, as_of_date DATE,
-        step VARCHAR, channel VARCHAR, tone VARCHAR, p_late_30d DOUBLE, open_amount DECIMAL(18,2),
+        step VARCHAR, channel VARCHAR, tone VARCHAR, p_late DOUBLE, open_amount DECIMAL(18,2),
         currency VARCHAR, recipient VARCHAR, model_version VARCHAR, model_run_id VARCHAR,
         dbt_invocation_id VARCHAR, planned_at TIMESTAMP, flow_run_id VARCHAR""",
     "reminder_sends": """
@@ -109,25 +111,52 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
     ("reminder_sends", "updated_at", "TIMESTAMP", None),
     ("reminder_sends", "origin", "VARCHAR", None),
     ("ingest_batches", "state_note", "VARCHAR", None),
+    # predictions carry the target they estimate, days-late quantiles and reason codes (null for rows scored
+    # before: the target of a `p_late_30d` score depended on the horizon setting of its day, so it is not guessed)
+    ("predictions", "target_name", "VARCHAR", None),
+    ("predictions", "days_late_p10", "DOUBLE", None),
+    ("predictions", "days_late_p50", "DOUBLE", None),
+    ("predictions", "days_late_p90", "DOUBLE", None),
+    ("predictions", "reason_1", "VARCHAR", None),
+    ("predictions", "reason_2", "VARCHAR", None),
+    ("predictions", "reason_3", "VARCHAR", None),
+)
+
+#: Columns renamed since their table first shipped: (table, old name, new name). Applied once, before the
+#: columns are added, when the old name is there and the new one is not; the values are kept.
+RENAMED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # the score is named for what it is whatever the target (its target is in predictions.target_name)
+    ("predictions", "p_late_30d", "p_late"),
+    ("reminders_planned", "p_late_30d", "p_late"),
 )
 
 
 def ensure_ops(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ops schema and tables if missing and add the columns later versions added. Idempotent."""
+    """Create the ops schema and tables if missing, rename the columns later versions renamed and add the ones
+    they added. Idempotent."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    before = _schema_columns(con)
+    for table, old, new in RENAMED_COLUMNS:
+        if (table, old) in before and (table, new) not in before:
+            con.execute(f"ALTER TABLE {SCHEMA}.{table} RENAME COLUMN {old} TO {new}")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
-    present = set(
-        con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [SCHEMA]
-        ).fetchall()
-    )
+    present = _schema_columns(con)
     for table, column, type_, backfill in ADDED_COLUMNS:
         if (table, column) not in present:
             with _atomic(con):  # the column and its backfill, or neither
                 con.execute(f"ALTER TABLE {SCHEMA}.{table} ADD COLUMN {column} {type_}")
                 if backfill:
                     con.execute(backfill)
+
+
+def _schema_columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(table, column) pairs of the ops schema."""
+    return set(
+        con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [SCHEMA]
+        ).fetchall()
+    )
 
 
 @contextlib.contextmanager
@@ -485,14 +514,35 @@ def record_validation_run(
 
 # --- predictions ---------------------------------------------------------------------------------------------------
 
+#: What every prediction row needs: the score and the model that produced it ...
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "invoice_id",
     "as_of_date",
-    "p_late_30d",
+    "p_late",
     "model_name",
     "model_version",
     "model_run_id",
 )
+#: ... and what it carries when the model gives it (stored as null when the frame lacks the column): the target
+#: whose probability p_late is, days late (settled_date - due_date) quantiles, the top three reasons towards late.
+PREDICTION_DETAIL_COLUMNS: tuple[str, ...] = (
+    "target_name",
+    "days_late_p10",
+    "days_late_p50",
+    "days_late_p90",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+)
+_PREDICTION_TYPES: dict[str, str] = {
+    "target_name": "VARCHAR",
+    "days_late_p10": "DOUBLE",
+    "days_late_p50": "DOUBLE",
+    "days_late_p90": "DOUBLE",
+    "reason_1": "VARCHAR",
+    "reason_2": "VARCHAR",
+    "reason_3": "VARCHAR",
+}
 
 
 def upsert_predictions(
@@ -503,25 +553,41 @@ def upsert_predictions(
     flow_run_id: str | None,
     scored_at: datetime,
 ) -> int:
-    """Upsert ``preds`` (:data:`PREDICTION_COLUMNS`) keyed by (invoice_id, as_of_date); returns rows written.
+    """Upsert ``preds`` (:data:`PREDICTION_COLUMNS`, and those of :data:`PREDICTION_DETAIL_COLUMNS` it has) keyed
+    by (invoice_id, as_of_date); returns rows written.
 
-    Re-scoring a date replaces the earlier rows for the same invoices (never duplicates); one statement.
+    Re-scoring a date replaces the earlier rows for the same invoices, every column (never duplicates); one
+    statement.
+
+    Raises:
+        KeyError: a column of :data:`PREDICTION_COLUMNS` is missing.
     """
+    missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
+    if missing:
+        raise KeyError(f"predictions lack column(s) {missing}; expected {list(PREDICTION_COLUMNS)}")
     rows = preds[list(PREDICTION_COLUMNS)].copy()
     rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
     rows["model_version"] = rows["model_version"].astype(str)
+    for column in PREDICTION_DETAIL_COLUMNS:
+        values = preds[column] if column in preds.columns else pd.Series(None, index=preds.index, dtype=object)
+        if _PREDICTION_TYPES[column] == "DOUBLE":
+            rows[column] = pd.to_numeric(values, errors="raise").astype("float64")
+        else:  # text; NaN and None alike become null
+            rows[column] = values.astype(object).where(values.notna(), None)
+    detail_casts = ", ".join(f"CAST({c} AS {_PREDICTION_TYPES[c]})" for c in PREDICTION_DETAIL_COLUMNS)
+    detail_updates = "".join(f"  {c} = excluded.{c},\n" for c in PREDICTION_DETAIL_COLUMNS)
     _with_frame(
         con,
         rows,
-        """
-INSERT INTO ops.predictions (invoice_id, as_of_date, p_late_30d, model_name, model_version, model_run_id,
-                             dbt_invocation_id, scored_at, flow_run_id)
-SELECT invoice_id, CAST(as_of_date AS DATE), p_late_30d, model_name, model_version, model_run_id,
-       ?, CAST(? AS TIMESTAMP), ?
-FROM {frame}
+        f"""
+INSERT INTO ops.predictions (invoice_id, as_of_date, p_late, model_name, model_version, model_run_id,
+                             {", ".join(PREDICTION_DETAIL_COLUMNS)}, dbt_invocation_id, scored_at, flow_run_id)
+SELECT invoice_id, CAST(as_of_date AS DATE), p_late, model_name, model_version, model_run_id,
+       {detail_casts}, ?, CAST(? AS TIMESTAMP), ?
+FROM {{frame}}
 ON CONFLICT (invoice_id, as_of_date) DO UPDATE SET
-  p_late_30d = excluded.p_late_30d,
-  model_name = excluded.model_name,
+  p_late = excluded.p_late,
+{detail_updates}  model_name = excluded.model_name,
   model_version = excluded.model_version,
   model_run_id = excluded.model_run_id,
   dbt_invocation_id = excluded.dbt_invocation_id,
@@ -544,7 +610,7 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "step",
     "channel",
     "tone",
-    "p_late_30d",
+    "p_late",
     "open_amount",
     "currency",
     "recipient",
@@ -570,7 +636,7 @@ def record_planned(con: duckdb.DuckDBPyConnection, planned: pd.DataFrame) -> int
         frame,
         f"""INSERT INTO ops.reminders_planned ({", ".join(PLANNED_COLUMNS)})
             SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
-                CAST(p_late_30d AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
+                CAST(p_late AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
                 model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
             FROM {{frame}}
             ON CONFLICT DO NOTHING""",

@@ -33,7 +33,7 @@ final as (
         invoices.days_overdue,
         invoices.aging_bucket,
         invoices.is_disputed,
-        predictions.p_late_30d,
+        predictions.p_late,
         predictions.model_version,
         predictions.model_run_id,
         invoices.as_of_date,

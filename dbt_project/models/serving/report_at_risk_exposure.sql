@@ -1,9 +1,9 @@
--- Scored open invoices ranked by expected amount at risk (open_amount * p_late_30d) within currency.
+-- Scored open invoices ranked by expected amount at risk (open_amount * p_late) within currency.
 with
 
 worklist as (
     select * from {{ ref('collection_worklist') }}
-    where p_late_30d is not null
+    where p_late is not null
 ),
 
 priced as (
@@ -15,8 +15,8 @@ priced as (
         currency,
         open_amount,
         days_overdue,
-        p_late_30d,
-        cast(cast(open_amount as {{ float_type() }}) * p_late_30d as decimal(18, 2)) as expected_at_risk
+        p_late,
+        cast(cast(open_amount as {{ float_type() }}) * p_late as decimal(18, 2)) as expected_at_risk
     from worklist
 ),
 
