@@ -8,7 +8,10 @@ to a source column name or a DuckDB SQL expression over source columns (``"'PAY-
 for each entity, the files of one import hold every current row of that entity (a full export, not a delta), so
 the loader retires (tombstones) the keys they no longer hold -- an invoice cancelled in the ERP stops being current.
 Leave it false (the default) for exports that only carry what changed; an entity with no file in an import retires
-nothing either way. Profiles ship in ``relance/sources/profiles/``;
+nothing either way. An optional ``evaluation`` key lists ``exclude`` rules (``where``: a SQL filter over the source
+columns of the invoices file, ``reason``): ``relance evaluate`` leaves the invoices they select out of its test rows
+(``models.backtest``), e.g. invoices disputed after issue, an outcome the file gives no date for. Nothing is
+imported or filtered at load because of them. Profiles ship in ``relance/sources/profiles/``;
 any YAML file path works too. A profile that does not validate raises :class:`ProfileError` naming the
 profile file, the key and what was expected.
 """
@@ -131,6 +134,23 @@ class EntityMapping(BaseModel):
         return [self.file] if isinstance(self.file, str) else list(self.file)
 
 
+class EvaluationExclusion(BaseModel):
+    """Invoices a backtest leaves out of its test rows: the rows of the invoices file(s) ``where`` selects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    where: str = Field(min_length=1)  # SQL filter over source columns, like an entity's where
+    reason: str = Field(min_length=1)  # said in the backtest's output with the number of rows removed
+
+
+class EvaluationOptions(BaseModel):
+    """How ``relance evaluate`` treats this source (nothing here changes what is imported)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclude: list[EvaluationExclusion] = Field(default_factory=list)
+
+
 class Profile(BaseModel):
     """A declarative mapping of one tabular export format onto the raw entities."""
 
@@ -142,6 +162,7 @@ class Profile(BaseModel):
     ignore_columns: list[str] = Field(default_factory=list)
     full_snapshot: bool = False  # each import holds the complete current state of every entity it has files for
     entities: dict[str, EntityMapping] = Field(min_length=1)
+    evaluation: EvaluationOptions = Field(default_factory=EvaluationOptions)
     origin: str | None = Field(default=None, exclude=True)  # where it was loaded from, for messages
 
     @model_validator(mode="after")
@@ -163,6 +184,8 @@ class Profile(BaseModel):
                     f"entities.{name}.columns: missing required mapping for {', '.join(missing)} "
                     f"(required for {name}: {', '.join(REQUIRED_COLUMNS[name])})"
                 )
+        if self.evaluation.exclude and "invoices" not in self.entities:
+            problems.append("evaluation.exclude: needs an invoices entity (its rows are what is excluded)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
