@@ -1,8 +1,10 @@
 """Read the dbt-built ML relations into frames: training rows (features + known label) and scoring rows.
 
 Python computes no feature: it selects the contract columns of ``ml.ml_invoice_features`` as dbt built them.
-The label join happens in DuckDB, on (invoice_id, as_of_date), and only ``is_late_30d`` comes back from the
-label relation: ``days_late`` and ``settled_date`` are outcomes and never reach a training frame.
+The label join happens in DuckDB, on (invoice_id, as_of_date). From the label relation come the labels only:
+``is_late`` (under the settings' target, named in ``target_name``), ``days_late`` (the regression label, null
+unless the invoice was settled on or before the run's as-of date) and the dates the split purges on. They are
+never features: the model reads ``FEATURE_COLUMNS`` only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from models.contract import (
     CATEGORICAL_FEATURES,
     CONTEXT_COLUMNS,
+    DAYS_LATE,
     FEATURE_COLUMNS,
     FEATURES_RELATION,
     KEY_COLUMNS,
@@ -75,14 +78,18 @@ def _feature_select(alias: str) -> str:
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     df["as_of_date"] = pd.to_datetime(df["as_of_date"])
+    for column in ("settled_date", "label_observed_date"):
+        if column in df.columns:
+            df[column] = pd.to_datetime(df[column])
     return df
 
 
 def load_training_frame(
     con: duckdb.DuckDBPyConnection, as_of_date: date, *, horizon_days: int | None = None
 ) -> pd.DataFrame:
-    """Labelled rows strictly before ``as_of_date``: contract features + keys + context + ``is_late_30d``
-    + ``label_observed_date`` (not a feature: the split purges on it).
+    """Labelled rows strictly before ``as_of_date``: contract features + keys + context + ``is_late`` +
+    ``days_late`` (null unless settled by ``as_of_date``) + ``target_name`` + ``label_observed_date`` and
+    ``settled_date`` (not features: the split purges on them).
 
     Only rows whose label was observable by ``as_of_date`` are returned (``label_observed_date <= as_of_date``,
     checked here as well as through ``is_label_known``, so a labels table built for a later date cannot leak
@@ -92,7 +99,7 @@ def load_training_frame(
     _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
     _check_contract(con, LABELS_RELATION, LABEL_COLUMNS)
     horizon_filter = ""
-    params: list[object] = [as_of_date, as_of_date]
+    params: list[object] = [as_of_date, as_of_date, as_of_date]
     if horizon_days is not None:
         horizon_filter = "\n  AND CAST(f.as_of_date AS DATE) + CAST(? AS INTEGER) <= CAST(? AS DATE)"
         params += [int(horizon_days), as_of_date]
@@ -100,7 +107,10 @@ def load_training_frame(
 SELECT
   {_feature_select("f")},
   CAST(l.{TARGET} AS INTEGER) AS {TARGET},
-  CAST(l.label_observed_date AS DATE) AS label_observed_date
+  CAST(CASE WHEN CAST(l.settled_date AS DATE) <= CAST(? AS DATE) THEN l.{DAYS_LATE} END AS DOUBLE) AS {DAYS_LATE},
+  CAST(l.target_name AS VARCHAR) AS target_name,
+  CAST(l.label_observed_date AS DATE) AS label_observed_date,
+  CAST(l.settled_date AS DATE) AS settled_date
 FROM {FEATURES_RELATION} AS f
 JOIN {LABELS_RELATION} AS l
   ON l.invoice_id = f.invoice_id AND CAST(l.as_of_date AS DATE) = CAST(f.as_of_date AS DATE)

@@ -27,7 +27,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,29 @@ BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "feature_spec.json"
 BASELINE_FILE = "baseline_rule.json"
 BASELINE_KINDS: tuple[str, ...] = ("constant", "cust_late_share")
+CALIBRATION_ARTIFACT = "calibration"
+CALIBRATION_FILE = "calibration.json"
+REASONS_ARTIFACT = "reasons"
+REASONS_FILE = "reasons.json"
+# Kept equal to models.contract (QUANTILES, QUANTILE_COLUMNS, REASON_COLUMNS) by a unit test: this file imports
+# nothing from relance, so a logged model loads anywhere.
+QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+QUANTILE_COLUMNS: tuple[str, ...] = ("days_late_p10", "days_late_p50", "days_late_p90")
+REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,7 @@ class FeatureSpec:
 
     numeric: tuple[str, ...]
     categorical_levels: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    output_column: str = "p_late_30d"
+    output_column: str = "p_late"
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -67,7 +90,7 @@ class FeatureSpec:
         *,
         numeric: Iterable[str],
         categorical: Iterable[str],
-        output_column: str = "p_late_30d",
+        output_column: str = "p_late",
     ) -> FeatureSpec:
         numeric, categorical = tuple(numeric), tuple(categorical)
         _require_columns(df, numeric + categorical)
@@ -82,9 +105,11 @@ class FeatureSpec:
             out[:, j] = pd.to_numeric(df[col], errors="raise").astype("float64").to_numpy(na_value=np.nan)
         offset = len(self.numeric)
         for j, (col, levels) in enumerate(self.categorical_levels.items()):
-            codes = {level: float(i) for i, level in enumerate(levels)}
-            values = df[col].astype(object)
-            out[:, offset + j] = [np.nan if _is_missing(v) else codes.get(str(v), np.nan) for v in values.to_numpy()]
+            values = df[col]
+            text = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+            codes = pd.Categorical(text, categories=list(levels)).codes.astype(np.float64)
+            codes[codes < 0] = np.nan  # missing, or a level never seen in training
+            out[:, offset + j] = codes
         return out
 
     def unseen_levels(self, df: pd.DataFrame) -> dict[str, list[str]]:
@@ -98,13 +123,19 @@ class FeatureSpec:
         return unseen
 
     def signature(self) -> ModelSignature:
-        """Input: every feature, nullable. Output: one probability column."""
+        """Input: every feature, nullable. Output: the probability, the days-late quantiles and the reason codes.
+        Param ``reasons`` (default true): false skips the reason codes (TreeSHAP costs several predictions)."""
         inputs = Schema(
             [ColSpec("double", c, required=False) for c in self.numeric]
             + [ColSpec("string", c, required=False) for c in self.categorical]
         )
-        outputs = Schema([ColSpec("double", self.output_column)])
-        return ModelSignature(inputs=inputs, outputs=outputs)
+        outputs = Schema(
+            [ColSpec("double", self.output_column)]
+            + [ColSpec("double", c, required=False) for c in QUANTILE_COLUMNS]
+            + [ColSpec("string", c, required=False) for c in REASON_COLUMNS]
+        )
+        params = ParamSchema([ParamSpec("reasons", "boolean", True)])
+        return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
     def to_dict(self) -> dict[str, Any]:
         # "categorical" keeps the column order: the booster's columns are positional, and the JSON file is
@@ -161,84 +192,280 @@ class BaselineRule:
         return cls(kind=d["kind"], base_rate=float(d["base_rate"]), column=d.get("column", "cust_late_share"))
 
 
-class PaymentDelayModel(mlflow.pyfunc.PythonModel):
-    """``predict`` returns a DataFrame with one column, the probability of the positive class.
+@dataclass(frozen=True)
+class Calibration:
+    """What turns the booster's raw scores into calibrated outputs, fitted on a time-held-out slice.
 
-    Build it in memory with ``from_fitted`` (training path) or ``from_baseline`` (the fallback when nothing can
-    be trained: a ``BaselineRule`` in place of the booster); MLflow builds it from the logged artifacts via
-    ``load_context`` (serving path). Both run the same ``predict_proba``.
+    ``method``: ``platt`` (a logistic curve on the raw log-odds: ``a``, ``b``), ``isotonic`` (a monotone step
+    function: ``x`` raw probabilities, ``y`` calibrated ones, interpolated) or ``none``. ``interval_adjust_days``:
+    the split-conformal widening of the p10..p90 interval (conformalised quantile regression), so about 80 % of
+    held-out invoices fell inside it.
+    """
+
+    method: str = "none"
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    interval_adjust_days: float = 0.0
+    slice_rows: int = 0
+    slice_start: str = ""
+
+    def apply(self, p_raw: np.ndarray) -> np.ndarray:
+        p_raw = np.asarray(p_raw, dtype=np.float64)
+        if self.method == "platt":
+            clipped = np.clip(p_raw, 1e-6, 1 - 1e-6)
+            z = self.a * np.log(clipped / (1 - clipped)) + self.b
+            return 1.0 / (1.0 + np.exp(-z))
+        if self.method == "isotonic":
+            return np.interp(p_raw, np.asarray(self.x), np.asarray(self.y))
+        return p_raw
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "a": self.a,
+            "b": self.b,
+            "x": list(self.x),
+            "y": list(self.y),
+            "interval_adjust_days": self.interval_adjust_days,
+            "slice_rows": self.slice_rows,
+            "slice_start": self.slice_start,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        return cls(
+            method=d.get("method", "none"),
+            a=float(d.get("a", 1.0)),
+            b=float(d.get("b", 0.0)),
+            x=tuple(float(v) for v in d.get("x", ())),
+            y=tuple(float(v) for v in d.get("y", ())),
+            interval_adjust_days=float(d.get("interval_adjust_days", 0.0)),
+            slice_rows=int(d.get("slice_rows", 0)),
+            slice_start=str(d.get("slice_start", "")),
+        )
+
+
+def format_reason(phrase: dict[str, Any] | None, feature: str, value: object) -> str:
+    """One reason in plain words: the feature's phrase with its value (``models/reasons.py``)."""
+    if phrase is None:
+        return f"{feature} = {value}"
+    if _is_missing(value):
+        return str(phrase.get("missing") or phrase["text"].replace("{value}", "unknown").replace("{abs}", "unknown"))
+    fmt = phrase.get("format", "text")
+    template = phrase["text"]
+    if fmt == "text":
+        return template.format(value=value, abs=value)
+    v = float(value)
+    if v < 0 and "negative" in phrase:
+        template = phrase["negative"]
+    if fmt == "pct":
+        text, absolute = f"{v:.0%}", f"{abs(v):.0%}"
+    elif fmt == "amount":
+        text, absolute = f"{v:,.0f}", f"{abs(v):,.0f}"
+    elif fmt == "month" and 1 <= int(v) <= 12:
+        text = absolute = MONTHS[int(v) - 1]
+    else:  # days, count, flag
+        text, absolute = f"{v:.0f}", f"{abs(v):.0f}"
+    return template.format(value=text, abs=absolute)
+
+
+class PaymentDelayModel(mlflow.pyfunc.PythonModel):
+    """``predict`` returns one row per input row: ``p_late`` (calibrated), ``days_late_p10/p50/p90`` (days late =
+    settled - due, conformal interval), ``reason_1..3`` (the three features pushing hardest towards late, TreeSHAP).
+
+    Built in memory with ``from_fitted`` (training path) or ``from_baseline`` (the fallback when nothing can be
+    trained: a ``BaselineRule`` in place of the booster, no quantiles); MLflow builds it from the logged artifacts
+    via ``load_context`` (serving path). Both run the same code.
     """
 
     def __init__(self) -> None:
         self._booster: lgb.Booster | None = None
         self._spec: FeatureSpec | None = None
         self._baseline: BaselineRule | None = None
+        self._quantiles: dict[str, lgb.Booster] = {}
+        self._calibration = Calibration()
+        self._phrases: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def from_fitted(cls, booster: lgb.Booster, spec: FeatureSpec) -> PaymentDelayModel:
+    def from_fitted(
+        cls,
+        booster: lgb.Booster,
+        spec: FeatureSpec,
+        *,
+        quantile_boosters: dict[str, lgb.Booster] | None = None,
+        calibration: Calibration | None = None,
+        phrases: dict[str, dict[str, Any]] | None = None,
+    ) -> PaymentDelayModel:
         model = cls()
         model._booster, model._spec = booster, spec
+        model._quantiles = dict(quantile_boosters or {})
+        model._calibration = calibration or Calibration()
+        model._phrases = dict(phrases or {})
         return model
 
     @classmethod
-    def from_baseline(cls, rule: BaselineRule, spec: FeatureSpec) -> PaymentDelayModel:
-        """A served baseline: same input contract (``spec``, for the signature) and output column."""
+    def from_baseline(
+        cls, rule: BaselineRule, spec: FeatureSpec, *, phrases: dict[str, dict[str, Any]] | None = None
+    ) -> PaymentDelayModel:
         model = cls()
         model._baseline, model._spec = rule, spec
+        model._phrases = dict(phrases or {})
         return model
-
-    @property
-    def baseline(self) -> BaselineRule | None:
-        """The rule this model applies when it is a fallback baseline; None for a trained booster."""
-        return self._baseline
-
-    @property
-    def spec(self) -> FeatureSpec:
-        if self._spec is None:
-            raise RuntimeError("PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()")
-        return self._spec
 
     @property
     def booster(self) -> lgb.Booster:
         if self._booster is None:
-            raise RuntimeError("PaymentDelayModel is not loaded: use from_fitted() or mlflow.pyfunc.load_model()")
+            raise RuntimeError("model has no booster (a baseline model, or not loaded)")
         return self._booster
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        spec_text = Path(context.artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8")
-        self._spec = FeatureSpec.from_dict(json.loads(spec_text))
-        if BASELINE_ARTIFACT in context.artifacts:
-            rule_text = Path(context.artifacts[BASELINE_ARTIFACT]).read_text(encoding="utf-8")
+    @property
+    def spec(self) -> FeatureSpec:
+        if self._spec is None:
+            raise RuntimeError("model has no feature spec (not loaded)")
+        return self._spec
+
+    @property
+    def baseline(self) -> BaselineRule | None:
+        return self._baseline
+
+    @property
+    def calibration(self) -> Calibration:
+        return self._calibration
+
+    @property
+    def quantile_boosters(self) -> dict[str, lgb.Booster]:
+        return dict(self._quantiles)
+
+    def load_context(self, context: Any) -> None:
+        artifacts = context.artifacts
+        self._spec = FeatureSpec.from_dict(json.loads(Path(artifacts[SPEC_ARTIFACT]).read_text(encoding="utf-8")))
+        if REASONS_ARTIFACT in artifacts:
+            self._phrases = json.loads(Path(artifacts[REASONS_ARTIFACT]).read_text(encoding="utf-8"))
+        if BASELINE_ARTIFACT in artifacts:
+            rule_text = Path(artifacts[BASELINE_ARTIFACT]).read_text(encoding="utf-8")
             self._baseline = BaselineRule.from_dict(json.loads(rule_text))
-        else:
-            self._booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+            return
+        self._booster = lgb.Booster(model_file=artifacts[BOOSTER_ARTIFACT])
+        if CALIBRATION_ARTIFACT in artifacts:
+            text = Path(artifacts[CALIBRATION_ARTIFACT]).read_text(encoding="utf-8")
+            self._calibration = Calibration.from_dict(json.loads(text))
+        self._quantiles = {
+            column: lgb.Booster(model_file=artifacts[column]) for column in QUANTILE_COLUMNS if column in artifacts
+        }
+
+    def predict_raw(self, df: pd.DataFrame) -> np.ndarray:
+        """The booster's uncalibrated probability (what the calibration is fitted on)."""
+        if len(df) == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self.booster.predict(self.spec.transform(df)), dtype=np.float64)
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the target's positive class (late)."""
         if self._baseline is not None:
             return self._baseline.predict_proba(df)
         unseen = self.spec.unseen_levels(df)
         if unseen:
             logger.info("categorical levels unseen in training, scored as missing: %s", unseen)
-        if len(df) == 0:
-            return np.empty(0, dtype=np.float64)
-        return np.asarray(self.booster.predict(self.spec.transform(df)), dtype=np.float64)
+        return self._calibration.apply(self.predict_raw(df))
+
+    def predict_frame(self, df: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """Every output column for ``df`` (index kept): probability, quantiles, reason codes."""
+        out = pd.DataFrame(index=df.index)
+        if self._baseline is not None:
+            out[self.spec.output_column] = self._baseline.predict_proba(df)
+            for column in QUANTILE_COLUMNS:
+                out[column] = np.nan
+            reason = None
+            if self._baseline.kind == "cust_late_share" and len(df):
+                values = pd.to_numeric(df[self._baseline.column], errors="coerce")
+                phrase = self._phrases.get(self._baseline.column)
+                reason = [format_reason(phrase, self._baseline.column, v) if reasons else None for v in values]
+            out[REASON_COLUMNS[0]] = reason
+            for column in REASON_COLUMNS[1:]:
+                out[column] = None
+            return out
+        x = self.spec.transform(df) if len(df) else np.empty((0, len(self.spec.feature_columns)))
+        raw = np.asarray(self.booster.predict(x), dtype=np.float64) if len(df) else np.empty(0)
+        out[self.spec.output_column] = self._calibration.apply(raw)
+        quantiles = self._predict_quantiles(df, x)
+        for column in QUANTILE_COLUMNS:
+            out[column] = quantiles.get(column, np.full(len(df), np.nan))
+        codes = self.reason_codes(df, x) if reasons and len(df) else [[None] * len(df)] * len(REASON_COLUMNS)
+        for column, values in zip(REASON_COLUMNS, codes, strict=True):
+            out[column] = values
+        return out
+
+    def _predict_quantiles(self, df: pd.DataFrame, x: np.ndarray) -> dict[str, np.ndarray]:
+        """p10/p50/p90 of days late: the quantile boosters, widened by the conformal adjustment, kept in order
+        and never below what is already certain (an invoice open on its as-of date is paid after it)."""
+        if not self._quantiles or len(df) == 0:
+            return {}
+        q = {column: np.asarray(b.predict(x), dtype=np.float64) for column, b in self._quantiles.items()}
+        lo, mid, hi = (q[c] for c in QUANTILE_COLUMNS)
+        adjust = self._calibration.interval_adjust_days
+        lo, hi = lo - adjust, hi + adjust
+        stacked = np.sort(np.vstack([lo, mid, hi]), axis=0)
+        if "days_to_due" in df.columns:
+            floor = 1.0 - pd.to_numeric(df["days_to_due"], errors="coerce").to_numpy(dtype=np.float64)
+            floor = np.where(np.isnan(floor), -np.inf, floor)
+            stacked = np.maximum(stacked, floor)
+        return dict(zip(QUANTILE_COLUMNS, stacked, strict=True))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions of each feature to the raw log-odds (n x n_features; the bias column dropped)."""
+        contrib = np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
+        return contrib[:, : len(self.spec.feature_columns)]
+
+    def reason_codes(self, df: pd.DataFrame, x: np.ndarray | None = None) -> list[list[str | None]]:
+        """For each row, the three features with the largest positive contribution (towards late), in words.
+        Fewer than three features push towards late: the rest are None. Returns one list per reason column."""
+        if x is None:
+            x = self.spec.transform(df)
+        contrib = self.contributions(x)
+        k = len(REASON_COLUMNS)
+        order = np.argsort(-contrib, axis=1)[:, :k]
+        features = self.spec.feature_columns
+        raw_values = {c: df[c].to_numpy() for c in features}
+        out: list[list[str | None]] = [[None] * len(df) for _ in range(k)]
+        for i in range(len(df)):
+            for rank in range(k):
+                j = int(order[i, rank])
+                if contrib[i, j] <= 0:
+                    break
+                feature = features[j]
+                out[rank][i] = format_reason(self._phrases.get(feature), feature, raw_values[feature][i])
+        return out
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
-        return pd.DataFrame({self.spec.output_column: self.predict_proba(model_input)}, index=model_input.index)
+        reasons = True if not params or params.get("reasons") is None else bool(params["reasons"])
+        return self.predict_frame(model_input, reasons=reasons)
 
     def save_artifacts(self, directory: Path | str) -> dict[str, str]:
-        """Write booster and spec under ``directory``; returns the ``artifacts`` mapping for log_model."""
+        """Write every fitted part under ``directory``; returns the ``artifacts`` mapping for log_model."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        spec_path = directory / SPEC_FILE
-        spec_path.write_text(json.dumps(self.spec.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+
+        def write_json(name: str, payload: Any) -> str:
+            path = directory / name
+            path.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+            return str(path)
+
+        artifacts = {SPEC_ARTIFACT: write_json(SPEC_FILE, self.spec.to_dict())}
+        artifacts[REASONS_ARTIFACT] = write_json(REASONS_FILE, self._phrases)
         if self._baseline is not None:
-            rule_path = directory / BASELINE_FILE
-            rule_path.write_text(json.dumps(self._baseline.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-            return {BASELINE_ARTIFACT: str(rule_path), SPEC_ARTIFACT: str(spec_path)}
+            artifacts[BASELINE_ARTIFACT] = write_json(BASELINE_FILE, self._baseline.to_dict())
+            return artifacts
         booster_path = directory / BOOSTER_FILE
         self.booster.save_model(str(booster_path))
-        return {BOOSTER_ARTIFACT: str(booster_path), SPEC_ARTIFACT: str(spec_path)}
+        artifacts[BOOSTER_ARTIFACT] = str(booster_path)
+        artifacts[CALIBRATION_ARTIFACT] = write_json(CALIBRATION_FILE, self._calibration.to_dict())
+        for column, booster in self._quantiles.items():
+            path = directory / f"{column}.txt"
+            booster.save_model(str(path))
+            artifacts[column] = str(path)
+        return artifacts
 
 
 def _is_missing(v: object) -> bool:

@@ -30,15 +30,20 @@ import mlflow.data
 import numpy as np
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 from models import pyfunc as pyfunc_module
 from models.contract import (
     CATEGORICAL_FEATURES,
+    DAYS_LATE,
     FEATURE_COLUMNS,
     FEATURES_RELATION,
     LABELS_RELATION,
     NUMERIC_FEATURES,
     PREDICTION,
+    QUANTILE_COLUMNS,
+    QUANTILES,
     TARGET,
 )
 from models.evaluate import (
@@ -54,7 +59,8 @@ from models.evaluate import (
     try_baseline_metrics,
 )
 from models.features import dataset_hash, load_training_frame
-from models.pyfunc import FeatureSpec, PaymentDelayModel
+from models.pyfunc import Calibration, FeatureSpec, PaymentDelayModel
+from models.reasons import REASON_PHRASES
 from models.registry import CHALLENGER, CHAMPION, client_for, find_alias, mlflow_uris, promote_if_better
 from models.split import Split, UntrainableData, time_split
 
@@ -77,6 +83,16 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "verbosity": -1,
 }
 
+
+MAX_BOOST_ROUND = 1000  # upper bound; early stopping on the calibration slice picks the rounds
+MIN_BOOST_ROUND = 20
+EARLY_STOPPING_ROUNDS = 50
+CALIBRATION_SHARE = 0.2  # last share of training rows (by as-of date) held out to calibrate
+MIN_CALIBRATION_ROWS = 50
+ISOTONIC_MIN_ROWS = 1000  # isotonic needs many rows; below, Platt's two parameters are steadier
+MIN_REGRESSION_ROWS = 50  # settled rows needed to fit days-late quantiles
+INTERVAL_COVERAGE = 0.8  # p10..p90
+QUANTILE_PARAMS: dict[str, Any] = {"objective": "quantile", "metric": "quantile"}
 
 # Below these, a fitted model and its test metrics are noise (LightGBM's min_data_in_leaf is 30; an AUC on a
 # handful of positives swings by tenths): the run keeps the champion or serves a baseline instead.
@@ -145,20 +161,157 @@ def check_trainable(split: Split) -> None:
             )
 
 
-def _fit(split: Split, params: dict[str, Any], num_boost_round: int) -> PaymentDelayModel:
-    spec = FeatureSpec.fit(
-        split.train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION
-    )
-    dataset = lgb.Dataset(
-        spec.transform(split.train),
-        label=split.train[TARGET].to_numpy(dtype=np.float64),
+def _calibration_slice(frame: pd.DataFrame, share: float) -> tuple[np.ndarray, np.ndarray, pd.Timestamp | None]:
+    """Masks (early, late) splitting ``frame`` by as-of date: the last ``share`` of rows (whole dates) are the
+    calibration slice; early rows keep only labels observed by the slice's first date (purge), so the model
+    fitted on them has seen nothing of the slice's outcomes. (None, None, None) when the slice cannot be formed."""
+    dates = pd.to_datetime(frame["as_of_date"]).dt.normalize()
+    unique = np.sort(dates.unique())
+    if len(unique) < 2:
+        return np.zeros(len(frame), bool), np.zeros(len(frame), bool), None
+    counts = dates.value_counts().reindex(unique).to_numpy()
+    tail = np.cumsum(counts[::-1])[::-1]  # rows on or after each date
+    candidates = np.nonzero(tail <= share * len(frame))[0]
+    idx = int(candidates[0]) if len(candidates) else len(unique) - 1
+    idx = max(idx, 1)
+    start = pd.Timestamp(unique[idx])
+    late = (dates >= start).to_numpy(copy=True)
+    early = (dates < start).to_numpy(copy=True)
+    if "label_observed_date" in frame.columns:
+        early &= (pd.to_datetime(frame["label_observed_date"]) <= start).to_numpy()
+    return early, late, start
+
+
+def _dataset(spec: FeatureSpec, frame: pd.DataFrame, label: np.ndarray, weight: np.ndarray | None) -> lgb.Dataset:
+    return lgb.Dataset(
+        spec.transform(frame),
+        label=label,
+        weight=weight,
         feature_name=list(spec.feature_columns),
         categorical_feature=list(spec.categorical),
         params={"verbosity": -1},
         free_raw_data=False,
     )
-    booster = lgb.train(params, dataset, num_boost_round=num_boost_round)
-    return PaymentDelayModel.from_fitted(booster, spec)
+
+
+def _fit_rounds(
+    params: dict[str, Any],
+    spec: FeatureSpec,
+    frame: pd.DataFrame,
+    label: np.ndarray,
+    weight: np.ndarray | None,
+    early: np.ndarray,
+    late: np.ndarray,
+    max_rounds: int,
+) -> tuple[lgb.Booster | None, int]:
+    """Fit on the early rows with early stopping on the late slice: (booster, best number of rounds)."""
+    train_set = _dataset(spec, frame.loc[early], label[early], None if weight is None else weight[early])
+    valid_set = _dataset(spec, frame.loc[late], label[late], None if weight is None else weight[late])
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=max_rounds,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+    return booster, max(MIN_BOOST_ROUND, int(booster.best_iteration or max_rounds))
+
+
+def _platt_or_isotonic(p_raw: np.ndarray, y: np.ndarray) -> Calibration:
+    """Platt (logistic on the raw log-odds) on small slices, isotonic from ISOTONIC_MIN_ROWS rows."""
+    if len(y) >= ISOTONIC_MIN_ROWS:
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p_raw, y)
+        return Calibration(method="isotonic", x=tuple(iso.X_thresholds_), y=tuple(iso.y_thresholds_))
+    z = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6))).reshape(-1, 1)
+    lr = LogisticRegression(C=1e6).fit(z, y)
+    return Calibration(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+
+
+def _conformal_adjust(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage: float) -> float:
+    """Split-conformal widening of [lo, hi] so that ``coverage`` of the held-out rows fall inside (CQR)."""
+    scores = np.maximum(lo - y, y - hi)
+    n = len(scores)
+    level = min(1.0, np.ceil((n + 1) * coverage) / n)
+    return float(np.quantile(scores, level, method="higher"))
+
+
+def fit_payment_model(
+    train: pd.DataFrame,
+    *,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    weight_column: str | None = None,
+) -> PaymentDelayModel:
+    """Fit the classifier (``is_late``), the days-late quantile models and their calibration on ``train``.
+
+    The last ``CALIBRATION_SHARE`` of rows by as-of date is a time-held-out slice: models fitted on the earlier rows
+    (labels observed before the slice) choose the number of boosting rounds (early stopping), fit the probability
+    calibration (Platt, or isotonic on large slices) and the conformal widening of the p10..p90 interval; then every
+    model is refitted on all rows with those rounds and the calibration applied on top. Days late train only on rows
+    whose ``days_late`` is known (settled: the caller nulls it when the settlement is after its cutoff).
+    ``weight_column`` weighs rows (e.g. snapshot weights: one invoice seen on many as-of dates counts once).
+    """
+    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
+    train = train.reset_index(drop=True)
+    y = pd.to_numeric(train[TARGET]).to_numpy(dtype=np.float64)
+    weight = None if weight_column is None else train[weight_column].to_numpy(dtype=np.float64)
+    early, late, start = _calibration_slice(train, CALIBRATION_SHARE)
+    usable = (
+        start is not None
+        and early.sum() >= MIN_CALIBRATION_ROWS
+        and late.sum() >= MIN_CALIBRATION_ROWS
+        and len(np.unique(y[early])) == 2
+        and len(np.unique(y[late])) == 2
+    )
+    rounds = NUM_BOOST_ROUND
+    calibration = Calibration()
+    if usable:
+        first, rounds = _fit_rounds(lgb_params, spec, train, y, weight, early, late, MAX_BOOST_ROUND)
+        p_slice = np.asarray(first.predict(spec.transform(train.loc[late]), num_iteration=rounds))
+        calibration = _platt_or_isotonic(p_slice, y[late].astype(int))
+        calibration = dataclasses.replace(calibration, slice_rows=int(late.sum()), slice_start=str(start.date()))
+    else:
+        logger.info("no calibration slice (too few rows or a single class in it): probabilities are uncalibrated")
+    booster = lgb.train(lgb_params, _dataset(spec, train, y, weight), num_boost_round=rounds)
+
+    quantiles: dict[str, lgb.Booster] = {}
+    days = pd.to_numeric(train.get(DAYS_LATE), errors="coerce") if DAYS_LATE in train else None
+    if days is not None and days.notna().sum() >= MIN_REGRESSION_ROWS:
+        known = days.notna().to_numpy()
+        d = days.to_numpy(dtype=np.float64)
+        q_rounds: dict[str, int] = {}
+        slice_preds: dict[str, np.ndarray] = {}
+        reg_usable = usable and (early & known).sum() >= MIN_CALIBRATION_ROWS and (late & known).sum() >= 20
+        for alpha, column in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
+            q_params = {**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}
+            if reg_usable:
+                first, q_rounds[column] = _fit_rounds(
+                    q_params, spec, train, d, weight, early & known, late & known, MAX_BOOST_ROUND
+                )
+                slice_preds[column] = np.asarray(
+                    first.predict(spec.transform(train.loc[late & known]), num_iteration=q_rounds[column])
+                )
+            else:
+                q_rounds[column] = NUM_BOOST_ROUND
+        if reg_usable:
+            adjust = _conformal_adjust(
+                d[late & known], slice_preds[QUANTILE_COLUMNS[0]], slice_preds[QUANTILE_COLUMNS[-1]], INTERVAL_COVERAGE
+            )
+            calibration = dataclasses.replace(calibration, interval_adjust_days=adjust)
+        full = _dataset(spec, train.loc[known], d[known], None if weight is None else weight[known])
+        for alpha, column in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
+            q_params = {**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}
+            quantiles[column] = lgb.train(q_params, full, num_boost_round=q_rounds[column])
+    else:
+        logger.info("too few settled rows (< %d) for days-late quantiles: none fitted", MIN_REGRESSION_ROWS)
+    return PaymentDelayModel.from_fitted(
+        booster, spec, quantile_boosters=quantiles, calibration=calibration, phrases=REASON_PHRASES
+    )
+
+
+def _fit(split: Split, params: dict[str, Any], num_boost_round: int) -> PaymentDelayModel:
+    return fit_payment_model(split.train, params=params, seed=int(params.get("seed", 0)))
 
 
 def _pip_requirements() -> list[str]:
