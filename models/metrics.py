@@ -206,7 +206,7 @@ def classification_metrics(y: Any, p: Any, weights: Any = None) -> dict[str, flo
         auc = math.nan
 
     bins = _group_bins(group, ws, CALIBRATION_BINS)[group]
-    gap = np.abs(np.bincount(bins, weights=ws * ps, minlength=CALIBRATION_BINS) - np.bincount(bins, weights=ws * ys))
+    gap = np.abs(np.bincount(bins, weights=ws * ps) - np.bincount(bins, weights=ws * ys))
     pc = np.clip(ps, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return {
         "auc": auc,
@@ -358,9 +358,10 @@ def customer_bootstrap_ci(
     same snapshots of the same invoices): resampling rows would treat 40 invoices of one slow payer as 40
     independent pieces of evidence and give intervals that are too narrow. The unit of evidence is the customer.
 
-    Deterministic for a ``seed`` and independent of the frame's row order (customers are numbered in sorted
-    order; the metrics here do not depend on row order). Resamples where a metric is NaN (e.g. a single class for
-    the AUC) are left out of that metric's interval; (NaN, NaN) if it is NaN in every one.
+    Deterministic for a ``seed``, and independent of the frame's row order up to floating-point rounding
+    (customers are numbered in sorted order; the metrics here do not depend on row order). Resamples where a
+    metric is NaN (e.g. a single class for the AUC) are left out of that metric's interval; (NaN, NaN) if it is
+    NaN in every one.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
@@ -593,7 +594,8 @@ def calibration_figure(y: Any, scores: Mapping[str, Any], bins: int = CALIBRATIO
         xlim=(0, 1),
         ylim=(0, 1),
     )
-    ax_rel.legend(loc="upper left", fontsize="small")
+    if len(ax_rel.get_lines()) > 1:  # the diagonal and at least one model
+        ax_rel.legend(loc="upper left", fontsize="small")
     ax_hist.set(xlabel=f"predicted {PREDICTION}", ylabel="rows" if weights is None else "weight", xlim=(0, 1))
     return fig
 
