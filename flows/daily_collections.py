@@ -93,7 +93,9 @@ def _daily(
             markdown="**Nothing was sent** (features, scores and reports were computed):\n\n"
             + "\n".join(f"- {r}" for r in verdict.reasons),
         )
-    report = publish_finance_report(settings, as_of, scoring.model_version)
+    report = publish_finance_report(
+        settings, as_of, scoring.model_version, model_note=None if trained.trained else trained.reason
+    )
 
     return DailyResult(
         as_of_date=as_of,

@@ -15,7 +15,10 @@ from relance.warehouse import connection, read_for_date
 
 
 @flow(name="publish-finance-report")
-def publish_finance_report(settings: Settings, as_of_date: date, model_version: str | None) -> FinanceReport:
+def publish_finance_report(
+    settings: Settings, as_of_date: date, model_version: str | None, model_note: str | None = None
+) -> FinanceReport:
+    """``model_note``: why no model was trained today (the report then opens with a banner saying so)."""
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con:
@@ -29,6 +32,7 @@ def publish_finance_report(settings: Settings, as_of_date: date, model_version: 
             model_version=model_version,
             flow_run_id=flow_run_id,
             top_n=settings.report_top_n,
+            model_note=model_note,
         )
         ops.record_report_run(
             con,

@@ -19,7 +19,12 @@ def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str)
     logger = get_run_logger()
     with connection(settings.warehouse) as con:
         frame = load_scoring_frame(con, as_of_date)
-        preds = score(frame, tracking_uri=settings.mlflow_uri, model_name=settings.model_name)
+        preds = score(
+            frame,
+            tracking_uri=settings.mlflow_uri,
+            model_name=settings.model_name,
+            target_name=settings.target_name,  # for a model registered before it carried its target tag
+        )
         write_predictions(
             con,
             preds,
@@ -28,5 +33,11 @@ def score_invoices(settings: Settings, as_of_date: date, dbt_invocation_id: str)
             scored_at=datetime.now(UTC).replace(tzinfo=None),
         )
     run = ScoringRun.of(preds, settings.model_name)
-    logger.info("scored %d open invoices with %s v%s", run.scored, run.model_name, run.model_version)
+    logger.info(
+        "scored %d open invoices with %s v%s (target %s)",
+        run.scored,
+        run.model_name,
+        run.model_version,
+        run.target_name,
+    )
     return run

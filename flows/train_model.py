@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from models.train import FALLBACK_BASELINE, TrainResult, train_and_maybe_promote
 from relance.settings import Settings
@@ -28,11 +28,44 @@ def train_model(settings: Settings, as_of_date: date, lineage: dict[str, str]) -
             lineage=lineage,
         )
     create_table_artifact(key="model-comparison", table=comparison_rows(result), description=describe(result))
+    notice = fallback_markdown(result, as_of_date)
+    if notice is not None:  # its own artifact, so "nothing was trained" is seen without opening the table
+        create_markdown_artifact(key="model-not-trained", markdown=notice, description=describe(result))
     if result.trained:
         logger.info("model version %s: %s", result.model_version, result.reason)
     else:
         logger.warning("model version %s (%s): %s", result.model_version, result.fallback, result.reason)
     return result
+
+
+def fallback_markdown(result: TrainResult, as_of_date: date) -> str | None:
+    """The ``model-not-trained`` artifact when the data could not train a model (None when it did): what scores
+    instead, why, and what to do about it. Pure."""
+    if result.trained:
+        return None
+    if result.fallback == FALLBACK_BASELINE:
+        serving = (
+            f"The best baseline was registered as version {result.model_version} and now holds `@champion`: "
+            "today's probabilities come from it (no quantiles; one reason at most)."
+        )
+    else:
+        serving = (
+            f"The champion, version {result.model_version}, was kept: today's probabilities come from a model "
+            "trained on earlier data."
+        )
+    return "\n".join(
+        [
+            f"## No model was trained on {as_of_date.isoformat()}",
+            "",
+            f"**Why:** {result.reason}",
+            "",
+            f"**What scores instead:** {serving}",
+            "",
+            "Reminders are still planned and the finance report opens with the same notice. A model is trained "
+            "again on the first run whose labelled snapshots hold enough rows of both classes over at least two "
+            "as-of dates.",
+        ]
+    )
 
 
 def comparison_rows(result: TrainResult) -> list[dict[str, object]]:

@@ -7,9 +7,14 @@ addressed to the customer's name and the mail room completes the address from th
 letter says so in a visible placeholder.
 
 Call tasks are appended to one CSV call list per as-of date, keyed by ``reminder_key`` so that a rerun never
-adds a duplicate line for a negotiator to dial twice. The list is opened in a spreadsheet, so its cells are written
-by :mod:`relance.tabular_output`: a customer name that starts like a formula is written as text with a leading
-apostrophe, and so is the E.164 phone (``'+33199001234``: its ``+`` and every digit kept, never read as a number);
+adds a duplicate line for a negotiator to dial twice. Each line says why the invoice is on it: the probability of
+being late (``p_late``), the customer's risk grade of the day, the predicted payment date with its p10..p90 range
+and the three reasons towards late (blank when the model gives none). A list written by an earlier version with
+fewer columns is rewritten with today's header before a line is appended, its lines kept.
+
+The list is opened in a spreadsheet, so its cells are written by :mod:`relance.tabular_output`: a customer name
+(or a reason) that starts like a formula is written as text with a leading apostrophe, and so is the E.164 phone
+(``'+33199001234``: its ``+`` and every digit kept, never read as a number);
 :func:`relance.tabular_output.read_csv_records` reads the list back with the original values.
 """
 
@@ -42,9 +47,23 @@ CALL_LIST_COLUMNS: tuple[str, ...] = (
     "currency",
     "due_date",
     "days_overdue",
-    "p_late_30d",
+    "p_late",
+    "risk_grade",
+    "predicted_payment_date",
+    "predicted_payment_date_p10",
+    "predicted_payment_date_p90",
+    "reason_1",
+    "reason_2",
+    "reason_3",
     "step",
     "tone",
+)
+#: Date columns of the call list, written as ISO dates (whatever date flavour the plan holds).
+_DATE_COLUMNS: tuple[str, ...] = (
+    "due_date",
+    "predicted_payment_date",
+    "predicted_payment_date_p10",
+    "predicted_payment_date_p90",
 )
 
 
@@ -119,7 +138,11 @@ class CallListOutbox:
         if self._keys is None:
             self._keys = set()
             if self.path.exists():
-                self._keys = {r["reminder_key"] for r in read_csv_records(self.path) if r.get("reminder_key")}
+                records = read_csv_records(self.path)
+                self._keys = {r["reminder_key"] for r in records if r.get("reminder_key")}
+                if records and tuple(records[0]) != CALL_LIST_COLUMNS:  # written by an earlier version
+                    write_text_atomic(self.path, csv_rows(records, CALL_LIST_COLUMNS, header=True))
+                    log.info("call list %s rewritten with the columns %s", self.path.name, CALL_LIST_COLUMNS)
         return self._keys
 
     def send(self, message: Mapping[str, Any], reminder_key: str) -> SendResult:
@@ -133,8 +156,9 @@ class CallListOutbox:
         record["as_of_date"] = (_value(message, "as_of_date") and str(message["as_of_date"])[:10]) or str(
             self.as_of_date
         )
-        due = _value(message, "due_date")
-        record["due_date"] = pd.Timestamp(due).date().isoformat() if due is not None else None
+        for column in _DATE_COLUMNS:
+            day = _value(message, column)
+            record[column] = pd.Timestamp(day).date().isoformat() if day is not None else None
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         lines = csv_rows([record], CALL_LIST_COLUMNS, header=new_file)
         self.path.parent.mkdir(parents=True, exist_ok=True)

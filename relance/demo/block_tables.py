@@ -163,7 +163,7 @@ def _invoice_truth(sim: SimulatedInvoices, inv_ids: pa.Array, cust_ids: pa.Array
         {
             "invoice_id": inv_ids,
             "customer_id": cust_ids,
-            "p_late_30d_after_due": pa.array(sim.p_unpaid),
+            "p_unpaid_30d_after_due": pa.array(sim.p_unpaid),
             "base_days_late": pa.array(sim.delay.days_late.astype(np.int32)),
             **{name: pa.array(v) for name, v in sim.effects.items()},
             "settle_date": dates(np.minimum(settle, NEVER), null=settle >= NEVER),

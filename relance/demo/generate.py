@@ -28,7 +28,7 @@ answered 'paid')), which is what ``invoice_truth.parquet`` holds.
 
 Ground truth (never read by the pipeline; for evaluation only):
 
-- ``invoice_truth.parquet``: ``invoice_id, customer_id, p_late_30d_after_due`` (the closed form above, i.e.
+- ``invoice_truth.parquet``: ``invoice_id, customer_id, p_unpaid_30d_after_due`` (the closed form above, i.e.
   P(settle_date > due_date + 30) given the customer's latent path, dispute and credit-note timeline),
   ``base_days_late`` (D, before disputes and dunning), ``effect_email|sms|letter|call`` (P(a cordial
   reminder on that channel, sent 30 days after due, is answered by payment within 7 days), for every channel,

@@ -6,7 +6,8 @@ exact day) so that a pipeline that did not run on day 7 still sends the 7-day re
 ``relance.delivery`` then guarantees the same (invoice, step) is never sent twice, because its key is a pure
 function of the pair.
 
-Steps (``d = days_overdue = as_of_date - due_date``, ``p = p_late_30d``):
+Steps (``d = days_overdue = as_of_date - due_date``, ``p = p_late``, the probability of being late under the
+model's target, ``target_name`` in the worklist):
 
 ===========  ==============  ==========================================  ==========
 step         window          channel                                     tone
@@ -52,6 +53,20 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "expected_exposure",
 )
 
+#: Why an invoice is flagged, carried from the worklist to the call list (a collector reads them before dialling):
+#: the three reasons towards late, the predicted payment date with its p10..p90 range, the customer's risk grade.
+#: Null when the model gives none. Not persisted in ``ops.reminders_planned`` (``ops.predictions`` and
+#: ``serving.customer_risk_grades`` keep them).
+EXPLANATION_COLUMNS: tuple[str, ...] = (
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "predicted_payment_date",
+    "predicted_payment_date_p10",
+    "predicted_payment_date_p90",
+    "risk_grade",
+)
+
 REQUIRED_WORKLIST_COLUMNS: tuple[str, ...] = (
     "invoice_id",
     "customer_id",
@@ -64,9 +79,10 @@ REQUIRED_WORKLIST_COLUMNS: tuple[str, ...] = (
     "due_date",
     "days_overdue",
     "is_disputed",
-    "p_late_30d",
+    "p_late",
     "model_version",
     "model_run_id",
+    *EXPLANATION_COLUMNS,
 )
 
 STEPS: tuple[str, ...] = ("pre_due", "overdue_7", "overdue_21", "overdue_45")
@@ -127,9 +143,21 @@ def _clean_text(series: pd.Series) -> pd.Series:
     return series.astype("string").fillna("").str.strip()
 
 
+def _explanation(series: pd.Series) -> pd.Series:
+    """Dates as ``date``, text as ``str``, missing values as None (they reach a CSV cell as they are); object
+    dtype, so a missing reason stays None instead of becoming a string column's NaN."""
+    if series.name is not None and str(series.name).startswith("predicted_payment_date"):
+        values = [_as_date(v) for v in series]
+    else:
+        values = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in series]
+    return pd.Series(values, index=series.index, dtype=object)
+
+
 def empty_plan() -> pd.DataFrame:
     """The zero-row result, with the right columns, so callers never special-case an empty day."""
-    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in (*PLANNED_COLUMNS, *CONTEXT_COLUMNS)})
+    frame = pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in (*PLANNED_COLUMNS, *CONTEXT_COLUMNS, *EXPLANATION_COLUMNS)}
+    )
     frame.attrs["skipped"] = {"disputed": 0, "nothing_due": 0, "no_recipient": 0, "capped": 0}
     return frame
 
@@ -146,8 +174,8 @@ def plan_reminders(
     """Choose today's reminders: at most one row per (invoice, step), capped by expected exposure.
 
     Returns the columns of ``ops.reminders_planned`` minus the lineage ones (:data:`PLANNED_COLUMNS`),
-    followed by :data:`CONTEXT_COLUMNS` for rendering, sorted by ``expected_exposure`` (open_amount * p),
-    descending.
+    followed by :data:`CONTEXT_COLUMNS` for rendering and :data:`EXPLANATION_COLUMNS` for the call list, sorted
+    by ``expected_exposure`` (open_amount * p), descending.
 
     Rows skipped are *counted, not returned*: the counts are logged and stored in
     ``result.attrs["skipped"]`` as ``{"disputed", "nothing_due", "no_recipient", "capped"}``.
@@ -173,7 +201,7 @@ def plan_reminders(
 
     wl = worklist.reset_index(drop=True)
     d = pd.to_numeric(wl["days_overdue"], errors="coerce")
-    p = pd.to_numeric(wl["p_late_30d"], errors="coerce")
+    p = pd.to_numeric(wl["p_late"], errors="coerce")
     amount = pd.to_numeric(wl["open_amount"], errors="coerce").astype(float)
     disputed = wl["is_disputed"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     b2b = _clean_text(wl["customer_type"]).str.upper().eq("B2B").to_numpy(dtype=bool)
@@ -223,7 +251,7 @@ def plan_reminders(
             "step": step,
             "channel": channel,
             "tone": tone,
-            "p_late_30d": p.astype(float),
+            "p_late": p.astype(float),
             "open_amount": amount.round(2),
             "currency": _clean_text(wl["currency"]).str.upper(),
             "recipient": recipient,
@@ -234,6 +262,7 @@ def plan_reminders(
             "due_date": [_as_date(v) for v in wl["due_date"]],
             "days_overdue": d,
             "expected_exposure": (amount * p.fillna(0.0)).round(2),
+            **{c: _explanation(wl[c]) for c in EXPLANATION_COLUMNS},
         }
     )[keep].copy()
     out.insert(0, "reminder_key", [reminder_key(i, s) for i, s in zip(out["invoice_id"], out["step"], strict=True)])
@@ -245,7 +274,7 @@ def plan_reminders(
     if len(out) > max_reminders:
         skipped["capped"] = len(out) - max_reminders
         out = out.head(max_reminders)
-    out = out[list(PLANNED_COLUMNS) + list(CONTEXT_COLUMNS)].reset_index(drop=True)
+    out = out[[*PLANNED_COLUMNS, *CONTEXT_COLUMNS, *EXPLANATION_COLUMNS]].reset_index(drop=True)
     out.attrs["skipped"] = skipped
 
     log.info(

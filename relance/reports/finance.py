@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -56,9 +57,32 @@ AT_RISK_COLUMNS = (
     "currency",
     "open_amount",
     "days_overdue",
-    "p_late_30d",
+    "p_late",
+    "target_name",
+    "risk_grade",
+    "predicted_payment_date",
+    "reason_1",
     "expected_at_risk",
     "risk_rank",
+)
+_TARGET_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    # (target_name pattern, column heading, what it means), the names of models.contract.target_name
+    (re.compile(r"late_any"), "P(retard)", "Probabilité d’être payée après l’échéance (ou pas du tout)"),
+    (
+        re.compile(r"late_over_(\d+)d"),
+        "P(retard > {0} j)",
+        "Probabilité d’être payée plus de {0} jours après l’échéance (ou pas du tout)",
+    ),
+    (
+        re.compile(r"unpaid_(\d+)d_after_due"),
+        "P(impayée à {0} j)",
+        "Probabilité d’être encore impayée {0} jours après l’échéance (ou après aujourd’hui si elle est dépassée)",
+    ),
+    (
+        re.compile(r"unpaid_(\d+)d_after_as_of"),
+        "P(impayée dans {0} j)",
+        "Probabilité d’être encore impayée dans {0} jours",
+    ),
 )
 
 
@@ -153,6 +177,29 @@ def _chart_png(amounts: pd.DataFrame, as_of_date: date) -> str | None:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def target_heading(target_names: Any) -> tuple[str, str]:
+    """(column heading, tooltip) of the probability column for the targets of the scores shown. Pure.
+
+    One known target: its words (``late_over_5d`` -> ``P(retard > 5 j)``); none, several or an unknown name: a
+    plain ``P(retard)`` whose tooltip names what is there, so a reader never takes one target for another.
+    """
+    names = sorted({str(t) for t in target_names if t is not None and not pd.isna(t)})
+    if len(names) == 1:
+        for pattern, heading, meaning in _TARGET_PATTERNS:
+            match = pattern.fullmatch(names[0])
+            if match:
+                return heading.format(*match.groups()), f"{meaning.format(*match.groups())} ({names[0]})"
+    if not names:
+        return "P(retard)", "Probabilité de retard (cible non enregistrée avec ces scores)"
+    return "P(retard)", f"Probabilité de retard selon la cible du modèle : {', '.join(names)}"
+
+
+def _date_text(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return pd.Timestamp(value).date().isoformat()
+
+
 def _at_risk_tables(at_risk: pd.DataFrame, top_n: int | None) -> list[dict[str, Any]]:
     """One table per currency (sorted by code), rows by ``risk_rank`` within it, the first ``top_n`` of each:
     amounts in different currencies are never ranked against each other."""
@@ -171,7 +218,10 @@ def _at_risk_tables(at_risk: pd.DataFrame, top_n: int | None) -> list[dict[str, 
                         "customer_name": r["customer_name"],
                         "open_amount": _money(r["open_amount"], r["currency"]),
                         "days_overdue": "" if pd.isna(r["days_overdue"]) else int(r["days_overdue"]),
-                        "p_late_30d": _number(r["p_late_30d"], 2),
+                        "p_late": _number(r["p_late"], 2),
+                        "risk_grade": "" if pd.isna(r["risk_grade"]) else str(r["risk_grade"]),
+                        "predicted_payment_date": _date_text(r["predicted_payment_date"]),
+                        "reason_1": "" if pd.isna(r["reason_1"]) else str(r["reason_1"]),
                         "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
                     }
                     for r in ranked.to_dict("records")
@@ -215,12 +265,18 @@ def write_finance_report(
     model_version: str | None,
     flow_run_id: str | None,
     top_n: int | None = None,
+    model_note: str | None = None,
 ) -> FinanceReport:
     """Write ``aged_balance.csv``, ``dso.csv``, ``at_risk.csv`` and ``finance_report.html`` to
     ``<out_dir>/<as_of_date>/``. Rewriting the same day replaces the files (reports are derived data).
 
     ``at_risk`` is written as given to the CSV; the HTML shows one table per currency ordered by ``risk_rank``
-    (ranked within currency by ``serving.report_at_risk_exposure``), the first ``top_n`` rows of each if given.
+    (ranked within currency by ``serving.report_at_risk_exposure``), the first ``top_n`` rows of each if given,
+    with the customer's risk grade, the predicted payment date and the main reason.
+
+    ``model_note``: why no model was trained for this run (``models.train.TrainResult.reason`` when
+    ``trained`` is False: the champion was kept, or a baseline serves). The report then opens with a banner
+    saying so, since its probabilities do not come from a model fitted on today's data.
     """
     _require(aged, AGED_COLUMNS, "report_aged_balance")
     _require(dso, DSO_COLUMNS, "report_dso")
@@ -260,6 +316,9 @@ def write_finance_report(
             for r in dso.sort_values("currency").to_dict("records")
         ],
         "at_risk_tables": _at_risk_tables(at_risk, top_n),
+        "p_heading": target_heading(at_risk["target_name"])[0],
+        "p_title": target_heading(at_risk["target_name"])[1],
+        "model_note": (model_note or "").strip() or None,
         "csv_names": [p.name for p in csv_paths.values()],
     }
     html_path = target / HTML_NAME

@@ -50,11 +50,19 @@ def _worklist() -> pd.DataFrame:
             "days_overdue": days,
             "aging_bucket": "x",
             "is_disputed": False,
-            "p_late_30d": p,
+            "p_late": p,
             "model_version": "7",
             "model_run_id": "run-7",
             "as_of_date": pd.Timestamp(AS_OF),
             "raw_batch_id": "b1",
+            # why it is flagged, as serving.collection_worklist gives it
+            "reason_1": f"Customer paid {50 + int(i)}% of past invoices late",
+            "reason_2": f"Already {days} days overdue" if days > 0 else None,
+            "reason_3": None,
+            "predicted_payment_date": pd.Timestamp(AS_OF + timedelta(days=10 + int(i))),
+            "predicted_payment_date_p10": pd.Timestamp(AS_OF + timedelta(days=1)),
+            "predicted_payment_date_p90": pd.Timestamp(AS_OF + timedelta(days=40 + int(i))),
+            "risk_grade": "ABCDE"[min(int(p * 5), 4)],
         }
 
     return pd.DataFrame(
@@ -281,6 +289,16 @@ def test_call_list_has_no_duplicate_rows_on_rerun(con, ledger, planned, tmp_path
     first = read_csv_records(path)  # the phone is written as text a spreadsheet keeps: '+33...
     assert sorted(r["reminder_key"] for r in first) == sorted(calls["reminder_key"])
     assert {r["phone"] for r in first} == {"+33100000005", "+33100000006"}
+    # a negotiator sees why each invoice is on the list before dialling
+    why = {r["invoice_id"]: r for r in first}
+    assert why["F-5"]["reason_1"] == "Customer paid 55% of past invoices late"
+    assert why["F-5"]["reason_2"] == "Already 30 days overdue" and why["F-5"]["reason_3"] == ""
+    assert (why["F-5"]["risk_grade"], why["F-6"]["risk_grade"]) == ("E", "B")
+    assert (why["F-5"]["predicted_payment_date_p10"], why["F-5"]["predicted_payment_date"]) == (
+        "2026-04-01",
+        "2026-04-15",
+    )
+    assert why["F-6"]["predicted_payment_date_p90"] == "2026-05-16"
 
     # even if the ledger forgets (e.g. a lost ledger file), the call list itself refuses duplicates
     fresh = duckdb.connect()

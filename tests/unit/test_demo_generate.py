@@ -307,7 +307,7 @@ def test_ground_truth_call_beats_email_for_overdue_construction(con):
 def test_ground_truth_probability_is_calibrated_against_simulated_outcomes(con):
     """The closed-form P(unpaid 30 days after due) matches what the simulation then did."""
     predicted, observed, n = con.execute(
-        """SELECT avg(t.p_late_30d_after_due),
+        """SELECT avg(t.p_unpaid_30d_after_due),
                   avg(CASE WHEN t.settle_date IS NULL OR t.settle_date > i.due_date + 30 THEN 1 ELSE 0 END),
                   count(*)
            FROM invoice_truth t JOIN invoices i USING (invoice_id)"""
@@ -315,7 +315,7 @@ def test_ground_truth_probability_is_calibrated_against_simulated_outcomes(con):
     assert n == 5000
     assert 0.03 < observed < 0.4
     assert abs(predicted - observed) < 0.025
-    assert _one(con, "SELECT count(*) FROM invoice_truth WHERE p_late_30d_after_due NOT BETWEEN 0 AND 1") == 0
+    assert _one(con, "SELECT count(*) FROM invoice_truth WHERE p_unpaid_30d_after_due NOT BETWEEN 0 AND 1") == 0
 
 
 def test_customer_truth_has_drift_and_propensities(con):

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from relance.channels.outbox import CALL_LIST_COLUMNS, CallListOutbox
+from relance.reminders.policy import EXPLANATION_COLUMNS
 from relance.reports.finance import write_finance_report
 from relance.tabular_output import (
     FORMULA_TRIGGERS,
@@ -132,7 +133,14 @@ def _call(i: int, name: str) -> dict:
         "currency": "EUR",
         "due_date": pd.Timestamp("2026-02-01"),
         "days_overdue": -3 if i == 0 else 58,
-        "p_late_30d": 0.42,
+        "p_late": 0.42,
+        "risk_grade": "D",
+        "predicted_payment_date": date(2026, 4, 20),
+        "predicted_payment_date_p10": pd.Timestamp("2026-04-02"),
+        "predicted_payment_date_p90": None,
+        "reason_1": name,  # a reason is text a spreadsheet must not run either
+        "reason_2": "Already 58 days overdue",
+        "reason_3": None,
         "step": "firm",
         "tone": "firm",
     }
@@ -147,7 +155,9 @@ def test_call_list_neutralises_hostile_names_and_keeps_the_phone_as_text(tmp_pat
     assert tuple(rows[0]) == CALL_LIST_COLUMNS
     col = {name: i for i, name in enumerate(rows[0])}
     for row in rows[1:]:
-        text_cells = [row[col[c]] for c in ("reminder_key", "invoice_id", "customer_id", "customer_name", "phone")]
+        text_cells = [
+            row[col[c]] for c in ("reminder_key", "invoice_id", "customer_id", "customer_name", "phone", "reason_1")
+        ]
         assert not any(_starts_like_a_formula(c) for c in text_cells), row
         assert row[col["phone"]] == "'" + PHONE  # text in a spreadsheet, '+' and every digit kept
     # genuine numbers stay numbers a spreadsheet can sum
@@ -155,7 +165,29 @@ def test_call_list_neutralises_hostile_names_and_keeps_the_phone_as_text(tmp_pat
 
     back = read_csv_records(outbox.path)
     assert [r["customer_name"] for r in back] == list(HOSTILE_NAMES)
+    assert [r["reason_1"] for r in back] == list(HOSTILE_NAMES)
     assert {r["phone"] for r in back} == {PHONE}
+    # why the invoice is on the list: grade, payment date range (ISO dates, blank when unknown), reasons
+    first = back[0]
+    assert (first["risk_grade"], first["reason_2"], first["reason_3"]) == ("D", "Already 58 days overdue", "")
+    assert (first["predicted_payment_date_p10"], first["predicted_payment_date"]) == ("2026-04-02", "2026-04-20")
+    assert first["predicted_payment_date_p90"] == ""
+
+
+def test_a_call_list_of_an_earlier_version_gets_the_new_columns_and_keeps_its_lines(tmp_path):
+    old_columns = [c for c in CALL_LIST_COLUMNS if c not in EXPLANATION_COLUMNS]
+    path = tmp_path / "calls" / f"{AS_OF.isoformat()}.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        ",".join(old_columns) + "\n" + ",".join("k0" if c == "reminder_key" else "x" for c in old_columns) + "\n"
+    )
+    outbox = CallListOutbox(tmp_path, AS_OF)
+    outbox.send(_call(1, "Alpha"), "key1")
+    outbox.send(_call(1, "Alpha"), "k0")  # already listed before the upgrade: not added again
+    rows = read_csv_records(path)
+    assert tuple(rows[0]) == CALL_LIST_COLUMNS and [r["reminder_key"] for r in rows] == ["k0", "key1"]
+    assert rows[0]["customer_name"] == "x" and rows[0]["risk_grade"] == ""  # old line kept, new cells blank
+    assert rows[1]["risk_grade"] == "D" and rows[1]["reason_1"] == "Alpha"
 
 
 def test_call_list_still_refuses_a_key_it_already_holds(tmp_path):
@@ -183,7 +215,11 @@ def _report_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "currency": ["EUR"] * n,
             "open_amount": [-12.5] + [100.0] * (n - 1),
             "days_overdue": [-5] + [10] * (n - 1),
-            "p_late_30d": [0.5] * n,
+            "p_late": [0.5] * n,
+            "target_name": ["late_any"] * n,
+            "risk_grade": ["=B", *(["B"] * (n - 1))],
+            "predicted_payment_date": [pd.Timestamp("2026-04-20")] * n,
+            "reason_1": [*HOSTILE_NAMES, None],
             "expected_at_risk": [-6.25] + [50.0] * (n - 1),
             "risk_rank": list(range(1, n + 1)),
         }
@@ -198,7 +234,7 @@ def test_report_csvs_neutralise_names_keep_numbers_and_the_html_escapes_them(tmp
     )
     rows = _raw_cells(report.csv_paths["at_risk"])
     col = {name: i for i, name in enumerate(rows[0])}
-    numeric = {"open_amount", "days_overdue", "p_late_30d", "expected_at_risk", "risk_rank"}
+    numeric = {"open_amount", "days_overdue", "p_late", "expected_at_risk", "risk_rank"}
     for row in rows[1:]:
         for name, i in col.items():
             if name not in numeric:

@@ -7,7 +7,13 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from relance.reminders.policy import PLANNED_COLUMNS, PolicyConfig, plan_reminders, reminder_key
+from relance.reminders.policy import (
+    EXPLANATION_COLUMNS,
+    PLANNED_COLUMNS,
+    PolicyConfig,
+    plan_reminders,
+    reminder_key,
+)
 
 AS_OF = date(2026, 3, 31)
 
@@ -29,11 +35,18 @@ def _row(invoice_id: str, days_overdue: int, **kw: object) -> dict[str, object]:
         "days_overdue": days_overdue,
         "aging_bucket": "x",
         "is_disputed": False,
-        "p_late_30d": 0.2,
+        "p_late": 0.2,
         "model_version": "3",
         "model_run_id": "run-abc",
         "as_of_date": pd.Timestamp(AS_OF),
         "raw_batch_id": "b1",
+        "reason_1": "Customer paid 62% of past invoices late",
+        "reason_2": None,
+        "reason_3": None,
+        "predicted_payment_date": pd.Timestamp(AS_OF + timedelta(days=12)),
+        "predicted_payment_date_p10": pd.Timestamp(AS_OF + timedelta(days=3)),
+        "predicted_payment_date_p90": pd.Timestamp(AS_OF + timedelta(days=40)),
+        "risk_grade": "C",
     }
     row.update(kw)
     return row
@@ -71,7 +84,7 @@ def _step_of(days: int, config: PolicyConfig | None = None, **kw: object) -> tup
     ],
 )
 def test_step_boundaries_b2c(days: int, p: float, expected: tuple[str, str, str] | None) -> None:
-    assert _step_of(days, p_late_30d=p) == expected
+    assert _step_of(days, p_late=p) == expected
 
 
 @pytest.mark.parametrize(
@@ -85,7 +98,7 @@ def test_step_boundaries_b2c(days: int, p: float, expected: tuple[str, str, str]
     ],
 )
 def test_b2b_escalates_to_a_call(days: int, p: float, expected: tuple[str, str, str]) -> None:
-    assert _step_of(days, p_late_30d=p, customer_type="B2B") == expected
+    assert _step_of(days, p_late=p, customer_type="B2B") == expected
 
 
 def test_recipient_follows_channel() -> None:
@@ -128,10 +141,10 @@ def test_non_positive_open_amount_is_not_reminded() -> None:
 
 def test_cap_keeps_highest_expected_exposure() -> None:
     rows = [
-        _row("SMALL", 30, open_amount=10_000.0, p_late_30d=0.01),  # exposure 100
-        _row("BIG", 30, open_amount=1_000.0, p_late_30d=0.9),  # 900
-        _row("MID", 30, open_amount=2_000.0, p_late_30d=0.2),  # 400
-        _row("NOSCORE", 30, open_amount=99_999.0, p_late_30d=None),  # 0: unscored ranks last
+        _row("SMALL", 30, open_amount=10_000.0, p_late=0.01),  # exposure 100
+        _row("BIG", 30, open_amount=1_000.0, p_late=0.9),  # 900
+        _row("MID", 30, open_amount=2_000.0, p_late=0.2),  # 400
+        _row("NOSCORE", 30, open_amount=99_999.0, p_late=None),  # 0: unscored ranks last
     ]
     plan = _plan(rows, max_reminders=2)
     assert plan["invoice_id"].tolist() == ["BIG", "MID"]
@@ -141,7 +154,7 @@ def test_cap_keeps_highest_expected_exposure() -> None:
 
 
 def test_excluded_keys_do_not_use_the_budget() -> None:
-    rows = [_row("BIG", 30, p_late_30d=0.9), _row("MID", 30, p_late_30d=0.5)]
+    rows = [_row("BIG", 30, p_late=0.9), _row("MID", 30, p_late=0.5)]
     plan = _plan(rows, max_reminders=1, exclude_keys={reminder_key("BIG", "overdue_21")})
     assert plan["invoice_id"].tolist() == ["MID"]
 
@@ -161,7 +174,7 @@ def test_key_is_deterministic_and_independent_of_date_and_order() -> None:
     # no separator collision between ("a|b", "c") and ("a", "b|c")
     assert reminder_key("a|b", "c") != reminder_key("a", "b|c")
 
-    rows = [_row(f"F{i}", 8 + i, p_late_30d=0.3) for i in range(5)]
+    rows = [_row(f"F{i}", 8 + i, p_late=0.3) for i in range(5)]
     day1 = _plan(rows)
     day2 = plan_reminders(
         pd.DataFrame([{**r, "days_overdue": r["days_overdue"] + 1, "as_of_date": None} for r in rows[::-1]]),
@@ -183,9 +196,9 @@ def test_one_row_per_invoice_and_step_and_contract_columns() -> None:
 
 def test_config_thresholds_apply() -> None:
     cfg = PolicyConfig(high_risk=0.9, pre_due_days=2, overdue_first=3, overdue_second=10, overdue_third=20)
-    assert _step_of(-3, config=cfg, p_late_30d=0.95) is None
-    assert _step_of(-2, config=cfg, p_late_30d=0.95) == ("pre_due", "email", "preventive")
-    plan = _plan([_row("A", 3), _row("B", 10, customer_type="B2B", p_late_30d=0.8)], config=cfg)
+    assert _step_of(-3, config=cfg, p_late=0.95) is None
+    assert _step_of(-2, config=cfg, p_late=0.95) == ("pre_due", "email", "preventive")
+    plan = _plan([_row("A", 3), _row("B", 10, customer_type="B2B", p_late=0.8)], config=cfg)
     got = dict(zip(plan["invoice_id"], zip(plan["step"], plan["channel"], strict=True), strict=True))
     assert got == {"A": ("overdue_7", "email"), "B": ("overdue_21", "email")}
     with pytest.raises(ValueError, match="increasing"):
@@ -199,3 +212,29 @@ def test_bad_input_is_rejected_clearly() -> None:
         _plan([_row("F1", 8, as_of_date=pd.Timestamp("2020-01-01"))])
     empty = plan_reminders(pd.DataFrame(columns=list(_row("x", 1))), as_of_date=AS_OF, max_reminders=5)
     assert empty.empty and list(empty.columns[: len(PLANNED_COLUMNS)]) == list(PLANNED_COLUMNS)
+
+
+def test_the_plan_carries_why_each_invoice_is_flagged() -> None:
+    plan = _plan(
+        [
+            _row("WHY", 30, customer_type="B2B", p_late=0.8, reason_2="Already 30 days overdue"),
+            _row("BARE", 10, reason_1=float("nan"), predicted_payment_date=pd.NaT, risk_grade=None),
+        ]
+    )
+    assert tuple(plan.columns[-len(EXPLANATION_COLUMNS) :]) == EXPLANATION_COLUMNS
+    why, bare = (plan.set_index("invoice_id").loc[i] for i in ("WHY", "BARE"))
+    assert why["channel"] == "call" and why["risk_grade"] == "C"
+    assert (why["reason_1"], why["reason_2"], why["reason_3"]) == (
+        "Customer paid 62% of past invoices late",
+        "Already 30 days overdue",
+        None,
+    )
+    assert why["predicted_payment_date"] == AS_OF + timedelta(days=12)  # a date, whatever the worklist held
+    assert (why["predicted_payment_date_p10"], why["predicted_payment_date_p90"]) == (
+        AS_OF + timedelta(days=3),
+        AS_OF + timedelta(days=40),
+    )
+    # what the model did not give stays missing (None), never the text "nan"
+    assert bare["reason_1"] is None and bare["predicted_payment_date"] is None and bare["risk_grade"] is None
+    with pytest.raises(ValueError, match="risk_grade"):
+        _plan([{k: v for k, v in _row("X", 10).items() if k != "risk_grade"}])

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from relance import ops
-from relance.reports.finance import BUCKETS, aged_balance_figure, write_finance_report
+from relance.reports.finance import BUCKETS, aged_balance_figure, target_heading, write_finance_report
 from relance.warehouse import ensure_schemas
 
 AS_OF = date(2026, 3, 31)
@@ -104,7 +104,11 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "currency": ["EUR", "USD", "EUR", "USD", "EUR"],
             "open_amount": [3000.0, 9000.0, 5000.0, 100.0, 500.0],
             "days_overdue": [40, 10, 95, -5, 3],
-            "p_late_30d": [0.5, 0.2, 0.9, 0.2, 0.1],
+            "p_late": [0.5, 0.2, 0.9, 0.2, 0.1],
+            "target_name": ["unpaid_30d_after_due"] * 5,
+            "risk_grade": ["C", "B", "E", "A", None],
+            "predicted_payment_date": [pd.Timestamp("2026-05-02"), None, pd.Timestamp("2026-06-15"), None, None],
+            "reason_1": ["Customer paid 62% of past invoices late", None, "Already 95 days overdue", None, None],
             "expected_at_risk": [1500.0, 1800.0, 4500.0, 20.0, 50.0],
             "risk_rank": [2, 1, 1, 2, 3],
         }
@@ -161,6 +165,7 @@ def test_report_files_summary_and_inline_chart(tmp_path) -> None:
 
     page = _Page(html)
     assert "Modèle de risque : 7 · exécution : fr-1" in page.text
+    assert "Aucun modèle n’a été entraîné" not in page.text  # no banner when training happened
     assert "gt;" not in page.text and "&" not in page.text  # no entity shown as text (escaped twice, or broken)
     aged_table, dso_table, *risk_tables = page.tables
 
@@ -178,14 +183,34 @@ def test_report_files_summary_and_inline_chart(tmp_path) -> None:
 
     # At risk: one table per currency, its own rows only, by rank, top_n=2 of each; header not mangled.
     assert [t["attrs"].get("data-currency") for t in risk_tables] == ["EUR", "USD"]
-    header = ["Rang", "Facture", "Client", "Restant dû", "Retard (j)", "P(retard > 30 j)", "Exposition"]
+    header = [
+        "Rang",
+        "Facture",
+        "Client",
+        "Note",
+        "Restant dû",
+        "Retard (j)",
+        "P(impayée à 30 j)",  # the target the scores estimate, in words
+        "Paiement prévu",
+        "Exposition",
+    ]
     assert all(t["head"] == header for t in risk_tables)
-    eur_risk, usd_risk = ([row[:3] + row[-1:] for row in t["rows"]] for t in risk_tables)
+    eur_risk, usd_risk = ([row[:4] + row[-2:] for row in t["rows"]] for t in risk_tables)
     assert eur_risk == [
-        ["1", "F-1", "Alpha SA", f"4{NNBSP}500,00{NBSP}€"],
-        ["2", "F-2", "Beta <SARL>", f"1{NNBSP}500,00{NBSP}€"],
-    ]  # F-3 (rank 3) left out
-    assert usd_risk == [["1", "U-1", "Gamma", f"1{NNBSP}800,00{NBSP}$"], ["2", "U-2", "Delta", f"20,00{NBSP}$"]]
+        ["1", "F-1", "Alpha SA Already 95 days overdue", "E", "2026-06-15", f"4{NNBSP}500,00{NBSP}€"],
+        [
+            "2",
+            "F-2",
+            "Beta <SARL> Customer paid 62% of past invoices late",
+            "C",
+            "2026-05-02",
+            f"1{NNBSP}500,00{NBSP}€",
+        ],
+    ]  # F-3 (rank 3) left out; the customer's grade, the median payment date and the main reason beside each
+    assert usd_risk == [
+        ["1", "U-1", "Gamma", "B", "", f"1{NNBSP}800,00{NBSP}$"],
+        ["2", "U-2", "Delta", "A", "", f"20,00{NBSP}$"],
+    ]
     assert all(len(row) == len(header) for t in risk_tables for row in t["rows"])
     assert "Beta &lt;SARL&gt;" in html and "&amp;" not in html  # escaped once
 
@@ -280,3 +305,46 @@ def test_report_run_is_recorded_once_per_flow_run(tmp_path) -> None:
     assert len(rows) == 2
     assert json.loads(rows.loc[0, "csv_paths"])["dso"] == str(report.csv_paths["dso"])
     assert rows.loc[0, "html_path"] == str(report.html_path)
+
+
+def test_a_day_without_training_opens_with_a_banner_saying_why(tmp_path) -> None:
+    aged, dso, at_risk = _frames()
+    reason = "not trained: test rows (1523, 2013-07-10..2013-11-27) hold a single is_late class [0]; champion v3 kept"
+    report = write_finance_report(
+        aged, dso, at_risk, as_of_date=AS_OF, out_dir=tmp_path, model_version="3", flow_run_id="fr-2",
+        model_note=reason,
+    )  # fmt: skip
+    html = report.html_path.read_text(encoding="utf-8")
+    page = _Page(html)
+    banner = re.search(r'<div class="banner" role="alert" id="model-not-trained">(.*?)</div>', html, re.S)
+    assert banner, "the banner is a block of its own"
+    text = _squash(_Page(banner.group(1)).text)
+    assert text.startswith("Aucun modèle n’a été entraîné pour ce rapport.")
+    assert "les probabilités viennent du modèle 3" in text and text.endswith(f"Raison : {reason}")
+    # before the tables: a reader sees it first
+    assert page.text.index("Aucun modèle n’a été entraîné") < page.text.index("Balance âgée")
+    # a blank note is no note
+    again = write_finance_report(
+        aged, dso, at_risk, as_of_date=AS_OF, out_dir=tmp_path, model_version="3", flow_run_id="fr-2",
+        model_note="  ",
+    )  # fmt: skip
+    assert 'id="model-not-trained"' not in again.html_path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("targets", "heading"),
+    [
+        (["late_any"], "P(retard)"),
+        (["late_over_5d", "late_over_5d"], "P(retard > 5 j)"),
+        (["unpaid_30d_after_due"], "P(impayée à 30 j)"),
+        (["unpaid_14d_after_as_of"], "P(impayée dans 14 j)"),
+        ([None, float("nan")], "P(retard)"),  # rows scored before the target was stored
+        (["late_any", "late_over_5d"], "P(retard)"),  # two targets: no single promise in the heading
+        (["churn_90d"], "P(retard)"),
+    ],
+)
+def test_the_probability_heading_names_the_target(targets, heading) -> None:
+    got, tooltip = target_heading(targets)
+    assert got == heading
+    named = sorted({t for t in targets if isinstance(t, str)})
+    assert all(name in tooltip for name in named)

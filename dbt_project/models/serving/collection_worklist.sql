@@ -1,5 +1,10 @@
--- One row per invoice open on the run's as_of_date, with its customer's contact details and the score
--- written to ops.predictions for that date (null when not scored). Input of the reminder policy.
+-- One row per invoice open on the run's as_of_date, with its customer's contact details, the prediction
+-- written to ops.predictions for that date (null when not scored) and why: the three reasons towards late, the
+-- predicted payment date with its p10..p90 range, and the customer's risk grade of the day. Input of the
+-- reminder policy and the call list.
+--
+-- predicted_payment_date(_p10, _p90) = due_date + days_late_p50 (p10, p90) rounded to whole days (halves up, the
+-- same on both targets), never before the day after as_of_date: the invoice is open on it, so paid after it.
 with
 
 invoices as (
@@ -13,6 +18,11 @@ customers as (
 
 predictions as (
     select * from {{ ref('stg_predictions') }}
+    where as_of_date = {{ as_of_date() }}
+),
+
+grades as (
+    select * from {{ ref('customer_risk_grades') }}
     where as_of_date = {{ as_of_date() }}
 ),
 
@@ -34,6 +44,24 @@ final as (
         invoices.aging_bucket,
         invoices.is_disputed,
         predictions.p_late,
+        predictions.target_name,
+        predictions.reason_1,
+        predictions.reason_2,
+        predictions.reason_3,
+        predictions.days_late_p10,
+        predictions.days_late_p50,
+        predictions.days_late_p90,
+        {%- for q in ['p10', 'p50', 'p90'] %}
+        case
+            -- greatest() skips nulls: without a quantile there is no date
+            when predictions.days_late_{{ q }} is not null then greatest(
+                {{ add_days('invoices.due_date', 'floor(predictions.days_late_' ~ q ~ ' + 0.5)') }},
+                {{ add_days('invoices.as_of_date', 1) }}
+            )
+        end as {{ 'predicted_payment_date' if q == 'p50' else 'predicted_payment_date_' ~ q }},
+        {%- endfor %}
+        grades.risk_grade,
+        grades.risk_score,
         predictions.model_version,
         predictions.model_run_id,
         invoices.as_of_date,
@@ -43,6 +71,8 @@ final as (
         on invoices.customer_id = customers.customer_id
     left join predictions
         on invoices.invoice_id = predictions.invoice_id
+    left join grades
+        on invoices.customer_id = grades.customer_id
 )
 
 select * from final

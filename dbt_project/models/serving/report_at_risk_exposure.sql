@@ -1,4 +1,5 @@
--- Scored open invoices ranked by expected amount at risk (open_amount * p_late) within currency.
+-- Scored open invoices ranked by expected amount at risk (open_amount * p_late) within currency, with the
+-- customer's risk grade, the predicted payment date and the main reason.
 with
 
 worklist as (
@@ -16,6 +17,10 @@ priced as (
         open_amount,
         days_overdue,
         p_late,
+        target_name,
+        risk_grade,
+        predicted_payment_date,
+        reason_1,
         cast(cast(open_amount as {{ float_type() }}) * p_late as decimal(18, 2)) as expected_at_risk
     from worklist
 ),
