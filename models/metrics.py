@@ -137,7 +137,7 @@ def equal_count_bins(x: np.ndarray, n_bins: int = CALIBRATION_BINS, weights: np.
     if len(x) == 0:
         return np.zeros(0, dtype=np.int64)
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # any order of ties: they share a bin
     group = _tie_groups(x[order])
     bins_sorted = _group_bins(group, w[order], n_bins)[group]
     out = np.empty(len(x), dtype=np.int64)
@@ -182,7 +182,7 @@ def classification_metrics(y: Any, p: Any, weights: Any = None) -> dict[str, flo
     w = _check_weights(weights, n_rows)
     keep = ~np.isnan(y_arr) & (w > 0)
     y_arr, p_arr, w = y_arr[keep], p_arr[keep], w[keep]
-    if not np.isin(y_arr, (0.0, 1.0)).all():
+    if not ((y_arr == 0) | (y_arr == 1)).all():
         raise ValueError(f"labels must be 0 or 1 (or NaN when unknown), got {np.unique(y_arr)[:10].tolist()}")
     if np.isnan(p_arr).any():
         raise ValueError(f"{int(np.isnan(p_arr).sum())} labelled row(s) have a NaN probability")
@@ -192,7 +192,7 @@ def classification_metrics(y: Any, p: Any, weights: Any = None) -> dict[str, flo
         return _nan_dict(CLASSIFICATION_KEYS)
 
     total = w.sum()
-    order = np.argsort(p_arr, kind="stable")
+    order = np.argsort(p_arr)  # quicksort: twice as fast as a stable sort, and ties are grouped below anyway
     ps, ys, ws = p_arr[order], y_arr[order], w[order]
     group = _tie_groups(ps)
     w_pos = np.bincount(group, weights=ws * ys)
@@ -211,7 +211,7 @@ def classification_metrics(y: Any, p: Any, weights: Any = None) -> dict[str, flo
     return {
         "auc": auc,
         "brier": float(np.sum(ws * (ps - ys) ** 2) / total),
-        "log_loss": float(-np.sum(ws * (ys * np.log(pc) + (1 - ys) * np.log1p(-pc))) / total),
+        "log_loss": float(-np.sum(ws * np.log(np.where(ys == 1, pc, 1 - pc))) / total),
         "calibration_error": float(gap.sum() / total),
         "base_rate": float(pos / total),
         "mean_p": float(np.sum(ws * ps) / total),
@@ -552,6 +552,11 @@ def segment_table(
 # --- figures ----------------------------------------------------------------------------------------------------
 
 
+def _fmt_days(x: float) -> str:
+    x = float(x) + 0.0  # no "-0"
+    return f"{x:.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:.1f}"
+
+
 def _note(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
 
@@ -701,7 +706,7 @@ def interval_figure(days_late: Any, q10: Any, q50: Any, q90: Any, bands: int = 8
     labels, cover, counts, pred, obs = [], [], [], [], []
     for k in used:
         m = b == k
-        labels.append(f"{_fmt_bound(mid[m].min())}..{_fmt_bound(mid[m].max())}")
+        labels.append(f"{_fmt_days(mid[m].min())} to {_fmt_days(mid[m].max())}")
         cover.append(inside[m].mean())
         counts.append(int(m.sum()))
         pred.append((lo[m].mean(), mid[m].mean(), hi[m].mean()))
