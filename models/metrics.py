@@ -358,6 +358,11 @@ def customer_bootstrap_ci(
     same snapshots of the same invoices): resampling rows would treat 40 invoices of one slow payer as 40
     independent pieces of evidence and give intervals that are too narrow. The unit of evidence is the customer.
 
+    A paired comparison (challenger against champion on the same rows) is a ``metric_fn`` that returns the
+    difference of the two models' metrics: both are then measured on the same resample, and an interval that
+    excludes 0 is a difference beyond customer-level noise. Each resample copies the rows of ``frame``: pass only
+    the columns ``metric_fn`` reads, it is faster (about 15 ms per resample of 50k rows on one core).
+
     Deterministic for a ``seed``, and independent of the frame's row order up to floating-point rounding
     (customers are numbered in sorted order; the metrics here do not depend on row order). Resamples where a
     metric is NaN (e.g. a single class for the AUC) are left out of that metric's interval; (NaN, NaN) if it is

@@ -108,6 +108,7 @@ def test_unlabelled_rows_are_left_out_and_no_row_gives_nan() -> None:
     pd_y = pd.Series([0, 1, None], dtype="Int64")  # nullable labels from a frame
     m = classification_metrics(pd_y, [0.2, 0.7, np.nan])
     assert (m["n"], m["auc"]) == (2, 1.0)
+    assert classification_metrics(pd.Series([True, False, pd.NA], dtype="boolean"), [0.7, 0.2, 0.5])["n"] == 2
     for empty in (classification_metrics([], []), classification_metrics([0, 1], [0.1, 0.9], weights=[0, 0])):
         assert empty["n"] == 0
         assert all(math.isnan(v) for k, v in empty.items() if k != "n")
@@ -308,6 +309,27 @@ def test_bootstrap_skips_nan_resamples_and_keeps_all_nan_keys() -> None:
     ci = customer_bootstrap_ci(f, metrics, n_boot=100)
     assert 0.5 <= ci["auc"][0] <= ci["auc"][1] <= 1.0  # resamples with a single class left out
     assert all(math.isnan(v) for v in ci["never"])
+
+
+def test_paired_difference_interval_excludes_zero_only_for_a_real_difference() -> None:
+    rng = np.random.default_rng(1)
+    f = correlated_frame(n_customers=200, rows_each=5)
+    f["is_late"] = (rng.random(len(f)) < 0.4).astype(float)
+    f["p_good"] = np.clip(0.4 + 0.3 * (f["is_late"] - 0.4) + rng.normal(0, 0.1, len(f)), 0, 1)
+    f["p_noise"] = rng.random(len(f))
+    f["p_noise2"] = rng.random(len(f))
+
+    def auc_gain(challenger: str, champion: str):
+        def fn(frame: pd.DataFrame) -> dict[str, float]:
+            auc = {c: classification_metrics(frame["is_late"], frame[c])["auc"] for c in (challenger, champion)}
+            return {"auc_gain": auc[challenger] - auc[champion]}
+
+        return fn
+
+    lo, _ = customer_bootstrap_ci(f, auc_gain("p_good", "p_noise"), n_boot=100)["auc_gain"]
+    assert lo > 0
+    lo, hi = customer_bootstrap_ci(f, auc_gain("p_noise2", "p_noise"), n_boot=100)["auc_gain"]
+    assert lo < 0 < hi
 
 
 @pytest.mark.parametrize(
