@@ -302,6 +302,12 @@ def _column(frame: pd.DataFrame, name: str | None) -> np.ndarray | None:
     return None if name is None or name not in frame else _as_float(frame[name], name)
 
 
+def _metric_arrays(frame: pd.DataFrame, cols: Mapping[str, str | None]) -> dict[str, np.ndarray | None]:
+    if cols["weight"] is not None and cols["weight"] not in frame:
+        raise ValueError(f"no weight column {cols['weight']!r} in the frame (columns: {list(frame.columns)[:20]})")
+    return {key: _column(frame, name) for key, name in cols.items()}
+
+
 def frame_metrics(
     frame: pd.DataFrame,
     *,
@@ -319,7 +325,7 @@ def frame_metrics(
     ``weight`` names a weight column (e.g. snapshot x amount weights). A ready ``metric_fn`` for
     ``customer_bootstrap_ci``."""
     cols = {"y": y, "p": p, "days_late": days_late, "q10": q10, "q50": q50, "q90": q90, "weight": weight}
-    arrays = {key: _column(frame, name) for key, name in cols.items()}
+    arrays = _metric_arrays(frame, cols)
     return _arrays_metrics(arrays, np.arange(len(frame)))
 
 
@@ -329,8 +335,6 @@ def _arrays_metrics(arrays: Mapping[str, np.ndarray | None], idx: np.ndarray) ->
         return None if a is None else a[idx]
 
     w = take("weight")
-    if w is not None:
-        w = np.where(np.isfinite(w) & (w > 0), w, 0.0)  # a weight column built by the helpers never has these
     out: dict[str, float] = {"n": len(idx)}
     if arrays.get("y") is not None and arrays.get("p") is not None:
         cls = classification_metrics(take("y"), take("p"), w)
@@ -527,7 +531,7 @@ def segment_table(
         specs = {name: name for name in segments}
 
     cols = {"y": y, "p": p, "days_late": days_late, "q10": q10, "q50": q50, "q90": q90, "weight": weight}
-    arrays = {key: _column(frame, name) for key, name in cols.items()}
+    arrays = _metric_arrays(frame, cols)
     cust_codes = pd.factorize(frame[customer])[0] if customer in frame else None
 
     def row(segment: str, value: str, idx: np.ndarray) -> dict[str, Any]:

@@ -404,6 +404,10 @@ def test_segment_table_weighted() -> None:
     t = segment_table(f, weight="w", segments=[])
     assert t.iloc[0]["n_labelled"] == 6
     assert t.iloc[0]["base_rate"] == approx(3 / 6)
+    with pytest.raises(ValueError, match="no weight column 'wt'"):
+        segment_table(f, weight="wt")
+    with pytest.raises(ValueError, match="negative"):
+        frame_metrics(f.assign(w=-1.0), weight="w")
 
 
 def test_segment_table_all_null_days_to_due() -> None:
