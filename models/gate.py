@@ -179,10 +179,12 @@ def paired_bootstrap(
 
     rng = np.random.default_rng(seed)
     block = max(1, min(n_boot, _BLOCK_CELLS // max(n, n_groups)))
-    uniform = np.full(n_groups, 1.0 / n_groups)
     auc_d, loss_d, brier_d = [], [], []
     for start in range(0, n_boot, block):
-        counts = rng.multinomial(n_groups, uniform, size=min(block, n_boot - start)).astype(np.float64)
+        k = min(block, n_boot - start)
+        # k resamples of n_groups customers drawn with replacement -> how many times each customer was drawn
+        drawn = rng.integers(0, n_groups, size=(k, n_groups)) + (np.arange(k) * n_groups)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=k * n_groups).reshape(k, n_groups).astype(np.float64)
         auc_d.append(blocks_c.auc(counts) - blocks_r.auc(counts))
         rows = counts @ rows_per_group
         loss_d.append((counts @ loss_diff_g) / rows)
