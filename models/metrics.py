@@ -474,6 +474,11 @@ def amount_band(frame: pd.DataFrame) -> pd.Series | None:
         f"{'[' if i == 0 else '('}{_fmt_bound(lo)}, {_fmt_bound(hi)}]"
         for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))
     ]
+    if len(set(labels)) < len(labels):  # bounds too close for the short format
+        labels = [
+            f"{'[' if i == 0 else '('}{lo:.12g}, {hi:.12g}]"
+            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+        ]
     band = pd.cut(amount, bins=edges, labels=labels, include_lowest=True)
     return _with_unknown(band.astype(object), labels)
 
@@ -547,6 +552,10 @@ def segment_table(
         if labels is None:
             logger.info("segment %s skipped: its column is not in the frame", name)
             continue
+        if len(labels) != len(frame):
+            raise ValueError(
+                f"segment {name!r} gave {len(labels)} labels for {len(frame)} rows (one per row, in order)"
+            )
         if not isinstance(labels.dtype, pd.CategoricalDtype):
             labels = _column_segment("_")(pd.DataFrame({"_": np.asarray(labels)}))
         codes = np.asarray(labels.cat.codes)

@@ -399,6 +399,16 @@ def test_missing_columns_are_skipped_and_custom_segments() -> None:
     assert rows_of(t, "big")["n"].to_dict() == {"False": 5, "True": 3}
 
 
+def test_segment_table_of_no_row_and_close_amounts() -> None:
+    t = segment_table(predictions_frame().iloc[:0])
+    assert t.iloc[0][["segment", "n", "n_customers"]].tolist() == ["all", 0, 0]
+    assert (t["n"] == 0).all() and t["auc"].isna().all()
+    f = predictions_frame().assign(amount=[1000.0, 1000.1, 1000.2, 1000.3, 1000.4, 1000.5, 1000.6, 1000.7])
+    assert rows_of(segment_table(f), "amount_band")["n"].tolist() == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="gave 1 labels for 8 rows"):
+        segment_table(f, segments={"bad": lambda fr: pd.Series(["x"])})
+
+
 def test_segment_table_weighted() -> None:
     f = predictions_frame().assign(w=[1, 1, 1, 1, 1, 1, 0, 0])
     t = segment_table(f, weight="w", segments=[])
