@@ -470,15 +470,11 @@ def amount_band(frame: pd.DataFrame) -> pd.Series | None:
         labels = [f"[{_fmt_bound(edges[0])}, {_fmt_bound(edges[0])}]"]
         band = pd.Series(np.where(amount.notna(), labels[0], None), index=frame.index)
         return _with_unknown(band, labels)
+    fmt = _fmt_bound if len({_fmt_bound(e) for e in edges}) == len(edges) else "{:.12g}".format  # too close: exact
     labels = [
-        f"{'[' if i == 0 else '('}{_fmt_bound(lo)}, {_fmt_bound(hi)}]"
+        f"{'[' if i == 0 else '('}{fmt(lo)}, {fmt(hi)}]"
         for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))
     ]
-    if len(set(labels)) < len(labels):  # bounds too close for the short format
-        labels = [
-            f"{'[' if i == 0 else '('}{lo:.12g}, {hi:.12g}]"
-            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))
-        ]
     band = pd.cut(amount, bins=edges, labels=labels, include_lowest=True)
     return _with_unknown(band.astype(object), labels)
 

@@ -404,7 +404,8 @@ def test_segment_table_of_no_row_and_close_amounts() -> None:
     assert t.iloc[0][["segment", "n", "n_customers"]].tolist() == ["all", 0, 0]
     assert (t["n"] == 0).all() and t["auc"].isna().all()
     f = predictions_frame().assign(amount=[1000.0, 1000.1, 1000.2, 1000.3, 1000.4, 1000.5, 1000.6, 1000.7])
-    assert rows_of(segment_table(f), "amount_band")["n"].tolist() == [2, 2, 2, 2]
+    bands = rows_of(segment_table(f), "amount_band")["n"].to_dict()
+    assert bands == {"[1000, 1000.175]": 2, "(1000.175, 1000.35]": 2, "(1000.35, 1000.525]": 2, "(1000.525, 1000.7]": 2}
     with pytest.raises(ValueError, match="gave 1 labels for 8 rows"):
         segment_table(f, segments={"bad": lambda fr: pd.Series(["x"])})
 
