@@ -77,23 +77,30 @@ components as (
         exposure.*,
         behaviour.late_share,
         coalesce(behaviour.settled_invoice_count, 0) as settled_invoice_count,
-        least(greatest(exposure.weighted_days_late_p50, 0), 60) / 60.0 as delay_component
+        -- greatest() and least() skip nulls: without quantiles there is no delay component
+        case
+            when exposure.weighted_days_late_p50 is not null
+                then least(greatest(exposure.weighted_days_late_p50, 0), 60) / 60.0
+        end as delay_component
     from exposure
     left join behaviour
         on exposure.customer_id = behaviour.customer_id
 ),
 
 scores as (
+    -- rounded to 6 decimals before the thresholds: 0.6 * 0.5 / 0.6 is 0.5, not 0.49999999999999994
     select
         *,
-        (
-            0.60 * weighted_p_late
-            + 0.15 * coalesce(delay_component, 0)
-            + 0.25 * coalesce(late_share, 0)
-        ) / (
-            0.60
-            + case when delay_component is null then 0 else 0.15 end
-            + case when late_share is null then 0 else 0.25 end
+        cast(
+            (
+                0.60 * weighted_p_late
+                + 0.15 * coalesce(delay_component, 0)
+                + 0.25 * coalesce(late_share, 0)
+            ) / (
+                0.60
+                + case when delay_component is null then 0 else 0.15 end
+                + case when late_share is null then 0 else 0.25 end
+            ) as decimal(9, 6)
         ) as risk_score
     from components
 ),
