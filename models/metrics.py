@@ -385,20 +385,16 @@ def customer_bootstrap_ci(
         raise ValueError(f"{int(groups.isna().sum())} row(s) have no {group_col}: every row needs its cluster")
 
     codes, _ = pd.factorize(groups, sort=True)
-    order = np.argsort(codes, kind="stable")  # rows grouped by customer
-    sizes = np.bincount(codes)
-    starts = np.cumsum(sizes) - sizes
-    n_groups = len(sizes)
+    n_groups = int(codes.max()) + 1
+    positions = np.arange(len(frame))
     frame = frame.reset_index(drop=True)
     rng = np.random.default_rng(seed)
 
     samples: list[Mapping[str, float]] = []
     for _ in range(n_boot):
-        drawn = rng.integers(0, n_groups, size=n_groups)
-        drawn_sizes = sizes[drawn]
-        # row positions of all drawn customers, without a Python loop over customers
-        offsets = np.repeat(starts[drawn] - (np.cumsum(drawn_sizes) - drawn_sizes), drawn_sizes)
-        rows = order[offsets + np.arange(drawn_sizes.sum())]
+        # how many times each customer is drawn; every row of the customer comes that many times, in frame order
+        times_drawn = np.bincount(rng.integers(0, n_groups, size=n_groups), minlength=n_groups)
+        rows = np.repeat(positions, times_drawn[codes])
         samples.append(metric_fn(frame.take(rows).reset_index(drop=True)))
 
     keys = list(dict.fromkeys(k for s in samples for k in s))
