@@ -91,7 +91,8 @@ def model_outputs(raw: pd.DataFrame, n_rows: int) -> pd.DataFrame:
         out[column] = np.nan if values is None else pd.to_numeric(values, errors="raise").to_numpy(dtype="float64")
     for column in REASON_COLUMNS:
         values = raw[column].to_numpy(dtype=object) if column in raw.columns else [None] * n_rows
-        out[column] = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+        # object dtype: a missing reason stays None (a string column would make it NaN)
+        out[column] = pd.Series([None if v is None or pd.isna(v) else str(v) for v in values], dtype=object)
     return out[list(OUTPUT_COLUMNS)]
 
 
@@ -146,7 +147,8 @@ def score(
         {
             "invoice_id": scoring_df["invoice_id"].to_numpy(),
             "as_of_date": pd.to_datetime(scoring_df["as_of_date"]).dt.date.to_numpy(),
-            **{c: outputs[c].to_numpy() for c in OUTPUT_COLUMNS},
+            **{c: outputs[c].to_numpy() for c in (PREDICTION, *QUANTILE_COLUMNS)},
+            **{c: pd.Series(outputs[c].to_numpy(), dtype=object) for c in REASON_COLUMNS},
             "target_name": target,
             "model_name": model_name,
             "model_version": ref.version,
