@@ -12,6 +12,13 @@ events published on or before it. Counts are 0 and means/ratios null when there 
 
 from __future__ import annotations
 
+from relance.targets import (  # noqa: F401 -- re-exported: the target is part of the ML contract
+    DEFAULT_TARGET_KIND,
+    TARGET_KIND_DOCS,
+    TARGET_KINDS,
+    target_name,
+)
+
 FEATURES_RELATION = "ml.ml_invoice_features"
 LABELS_RELATION = "ml.ml_invoice_labels"
 
@@ -81,8 +88,8 @@ CATEGORICAL_FEATURE_DOCS: dict[str, str] = {
     "sector_section": "NAF section letter; null for B2C.",
     "size_band": "Company size band; null for B2C.",
     "last_reminder_response": (
-        "Response to the latest reminder sent before as_of_date as known then: 'none', 'promise_to_pay', "
-        "'dispute', 'paid', 'awaiting' (answered later), 'no_reminder'."
+        "Response to the latest reminder sent before as_of_date as known then: 'none' (also when answered "
+        "later), 'promise_to_pay', 'dispute', 'paid', 'no_reminder'."
     ),
 }
 NUMERIC_FEATURES: tuple[str, ...] = tuple(NUMERIC_FEATURE_DOCS)
@@ -90,33 +97,7 @@ CATEGORICAL_FEATURES: tuple[str, ...] = tuple(CATEGORICAL_FEATURE_DOCS)
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 LINEAGE_COLUMNS: tuple[str, ...] = ("dbt_invocation_id",)
 
-# What "late" means is a setting (``RELANCE_TARGET_KIND`` with ``RELANCE_HORIZON_DAYS`` or
-# ``RELANCE_LATE_THRESHOLD_DAYS``), and its honest name (``target_name``) goes with every label, MLflow run and
-# prediction, so a number is never read against the wrong definition.
-TARGET_KIND_DOCS: dict[str, str] = {
-    "unpaid_after_due": "still not fully paid N days after the later of the due date and the as-of date "
-    "(N = horizon_days; lateness for an invoice not yet due, 'still unpaid in N days' for an overdue one)",
-    "unpaid_after": "still not fully paid N days after the as-of date (N = horizon_days)",
-    "late_over": "paid more than N days after the due date, or not at all (N = late_threshold_days; 0: late at all)",
-}
-TARGET_KINDS: tuple[str, ...] = tuple(TARGET_KIND_DOCS)
-DEFAULT_TARGET_KIND = "unpaid_after_due"
-
-
-def target_name(kind: str, days: int) -> str:
-    """The honest name of a target: ``unpaid_30d_after_due``, ``unpaid_30d_after_as_of``, ``late_over_5d``,
-    ``late_any`` (late_over with 0 days)."""
-    if kind not in TARGET_KIND_DOCS:
-        raise ValueError(f"unknown target kind {kind!r}; expected one of {TARGET_KINDS}")
-    if int(days) < 0:
-        raise ValueError(f"target days must be >= 0, got {days}")
-    days = int(days)
-    if kind == "late_over":
-        return "late_any" if days == 0 else f"late_over_{days}d"
-    if kind == "unpaid_after":
-        return f"unpaid_{days}d_after_as_of"
-    return f"unpaid_{days}d_after_due"
-
+# What "late" means is a setting; relance/targets.py names it (target_name) for labels, MLflow and predictions.
 
 LABEL_COLUMNS: tuple[str, ...] = (
     "invoice_id",

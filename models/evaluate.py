@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 EPS = 1e-6
 BASELINES: tuple[str, ...] = ("constant", "cust_late_share")
+LEGACY_PREDICTION = "p_late_30d"  # the output column of models registered before targets were settings
 DEFAULT_FALLBACK_BASELINE = "cust_late_share"
 # Base rate of a baseline fitted on no labelled row at all: uninformative, so the reminder policy's thresholds,
 # not a made-up rate, decide what happens to customers without history.
@@ -98,6 +99,7 @@ class ChampionEvaluation:
     metrics: dict[str, float]
     cutoff_date: str | None = None  # the champion's own training cutoff, when it logged one
     notes: list[str] = field(default_factory=list)
+    predictions: np.ndarray | None = field(default=None, repr=False)  # p_late on the test rows, in their order
 
 
 def compare_to_champion(
@@ -119,7 +121,9 @@ def compare_to_champion(
         return None
     model = load_model(ref, tracking_uri)
     preds = model.predict(test[list(FEATURE_COLUMNS)])
-    metrics = binary_metrics(test[TARGET].to_numpy(), preds[PREDICTION].to_numpy())
+    # a model registered before the rename answers in p_late_30d
+    p = preds[PREDICTION if PREDICTION in preds.columns else LEGACY_PREDICTION].to_numpy(dtype=np.float64)
+    metrics = binary_metrics(test[TARGET].to_numpy(), p)
     cutoff, notes = None, []
     if ref.run_id:
         cutoff = client_for(tracking_uri).get_run(ref.run_id).data.params.get("cutoff_date")
@@ -130,7 +134,9 @@ def compare_to_champion(
             )
             logger.warning(notes[-1])
     logger.info("champion %s v%s on the candidate's test rows: auc %.4f", model_name, ref.version, metrics["auc"])
-    return ChampionEvaluation(version=ref.version, run_id=ref.run_id, metrics=metrics, cutoff_date=cutoff, notes=notes)
+    return ChampionEvaluation(
+        version=ref.version, run_id=ref.run_id, metrics=metrics, cutoff_date=cutoff, notes=notes, predictions=p
+    )
 
 
 def roc_calibration_figure(y_true: np.ndarray, scores: dict[str, np.ndarray], bins: int = 10) -> Figure:

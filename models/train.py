@@ -32,6 +32,7 @@ import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
 
 from models import pyfunc as pyfunc_module
 from models.contract import (
@@ -51,7 +52,6 @@ from models.evaluate import (
     baseline_rules,
     baseline_scores,
     best_baseline,
-    binary_metrics,
     compare_to_champion,
     fallback_baseline,
     prefixed,
@@ -59,6 +59,16 @@ from models.evaluate import (
     try_baseline_metrics,
 )
 from models.features import dataset_hash, load_training_frame
+from models.metrics import (
+    amount_weights,
+    calibration_figure,
+    customer_bootstrap_ci,
+    frame_metrics,
+    interval_figure,
+    segment_table,
+    shap_summary_figure,
+    snapshot_weights,
+)
 from models.pyfunc import Calibration, FeatureSpec, PaymentDelayModel
 from models.reasons import REASON_PHRASES
 from models.registry import CHALLENGER, CHAMPION, client_for, find_alias, mlflow_uris, promote_if_better
@@ -84,6 +94,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+SNAPSHOT_WEIGHT = "_snapshot_weight"
+AMOUNT_WEIGHT = "_amount_weight"
+BOOTSTRAP_RESAMPLES = 200  # customer bootstrap of the test metrics' intervals
+SHAP_SAMPLE_ROWS = 2000  # rows of the test set behind the SHAP summary plot
 MAX_BOOST_ROUND = 1000  # upper bound; early stopping on the calibration slice picks the rounds
 MIN_BOOST_ROUND = 20
 EARLY_STOPPING_ROUNDS = 50
@@ -123,6 +137,8 @@ class TrainResult:
     trained: bool = True  # False: nothing was trained (untrainable data); see ``fallback`` and ``reason``
     fallback: str | None = None  # FALLBACK_KEPT_CHAMPION or FALLBACK_BASELINE when not trained
     model: PaymentDelayModel | None = field(default=None, repr=False, compare=False)  # in-memory, training path
+    # the evaluated model's test rows: keys, label, p_late and each baseline's p (the promotion gate's input)
+    test_scores: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
 
 def _ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: Path | str) -> str:
@@ -310,12 +326,55 @@ def fit_payment_model(
     )
 
 
-def _fit(split: Split, params: dict[str, Any], num_boost_round: int) -> PaymentDelayModel:
-    return fit_payment_model(split.train, params=params, seed=int(params.get("seed", 0)))
-
-
 def _pip_requirements() -> list[str]:
     return [f"{p}=={pkg_version(p)}" for p in ("mlflow", "lightgbm", "pandas", "numpy")]
+
+
+def _days_late_known_by(frame: pd.DataFrame, cutoff: date | pd.Timestamp) -> pd.DataFrame:
+    """``frame`` with ``days_late`` nulled where the settlement came after ``cutoff`` (not known then)."""
+    out = frame.copy()
+    if DAYS_LATE in out and "settled_date" in out:
+        late_news = ~(pd.to_datetime(out["settled_date"]) <= pd.Timestamp(cutoff))
+        out.loc[late_news, DAYS_LATE] = np.nan
+    return out
+
+
+def _with_weights(frame: pd.DataFrame) -> pd.DataFrame:
+    """Snapshot weights (each invoice counts once however many as-of dates it was open on) and those weights
+    times amount weights (each currency unit counts once), as columns."""
+    out = frame.copy()
+    out[SNAPSHOT_WEIGHT] = snapshot_weights(out["invoice_id"].to_numpy())
+    amounts = pd.to_numeric(out.get("open_amount", out.get("amount")), errors="coerce").fillna(0.0).clip(lower=0.0)
+    if float(amounts.sum()) > 0:
+        out[AMOUNT_WEIGHT] = out[SNAPSHOT_WEIGHT] * amount_weights(amounts.to_numpy())
+    else:
+        out[AMOUNT_WEIGHT] = out[SNAPSHOT_WEIGHT]
+    return out
+
+
+def evaluation_metrics(scored: pd.DataFrame, *, n_boot: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
+    """Every test metric of a frame of predictions, under consistent MLflow names: ``<metric>`` pooled over the
+    snapshots, ``<metric>_snapshot_weighted`` (each invoice counts once), ``<metric>_amount_weighted``, and
+    ``<metric>_ci_lo`` / ``_ci_hi`` (95 % customer bootstrap) for the AUC and the MAE of days late."""
+    out = {k: float(v) for k, v in frame_metrics(scored).items()}
+    y = scored[TARGET].to_numpy()
+    out["pr_auc"] = float(average_precision_score(y, scored[PREDICTION])) if len(np.unique(y)) == 2 else np.nan
+    for suffix, column in (("snapshot_weighted", SNAPSHOT_WEIGHT), ("amount_weighted", AMOUNT_WEIGHT)):
+        weighted = frame_metrics(scored, weight=column)
+        out.update({f"{k}_{suffix}": float(v) for k, v in weighted.items() if not k.startswith("n")})
+    if n_boot and scored["customer_id"].nunique() > 1:
+        ci = customer_bootstrap_ci(scored, frame_metrics, n_boot=n_boot)
+        for key in ("auc", "mae_days_late", "brier", "coverage_p10_p90"):
+            if key in ci:
+                out[f"{key}_ci_lo"], out[f"{key}_ci_hi"] = (float(v) for v in ci[key])
+    return out
+
+
+def _monthly_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """Test metrics per as-of month: the backtest table of a training run (is the model steady over time?)."""
+    months = pd.to_datetime(scored["as_of_date"]).dt.to_period("M").astype(str)
+    rows = [{"month": m, **frame_metrics(part)} for m, part in scored.groupby(months, sort=True)]
+    return pd.DataFrame(rows)
 
 
 def train_candidate(
@@ -326,32 +385,50 @@ def train_candidate(
     experiment_name: str,
     model_name: str,
     lineage: dict[str, str],
+    target_name: str = "",
+    refit_frame: pd.DataFrame | None = None,
     params: dict[str, Any] | None = None,
     seed: int = 0,
     num_boost_round: int = NUM_BOOST_ROUND,
 ) -> TrainResult:
-    """Fit on ``split.train``, evaluate on ``split.test`` beside the baselines, log one MLflow run, register
-    the model under ``model_name`` and point ``@challenger`` at the new version."""
+    """Fit on ``split.train``, evaluate on ``split.test`` beside the baselines, log one MLflow run, register the
+    served model under ``model_name`` and point ``@challenger`` at the new version.
+
+    The evaluated model sees only the training rows (days late only where settled by the cutoff). The served model
+    is then refitted on ``refit_frame`` (every labelled row known on the run's date) when given: the metrics of the
+    run are the evaluated model's, the registered model the refitted one (tag ``relance.refit_on_all``)."""
     check_trainable(split)
     lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
-    model = _fit(split, lgb_params, num_boost_round)
+    train = _with_weights(_days_late_known_by(split.train, split.cutoff_date))
+    evaluated = fit_payment_model(train, params=params, seed=seed, weight_column=SNAPSHOT_WEIGHT)
 
-    y_test = split.test[TARGET].to_numpy()
-    p_test = model.predict_proba(split.test)
-    metrics = binary_metrics(y_test, p_test)
+    test = _with_weights(split.test)
+    preds = evaluated.predict_frame(test, reasons=False)
+    scored = pd.concat([test.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
+    metrics = evaluation_metrics(scored)
+    y_test = scored[TARGET].to_numpy()
+    p_test = scored[PREDICTION].to_numpy()
     baselines = baseline_metrics(split.train, split.test)
+    baseline_p = baseline_scores(split.train, split.test)
     best_name, best_auc = best_baseline(baselines)
     window = split.window()
     data_hash = dataset_hash(pd.concat([split.train, split.test], ignore_index=True))
+
+    served = evaluated
+    if refit_frame is not None:
+        served = fit_payment_model(_with_weights(refit_frame), params=params, seed=seed, weight_column=SNAPSHOT_WEIGHT)
 
     all_metrics: dict[str, float] = {
         **prefixed("test", metrics),
         "train_base_rate": float(split.train[TARGET].mean()),
         "best_baseline_test_auc": best_auc,
         "test_auc_gain_over_best_baseline": metrics["auc"] - best_auc,
+        "calibration_slice_rows": float(evaluated.calibration.slice_rows),
+        "interval_adjust_days": float(evaluated.calibration.interval_adjust_days),
     }
     for name, m in baselines.items():
         all_metrics.update(prefixed(f"baseline_{name}_test", m))
+    all_metrics = {k: v for k, v in all_metrics.items() if v is not None and np.isfinite(v)}
 
     tags = {str(k): str(v) for k, v in lineage.items()}
     tags.update(
@@ -362,13 +439,18 @@ def train_candidate(
             "best_baseline": best_name,
             "model_name": model_name,
             "relance.default_params": str(params is None).lower(),
+            "relance.kind": "lightgbm",
+            "relance.target_name": target_name,
+            "relance.refit_on_all": str(refit_frame is not None).lower(),
+            "relance.calibration": evaluated.calibration.method,
         }
     )
     run_params = {
         **{f"lgbm_{k}": v for k, v in lgb_params.items()},
-        "num_boost_round": num_boost_round,
-        "target": TARGET,
+        "num_boost_round": evaluated.booster.current_iteration(),
+        "target": target_name or TARGET,
         "n_features": len(FEATURE_COLUMNS),
+        "refit_rows": 0 if refit_frame is None else len(refit_frame),
         **window,
     }
 
@@ -383,14 +465,27 @@ def train_candidate(
         mlflow.log_params(run_params)
         mlflow.log_metrics(all_metrics)
         mlflow.log_dict(window, "data_window.json")
+        mlflow.log_dict(evaluated.calibration.to_dict(), "calibration.json")
 
-        scores = {"model": p_test, **baseline_scores(split.train, split.test)}
+        scores = {"model": p_test, **baseline_p}
         mlflow.log_figure(roc_calibration_figure(y_test, scores), "plots/roc_calibration.png")
+        mlflow.log_figure(calibration_figure(y_test, scores), "plots/calibration.png")
+        if scored[DAYS_LATE].notna().any() and scored[QUANTILE_COLUMNS[1]].notna().any():
+            q10, q50, q90 = (scored[c] for c in QUANTILE_COLUMNS)
+            mlflow.log_figure(interval_figure(scored[DAYS_LATE], q10, q50, q90), "plots/days_late_intervals.png")
+        sample = test.head(SHAP_SAMPLE_ROWS)
+        x_sample = evaluated.spec.transform(sample)
+        mlflow.log_figure(
+            shap_summary_figure(evaluated.contributions(x_sample), x_sample, list(evaluated.spec.feature_columns)),
+            "plots/shap_summary.png",
+        )
+        mlflow.log_table(segment_table(scored).reset_index(drop=True), "segment_table.json")
+        mlflow.log_table(_monthly_table(scored), "backtest_table.json")
         importance = pd.DataFrame(
             {
-                "feature": model.spec.feature_columns,
-                "gain": model.booster.feature_importance("gain"),
-                "split": model.booster.feature_importance("split"),
+                "feature": served.spec.feature_columns,
+                "gain": served.booster.feature_importance("gain"),
+                "split": served.booster.feature_importance("split"),
             }
         ).sort_values("gain", ascending=False)
         mlflow.log_table(importance, "feature_importance.json")
@@ -412,9 +507,9 @@ def train_candidate(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=Path(pyfunc_module.__file__),
-            artifacts=model.save_artifacts(Path(tmp)),
+            artifacts=served.save_artifacts(Path(tmp)),
             registered_model_name=model_name,
-            signature=model.spec.signature(),
+            signature=served.spec.signature(),
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
@@ -442,7 +537,10 @@ def train_candidate(
         baseline_metrics=baselines,
         window=window,
         dataset_hash=data_hash,
-        model=model,
+        model=served,
+        test_scores=scored[["invoice_id", "customer_id", "as_of_date", TARGET, PREDICTION]].assign(
+            **{f"p_baseline_{k}": v for k, v in baseline_p.items()}
+        ),
     )
 
 
@@ -500,6 +598,8 @@ def train_and_maybe_promote(
     ``UntrainableData`` (too little history, a single class, too few rows) does not raise: see ``fall_back``.
     """
     frame = load_training_frame(con, as_of_date, horizon_days=horizon_days)
+    target_name = target_of(frame)
+    experiment_name = experiment_for(experiment_name, target_name)
     split: Split | None = None
     try:
         split = time_split(frame, test_fraction=test_fraction, horizon_days=horizon_days)
@@ -514,7 +614,7 @@ def train_and_maybe_promote(
             artifact_root=artifact_root,
             experiment_name=experiment_name,
             model_name=model_name,
-            lineage=lineage,
+            lineage={**lineage, "relance.target_name": target_name},
         )
     if params is None:
         same = _champion_trained_on(split, tracking_uri=tracking_uri, model_name=model_name)
@@ -527,6 +627,8 @@ def train_and_maybe_promote(
         experiment_name=experiment_name,
         model_name=model_name,
         lineage={**lineage, "relance.as_of_date": str(as_of_date)},
+        target_name=target_name,
+        refit_frame=frame,
         params=params,
         seed=seed,
     )
@@ -540,15 +642,21 @@ def train_and_maybe_promote(
         client.set_tag(result.run_id, "champion.version", champion.version)
         if champion.notes:
             client.set_tag(result.run_id, "champion.notes", "; ".join(champion.notes))
-    _, baseline_auc = best_baseline(result.baseline_metrics)
+    scores = result.test_scores
+    assert scores is not None  # train_candidate always returns them
+    best_name, _ = best_baseline(result.baseline_metrics)
     decision = promote_if_better(
         client,
         model_name,
         result.model_version,
-        candidate_auc=result.metrics["auc"],
-        baseline_auc=baseline_auc,
-        champion_auc=None if champion is None else champion.metrics["auc"],
+        y=scores[TARGET].to_numpy(),
+        p_candidate=scores[PREDICTION].to_numpy(),
+        p_best_baseline=scores[f"p_baseline_{best_name}"].to_numpy(),
+        p_champion=None if champion is None else champion.predictions,
+        groups=scores["customer_id"].to_numpy(),
         min_gain=min_gain,
+        seed=seed,
+        baseline_name=best_name,
     )
     return dataclasses.replace(
         result,
@@ -557,6 +665,22 @@ def train_and_maybe_promote(
         promoted=decision.promoted,
         reason=decision.reason,
     )
+
+
+def target_of(frame: pd.DataFrame) -> str:
+    """The target's honest name, as the labels relation recorded it (one per training frame)."""
+    if "target_name" not in frame.columns:
+        return ""
+    names = sorted({str(v) for v in frame["target_name"].dropna().unique()})
+    if len(names) > 1:
+        raise ValueError(f"training rows mix targets {names}: rebuild ml_invoice_labels with one target")
+    return names[0] if names else ""
+
+
+def experiment_for(experiment_name: str, target_name: str) -> str:
+    """One MLflow experiment per target (``payment_delay-late_any``), so the compare view never lines up runs
+    that predict different things."""
+    return f"{experiment_name}-{target_name}" if target_name else experiment_name
 
 
 def _frame_window(frame: pd.DataFrame) -> dict[str, str | int]:
@@ -618,7 +742,7 @@ def fall_back(
     name = fallback_baseline(baselines)
     rule = baseline_rules(frame)[name]
     spec = FeatureSpec.fit(frame, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
-    model = PaymentDelayModel.from_baseline(rule, spec)
+    model = PaymentDelayModel.from_baseline(rule, spec, phrases=REASON_PHRASES)
     measured = f" (test AUC {baselines[name]['auc']:.4f})" if baselines else " (not measurable on these rows)"
     reason = f"not trained: {why}; no champion yet: baseline {name}{measured} serves as champion"
     tags = {str(k): str(v) for k, v in lineage.items()}
@@ -626,6 +750,7 @@ def fall_back(
         {
             "relance.as_of_date": str(as_of_date),
             "relance.kind": "baseline",
+            "relance.target_name": target_of(frame),
             "relance.fallback_reason": reason,
             "dataset.hash": data_hash,
             "dataset.features_relation": FEATURES_RELATION,

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cached_property
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relance.redaction import redact_url, url_secrets
 from relance.resources import packaged_dbt_project
+from relance.targets import target_name
 
 
 class SecretUrl(SecretStr):
@@ -167,8 +168,6 @@ class Settings(BaseSettings):
     @property
     def target_name(self) -> str:
         """The honest name of the model's target (``models.contract.target_name``), e.g. unpaid_30d_after_due."""
-        from models.contract import target_name
-
         return target_name(self.target_kind, self.target_days)
 
     @property

@@ -28,10 +28,11 @@ from models.contract import (
     KEY_COLUMNS,
     NUMERIC_FEATURES,
     PREDICTION,
+    QUANTILE_COLUMNS,
     TARGET,
 )
 from models.features import FeatureDataError, dataset_hash, load_scoring_frame, load_training_frame
-from models.predict import score, write_predictions
+from models.predict import PREDICTION_COLUMNS, score, write_predictions
 from models.registry import NoModelForAliasError, mlflow_uris, promote_if_better, resolve_alias
 from models.split import time_split
 from models.train import TrainResult, train_and_maybe_promote
@@ -130,6 +131,7 @@ def make_labels(rng: np.random.Generator, feats: pd.DataFrame, *, noise_only: bo
         {
             "invoice_id": feats["invoice_id"],
             "as_of_date": feats["as_of_date"],
+            "target_name": "unpaid_30d_after_due",
             TARGET: np.where(known, y, -1),
             "days_late": np.where(y == 1, 45.0, 3.0),
             "settled_date": feats["due_date"],
@@ -213,9 +215,14 @@ def test_training_frame_reads_only_known_past_labels_and_no_outcome_columns(scen
     assert len(df) == len(expected)
     assert set(df["invoice_id"]) == set(expected["invoice_id"])
     assert df["as_of_date"].max() < pd.Timestamp(RUN_AS_OF)
-    assert set(df.columns) == {*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, TARGET, "label_observed_date"}
-    assert not {"days_late", "settled_date", "is_label_known"} & set(df.columns)
-    assert not {"label_observed_date", TARGET} & set(FEATURE_COLUMNS)
+    labels = {TARGET, "days_late", "target_name", "label_observed_date", "settled_date"}
+    assert set(df.columns) == {*KEY_COLUMNS, *CONTEXT_COLUMNS, *FEATURE_COLUMNS, *labels}
+    assert "is_label_known" not in df.columns
+    assert not labels & set(FEATURE_COLUMNS)  # labels ride along for the split, never as features
+    # the regression label is known only once settled, on or before the run's date
+    assert df.loc[df["settled_date"] > pd.Timestamp(RUN_AS_OF), "days_late"].isna().all()
+    assert df.loc[df["settled_date"] <= pd.Timestamp(RUN_AS_OF), "days_late"].notna().all()
+    assert set(df["target_name"]) == {"unpaid_30d_after_due"}
     assert set(df[TARGET].unique()) == {0, 1}
     # an earlier run date sees fewer rows: nothing from on/after it, nothing whose window is still open
     early = load_training_frame(scenario.con, SNAPSHOTS[6], horizon_days=HORIZON)
@@ -236,6 +243,24 @@ def test_first_run_is_fully_logged(scenario: Scenario) -> None:
         assert f"test_{metric}" in m
         assert f"baseline_constant_test_{metric}" in m
         assert f"baseline_cust_late_share_test_{metric}" in m
+    # calibration, days-late quantiles, weighted metrics and customer-bootstrap intervals, under stable names
+    for metric in (
+        "calibration_error",
+        "mae_days_late",
+        "pinball_p50",
+        "coverage_p10_p90",
+        "auc_snapshot_weighted",
+        "auc_amount_weighted",
+        "auc_ci_lo",
+        "auc_ci_hi",
+    ):
+        assert f"test_{metric}" in m, metric
+    assert m["test_auc_ci_lo"] <= m["test_auc"] <= m["test_auc_ci_hi"]
+    artifacts = {a.path for a in client.list_artifacts(first.run_id, "plots")}
+    assert {"plots/roc_calibration.png", "plots/calibration.png", "plots/shap_summary.png"} <= artifacts
+    assert {"segment_table.json", "backtest_table.json"} <= {a.path for a in client.list_artifacts(first.run_id)}
+    assert run.data.tags["relance.target_name"] == "unpaid_30d_after_due"
+    assert run.data.tags["relance.refit_on_all"] == "true"
     assert m["baseline_constant_test_auc"] == pytest.approx(0.5)
     assert m["test_auc"] == pytest.approx(first.metrics["auc"])
     for key, value in LINEAGE.items():
@@ -249,7 +274,7 @@ def test_first_run_is_fully_logged(scenario: Scenario) -> None:
     assert p["lgbm_num_threads"] == "2"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"plots", "data_window.json", "feature_importance.json"} <= artifacts
-    assert [a.path for a in client.list_artifacts(first.run_id, "plots")] == ["plots/roc_calibration.png"]
+    assert "plots/roc_calibration.png" in [a.path for a in client.list_artifacts(first.run_id, "plots")]
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {
         "ml_invoice_features_training",
         "ml_invoice_features_testing",
@@ -328,15 +353,12 @@ def test_training_and_serving_paths_give_identical_predictions(scenario: Scenari
 def test_score_and_write_predictions_idempotently(scenario: Scenario) -> None:
     scoring = load_scoring_frame(scenario.con, RUN_AS_OF)
     preds = score(scoring, tracking_uri=scenario.tracking_uri, model_name=MODEL_NAME)
-    assert list(preds.columns) == [
-        "invoice_id",
-        "as_of_date",
-        PREDICTION,
-        "model_name",
-        "model_version",
-        "model_run_id",
-    ]
+    assert list(preds.columns) == list(PREDICTION_COLUMNS)
     assert len(preds) == len(scoring) == 120
+    # the champion is a refitted LightGBM: quantiles in order and reason codes in words on every row
+    q10, q50, q90 = (preds[c].to_numpy() for c in QUANTILE_COLUMNS)
+    assert np.isfinite(q50).all() and (q10 <= q50).all() and (q50 <= q90).all()
+    assert preds["reason_1"].map(lambda r: isinstance(r, str) and len(r) > 5).all()
     assert (preds["model_version"] == scenario.first.model_version).all()
     assert (preds["model_run_id"] == scenario.first.run_id).all()
     con = scenario.con
@@ -345,7 +367,7 @@ def test_score_and_write_predictions_idempotently(scenario: Scenario) -> None:
     rescored = preds.assign(**{PREDICTION: preds[PREDICTION] / 2})
     write_predictions(con, rescored, dbt_invocation_id="inv-2", flow_run_id="fr-2", scored_at=t1 + timedelta(hours=1))
     stored = con.execute(
-        "SELECT invoice_id, p_late_30d, dbt_invocation_id, flow_run_id, scored_at FROM ops.predictions "
+        "SELECT invoice_id, p_late, dbt_invocation_id, flow_run_id, scored_at FROM ops.predictions "
         "WHERE as_of_date = ? ORDER BY invoice_id",
         [RUN_AS_OF],
     ).df()
