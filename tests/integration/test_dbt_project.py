@@ -105,6 +105,8 @@ REMINDERS = [
     },
     # sent on the AS_OF day itself: not known at AS_OF (sent_at < as_of_date midnight)
     dict(zip(_R, ("R2", "I4", "C1", datetime(2026, 3, 31, 8), "sms", "firm", "none"), strict=True)),
+    # unanswered, on an invoice open on every grid date: the leakage tests answer it late
+    dict(zip(_R, ("R3", "I5", "C2", datetime(2026, 1, 20, 10), "email", "cordial", "none"), strict=True)),
 ]
 _E = ("event_id", "registry", "company_id", "event_type", "event_date", "published_date", "publisher", "detail")
 COMPANY_EVENTS = [
@@ -117,8 +119,15 @@ COMPANY_EVENTS = [
 ]  # fmt: skip
 
 
-def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict], batch: str) -> None:
-    """Append rows (full tuples in raw_schema column order, or dicts with missing columns null) to raw."""
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    rows: list[tuple | dict],
+    batch: str,
+    loaded_at: datetime | None = None,
+) -> None:
+    """Append rows (full tuples in raw_schema column order, or dicts with missing columns null) to raw, loaded at
+    ``loaded_at`` (default: the batch's time in BATCHES)."""
     columns = {**ENTITIES, **RISK_ENTITIES}[entity]
     cols = list(columns) + list(LOAD_METADATA)
     placeholders = ", ".join("?" for _ in cols)
@@ -129,7 +138,8 @@ def _insert(con: duckdb.DuckDBPyConnection, entity: str, rows: list[tuple | dict
         else:
             row = supplied
         assert len(row) == len(columns), (entity, row)
-        meta = (batch, f"{entity}_{batch}.csv", f"hash-{batch}", f"row-{batch}-{i}", BATCHES[batch], "flow-1")
+        when = loaded_at or BATCHES[batch]
+        meta = (batch, f"{entity}_{batch}.csv", f"hash-{batch}", f"row-{batch}-{i}", when, "flow-1")
         con.execute(f"INSERT INTO raw.{entity} ({', '.join(cols)}) VALUES ({placeholders})", [*row, *meta])
 
 
@@ -490,8 +500,8 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
         " risk_collective_procedure from ml.ml_invoice_features"
         " where invoice_id = 'I5' and as_of_date = '2026-03-31'",
     )
-    # B2C: no credit limit, no sector; the '(none)' sector (C2 alone) has nothing settled yet
-    assert b2c == [(None, 1.0, None, None, "no_reminder", 0.0)]
+    # B2C: no credit limit, no sector; the '(none)' sector (C2 alone) has nothing settled yet; R3 unanswered
+    assert b2c == [(None, 1.0, None, None, "none", 0.0)]
 
 
 def test_features_contract_columns(warehouse: Path) -> None:
@@ -608,6 +618,7 @@ def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: Db
     later = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date = '2026-03-28' order by invoice_id"
     before, before_later = _query(path, sql), _query(path, later)
     assert before
+    late = datetime(2026, 3, 20, 6)  # loaded after every fact's date, before the 03-28 grid date
     with duckdb.connect(str(path)) as con:
         # all dated on/after 02-28 (a reminder sent during 02-28 is not known at its start): payments, a
         # customer payment, reminders with a promise, a dispute, a credit note and a risk notice
@@ -615,14 +626,14 @@ def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: Db
             ("P10", "C2", date(2026, 3, 5), 30, "EUR", "card"),
             ("P11", "C1", date(2026, 3, 15), 100, "EUR", "transfer"),
         ]
-        _insert(con, "payments", payments, "B4")
-        _insert(con, "payment_allocations", [("P10", "I5", 30), ("P11", "I4", 100)], "B4")
+        _insert(con, "payments", payments, "B4", late)
+        _insert(con, "payment_allocations", [("P10", "I5", 30), ("P11", "I4", 100)], "B4", late)
         _insert(con, "reminders", [
             ("R10", "I5", "C2", datetime(2026, 3, 1, 9), "letter", "firm", "promise_to_pay",
              datetime(2026, 3, 2, 9), date(2026, 3, 10)),
             ("R11", "I4", "C1", datetime(2026, 2, 28, 12), "call", "firm", "none", None, None),
-        ], "B4")  # fmt: skip
-        _insert(con, "disputes", [("D10", "I4", date(2026, 3, 1), None, "price")], "B4")
+        ], "B4", late)  # fmt: skip
+        _insert(con, "disputes", [("D10", "I4", date(2026, 3, 1), None, "price")], "B4", late)
         credit_note = (
             "CN2",
             "C2",
@@ -635,9 +646,9 @@ def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: Db
             0,
             False,
         )
-        _insert(con, "invoices", [credit_note], "B4")
+        _insert(con, "invoices", [credit_note], "B4", late)
         notice = ("E3", "FR-SIREN", "732829320", "closure", date(2026, 3, 2), date(2026, 3, 9), "bodacc", "Radiation")
-        _insert(con, "company_events", [dict(zip(_E, notice, strict=True))], "B4")
+        _insert(con, "company_events", [dict(zip(_E, notice, strict=True))], "B4", late)
     # a full refresh recomputes every date from raw: past dates must still not see the appended facts
     _dbt(tmp, dbt_invoke, "run", full_refresh=True)
     assert _same_rows(before, _query(path, sql))
@@ -649,7 +660,7 @@ def test_future_facts_do_not_change_past_features(tmp_path: Path, dbt_invoke: Db
         "select open_amount, reminder_count, broken_promise_count from ml.ml_invoice_features"
         " where invoice_id = 'I5' and as_of_date = '2026-03-28'",
     )
-    assert i5 == [(40.0, 1.0, 1.0)]  # 80 - 30 paid - 10 credited
+    assert i5 == [(40.0, 2.0, 1.0)]  # 80 - 30 paid - 10 credited; R3 and R10, R10's promise broken
     i4 = _query(
         path,
         "select risk_closure, risk_event_count_365d, is_disputed from ml.ml_invoice_features"
@@ -709,9 +720,18 @@ def test_incremental_build_only_builds_new_dates(tmp_path: Path, dbt_invoke: Dbt
 # --------------------------------------------------------------------------------------- leakage, property-based
 INVOICE_CUSTOMER = {"I1": "C1", "I2": "C1", "I3": "C1", "I4": "C1", "I5": "C2", "I6": "C3"}
 SIRENS = ["732829320", "552100554"]
-# every example appends at least one fact of each kind (fact n is of kind n mod 7), so every as-of rule is
-# exercised by every example; hypothesis varies the dates, targets, amounts and responses
-FACT_KINDS = ("payment", "reminder", "dispute", "resolve", "credit_note", "risk", "invoice")
+# every example appends at least one fact of each kind (fact n is of kind n mod 11), so every as-of rule is
+# exercised by every example; hypothesis varies the dates, targets, amounts, responses and attributes. The first
+# seven are facts dated after the cutoff; the last four are late facts about the past, dated on or before the
+# cutoff but loaded after it: a late answer to an earlier reminder (and a reminder sent before the cutoff but loaded
+# after it), a customer update, an invoice amendment (amount and due date) and a backdated payment.
+FACT_KINDS = (
+    "payment", "reminder", "dispute", "resolve", "credit_note", "risk", "invoice",
+    "late_answer", "customer_update", "amendment", "backdated_payment",
+)  # fmt: skip
+# the seed's last batch (B3) is loaded 03-03: a later batch must come after it (else it would be the first batch of
+# its entity, the history import, known at its business dates)
+FIRST_LATE_LOAD = datetime(2026, 3, 4)
 
 _future_fact = st.fixed_dictionaries(
     {
@@ -722,42 +742,83 @@ _future_fact = st.fixed_dictionaries(
         "response": st.sampled_from(["none", "promise_to_pay", "dispute", "paid"]),
         "siren": st.sampled_from(SIRENS),
         "event_type": st.sampled_from(["collective_procedure", "closure", "director_change", "accounts_filing"]),
+        "customer_type": st.sampled_from(["B2B", "B2C"]),
+        "sector": st.sampled_from(["A", "F", "J", "M", None]),
+        "size": st.sampled_from(["micro", "small", "medium", "large", None]),
     }
 )
 
 
+def _current_invoice(invoice_id: str) -> tuple:
+    """The seed's current version of an invoice (I6 as corrected in B2)."""
+    if invoice_id == "I6":
+        return ("I6", "C3", "invoice", None, date(2026, 3, 1), date(2026, 4, 30), 2000, "USD", 60, False)
+    return next(row for row in INVOICES if row[0] == invoice_id)
+
+
 def _append_future_facts(con: duckdb.DuckDBPyConnection, cutoff: date, facts: list[dict]) -> None:
-    """Append facts that become known only after `cutoff` starts (date-stamped facts dated after it; reminders
-    sent from its midnight on, which the as-of rule `sent_at < as_of_date` excludes)."""
+    """Append facts that become known only after `cutoff` starts, each in a batch of its own loaded after it:
+    date-stamped facts dated after it, reminders sent from its midnight on (which the as-of rule
+    `sent_at < as_of_date` excludes), and late facts about earlier dates (see FACT_KINDS)."""
+    midnight = datetime.combine(cutoff, datetime.min.time())
     for n, fact in enumerate(facts):
         later = cutoff + timedelta(days=fact["days_after"] + 1)  # strictly after the cutoff
+        earlier = cutoff - timedelta(days=fact["days_after"] % 20)  # on or before the cutoff
         inv, cust = fact["invoice"], INVOICE_CUSTOMER[fact["invoice"]]
         kind = FACT_KINDS[n % len(FACT_KINDS)]
+        batch = f"L{n}"
+        loaded = max(datetime.combine(later, datetime.min.time()), FIRST_LATE_LOAD) + timedelta(hours=fact["hour"])
+
+        def insert(entity: str, rows: list, batch: str = batch, loaded: datetime = loaded) -> None:
+            _insert(con, entity, rows, batch, loaded)
+
         if kind == "payment":
-            _insert(con, "payments", [(f"PF{n}", cust, later, fact["amount"], "EUR", "transfer")], "B4")
-            _insert(con, "payment_allocations", [(f"PF{n}", inv, fact["amount"])], "B4")
+            insert("payments", [(f"PF{n}", cust, later, fact["amount"], "EUR", "transfer")])
+            insert("payment_allocations", [(f"PF{n}", inv, fact["amount"])])
         elif kind == "reminder":
-            midnight = datetime.combine(cutoff, datetime.min.time())
             sent = midnight + timedelta(days=fact["days_after"], hours=fact["hour"])
             answered = fact["response"] != "none"
             row = (f"RF{n}", inv, cust, sent, "email", "firm", fact["response"],
                    sent + timedelta(hours=2) if answered else None,
                    later + timedelta(days=5) if fact["response"] == "promise_to_pay" else None)  # fmt: skip
-            _insert(con, "reminders", [row], "B4")
+            insert("reminders", [row])
         elif kind == "dispute":
-            _insert(con, "disputes", [(f"DF{n}", inv, later, None, "price")], "B4")
+            insert("disputes", [(f"DF{n}", inv, later, None, "price")])
         elif kind == "resolve":  # a new version of D1 resolving it after the cutoff
-            _insert(con, "disputes", [("D1", "I5", date(2026, 2, 1), later, "goods not received")], "B4")
+            insert("disputes", [("D1", "I5", date(2026, 2, 1), later, "goods not received")])
         elif kind == "credit_note":
-            row = (f"CF{n}", cust, "credit_note", inv, later, later, -fact["amount"], "EUR", 0, False)
-            _insert(con, "invoices", [row], "B4")
+            insert("invoices", [(f"CF{n}", cust, "credit_note", inv, later, later, -fact["amount"], "EUR", 0, False)])
         elif kind == "risk":  # judged before the cutoff, published after it: known only from publication
             event = (f"EF{n}", "FR-SIREN", fact["siren"], fact["event_type"], cutoff - timedelta(days=10), later,
                      "bodacc", "notice")  # fmt: skip
-            _insert(con, "company_events", [dict(zip(_E, event, strict=True))], "B4")
-        else:
-            row = (f"IF{n}", cust, "invoice", None, later, later + timedelta(days=30), fact["amount"], "EUR", 30, False)
-            _insert(con, "invoices", [row], "B4")
+            insert("company_events", [dict(zip(_E, event, strict=True))])
+        elif kind == "invoice":
+            insert("invoices", [(f"IF{n}", cust, "invoice", None, later, later + timedelta(days=30), fact["amount"],
+                                 "EUR", 30, False)])  # fmt: skip
+        elif kind == "late_answer":
+            # R3 (I5, sent 01-20, unanswered) answered on or after the cutoff day; and a reminder sent and answered
+            # before the cutoff that reaches raw only after it
+            response = "promise_to_pay" if fact["response"] == "none" else fact["response"]
+            promised = later + timedelta(days=5) if response == "promise_to_pay" else None
+            answer = midnight + timedelta(days=fact["days_after"], hours=fact["hour"])
+            r3 = ("R3", "I5", "C2", datetime(2026, 1, 20, 10), "email", "cordial", response, answer, promised)
+            sent = midnight - timedelta(days=3)
+            old = (f"RL{n}", inv, cust, sent, "call", "firm", response, sent + timedelta(hours=1), promised)
+            insert("reminders", [r3, old])
+        elif kind == "customer_update":
+            base = next(c for c in CUSTOMERS if c["customer_id"] == cust)
+            update = {**base, "customer_type": fact["customer_type"], "sector_section": fact["sector"],
+                      "size_band": fact["size"], "credit_limit": fact["amount"], "siren": fact["siren"],
+                      "created_date": date(2024, 1, 1)}  # fmt: skip
+            insert("customers", [update])
+        elif kind == "amendment":
+            row = list(_current_invoice(inv))
+            row[5] = row[5] + timedelta(days=fact["days_after"] - 30)  # due date
+            row[6] = fact["amount"]  # amount
+            insert("invoices", [tuple(row)])
+        else:  # backdated_payment: paid on or before the cutoff, booked after it
+            insert("payments", [(f"PB{n}", cust, earlier, fact["amount"], "EUR", "transfer")])
+            insert("payment_allocations", [(f"PB{n}", inv, fact["amount"])])
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -768,8 +829,9 @@ def _append_future_facts(con: duckdb.DuckDBPyConnection, cutoff: date, facts: li
 def test_property_future_facts_never_reach_earlier_as_of_dates(
     warehouse: Path, dbt_invoke: DbtInvoke, cutoff: date, facts: list
 ) -> None:
-    """For any grid date and any facts that become known after it, appending them to raw and rebuilding from
-    scratch changes no feature row dated on or before it."""
+    """For any grid date and any facts that become known after it (facts dated later, and late facts about earlier
+    dates: late answers, customer updates, invoice amendments, backdated payments), appending them to raw and
+    rebuilding from scratch changes no feature row dated on or before it."""
     select = f"select {FEATURE_SQL} from ml.ml_invoice_features where as_of_date <= ? order by all"
     expected = _query(warehouse, select, [cutoff])
     assert expected

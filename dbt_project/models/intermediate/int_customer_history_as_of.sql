@@ -1,13 +1,18 @@
 {{ config(materialized='table') }}
 -- One row per (customer, as_of_date) with an open invoice on a date this run builds: payment behaviour known
--- on that date. History = the customer's invoices SETTLED strictly before as_of_date; last payment =
--- payment_date <= it; exposure = the customer's invoices open on it. No history -> null means, 0 counts.
+-- on that date. History = the customer's invoices known on as_of_date to be SETTLED strictly before it (the span of
+-- int_invoice_states_known holding the date is settled, on a settled_date < as_of_date: a payment booked late
+-- settles the invoice from its load date on, an amendment that reopens it takes it out of the history from its own);
+-- last payment = the latest payment_date known by as_of_date; exposure = the customer's invoices open on it. No
+-- history -> null means, 0 counts.
 --
--- Running sums instead of a range join: each settled invoice is an event on its settled_date (and leaves the
--- recent window recent_window_days later), each (customer, as_of_date) a probe sorted BEFORE the events of
--- its own day, and window sums over the customer's timeline give the history of every probe in one sort.
--- The cost is linear in invoices + probes, whatever the number of dates. Only the median needs the facts
--- themselves, so it looks at a trailing window (median_window_days).
+-- Running sums instead of a range join: each settled span is an event adding the invoice to the history on the
+-- first as-of date that counts it (the day after its settled_date, or the span's start when that is later) and one
+-- removing it when the span ends; a third leaves the recent window (settled_date >= as_of_date -
+-- recent_window_days) recent_window_days + 1 days after settled_date. Each (customer, as_of_date) is a probe
+-- sorted AFTER the events of its own day, and window sums over the customer's timeline give the history of every
+-- probe in one sort. The cost is linear in settled spans + probes, whatever the number of dates. Only the median
+-- needs the facts themselves, so it looks at a trailing window (median_window_days).
 with
 
 open_rows as (
@@ -25,23 +30,39 @@ settled as (
     select
         customer_id,
         invoice_id,
+        known_from,
         settled_date,
+        counted_from,
+        known_until as counted_until,
+        -- the recent window holds the span from counted_from until it ends or the settlement is no longer recent
+        least(known_until, {{ add_days('settled_date', recent_window_days() ~ ' + 1') }}) as recent_until,
         cast(days_late as {{ float_type() }}) as days_late,
         case when days_late > 0 then 1 else 0 end as is_late,
         case when settling_payment_count > 1 then 1 else 0 end as is_partial,
         {{ ew_weight('settled_date') }} as ew_weight
-    from {{ ref('int_invoice_settlement_dates') }}
-    -- payment behaviour: invoices cancelled by credit notes alone (or of amount 0) are not history
-    where settled_date is not null and settling_payment_count > 0
+    from (
+        select
+            *,
+            case
+                when known_from > settled_date then known_from
+                else {{ add_days('settled_date', 1) }}
+            end as counted_from
+        from {{ ref('int_invoice_states_known') }}
+        -- payment behaviour: invoices cancelled by credit notes alone (or of amount 0) are not history
+        where settled_date is not null and settling_payment_count > 0
+    ) as settled_spans
+    where counted_from < known_until
 ),
 
 timeline as (
-    -- a probe sorts first on its day (event_order 0): what settles on as_of_date is not history yet
+    -- a probe sorts after the events of its day (event_order 1): an event dated as_of_date applies to it
     select
         customer_id,
         as_of_date as event_date,
-        0 as event_order,
+        1 as event_order,
         '' as event_key,
+        as_of_date as event_span,
+        0 as event_kind,
         1 as is_probe,
         0 as settled_n,
         0 as late_n,
@@ -53,11 +74,14 @@ timeline as (
         cast(0 as {{ float_type() }}) as recent_days_late_sum
     from probes
     union all
+    -- enters the history (and the recent window, unless it has already left it)
     select
         customer_id,
-        settled_date as event_date,
-        1 as event_order,
+        counted_from as event_date,
+        0 as event_order,
         invoice_id as event_key,
+        known_from as event_span,
+        0 as event_kind,
         0 as is_probe,
         1 as settled_n,
         is_late as late_n,
@@ -65,16 +89,38 @@ timeline as (
         days_late as days_late_sum,
         ew_weight as ew_weight_sum,
         ew_weight * days_late as ew_weighted_sum,
-        1 as recent_n,
-        days_late as recent_days_late_sum
+        case when counted_from < recent_until then 1 else 0 end as recent_n,
+        case when counted_from < recent_until then days_late else 0 end as recent_days_late_sum
     from settled
     union all
-    -- leaves the recent window: settled_date >= as_of_date - recent_window_days is recent
+    -- leaves the history: the span ends (a later version or event changes what is known about the invoice)
     select
         customer_id,
-        {{ add_days('settled_date', recent_window_days()) }} as event_date,
-        1 as event_order,
+        counted_until as event_date,
+        0 as event_order,
         invoice_id as event_key,
+        known_from as event_span,
+        1 as event_kind,
+        0 as is_probe,
+        -1 as settled_n,
+        -is_late as late_n,
+        -is_partial as partial_n,
+        -days_late as days_late_sum,
+        -ew_weight as ew_weight_sum,
+        -ew_weight * days_late as ew_weighted_sum,
+        0 as recent_n,
+        cast(0 as {{ float_type() }}) as recent_days_late_sum
+    from settled
+    where counted_until < date '9999-12-31'
+    union all
+    -- leaves the recent window
+    select
+        customer_id,
+        recent_until as event_date,
+        0 as event_order,
+        invoice_id as event_key,
+        known_from as event_span,
+        2 as event_kind,
         0 as is_probe,
         0 as settled_n,
         0 as late_n,
@@ -85,6 +131,7 @@ timeline as (
         -1 as recent_n,
         -days_late as recent_days_late_sum
     from settled
+    where counted_from < recent_until and recent_until < date '9999-12-31'
 ),
 
 running as (
@@ -104,7 +151,7 @@ running as (
     -- a total order (event_key breaks ties): float sums then add up in the same order on every build
     window customer_timeline as (
         partition by customer_id
-        order by event_date, event_order, event_key
+        order by event_date, event_order, event_key, event_span, event_kind
         rows between unbounded preceding and current row
     )
 ),
@@ -128,19 +175,23 @@ history as (
 ),
 
 payment_timeline as (
-    -- a payment sorts first on its day (event_order 0): payments dated as_of_date are known on it
+    -- a payment is known from its payment_date, or from the load of its version when that is later; it sorts
+    -- first on its day (event_order 0): payments known on as_of_date count on it
     select
         customer_id,
-        payment_date as event_date,
+        greatest(payment_date, known_from) as event_date,
         0 as event_order,
-        0 as is_probe
-    from {{ ref('stg_payments') }}
+        0 as is_probe,
+        payment_date
+    from {{ ref('stg_payment_versions') }}
+    where not is_deleted and greatest(payment_date, known_from) < known_until
     union all
     select
         customer_id,
         as_of_date as event_date,
         1 as event_order,
-        1 as is_probe
+        1 as is_probe,
+        cast(null as date) as payment_date
     from probes
 ),
 
@@ -154,7 +205,7 @@ last_payment as (
             customer_id,
             event_date as as_of_date,
             is_probe,
-            max(case when is_probe = 0 then event_date end) over (
+            max(payment_date) over (
                 partition by customer_id
                 order by event_date, event_order
                 rows between unbounded preceding and current row
@@ -173,7 +224,8 @@ median_window as (
     inner join settled
         on
             probes.customer_id = settled.customer_id
-            and probes.as_of_date > settled.settled_date
+            and settled.counted_from <= probes.as_of_date
+            and probes.as_of_date < settled.counted_until
             and {{ add_days('probes.as_of_date', '-' ~ median_window_days()) }} <= settled.settled_date
     group by probes.customer_id, probes.as_of_date
 ),
@@ -197,7 +249,10 @@ final as (
         cast(history.late_n as integer) as late_invoice_count,
         cast(history.late_n as {{ float_type() }}) / nullif(history.settled_n, 0) as late_share,
         history.days_late_sum / nullif(history.settled_n, 0) as mean_days_late,
-        history.ew_weighted_sum / nullif(history.ew_weight_sum, 0) as ew_mean_days_late,
+        -- guarded by the count: a float sum that had a span added and removed may not return to exactly 0
+        case
+            when history.settled_n > 0 then history.ew_weighted_sum / nullif(history.ew_weight_sum, 0)
+        end as ew_mean_days_late,
         history.recent_days_late_sum / nullif(history.recent_n, 0) as recent_mean_days_late,
         history.prior_days_late_sum / nullif(history.prior_n, 0) as prior_mean_days_late,
         history.recent_days_late_sum / nullif(history.recent_n, 0)

@@ -1,7 +1,9 @@
 {{ config(materialized='table') }}
 -- One row per (customer, as_of_date) with an open invoice on a date this run builds: external company-risk
--- events known on that date (published_date <= as_of_date), matched on the customer's SIREN. Customers with
--- no event (and every customer while raw.company_events is empty) get 0 counts and null dates.
+-- events known on that date (published_date <= as_of_date, in the version known then: an event loaded in a later
+-- batch is known from that batch's load date), matched on the customer's SIREN as known on the date
+-- (int_customers_as_of). Customers with no event (and every customer while raw.company_events is empty) get 0
+-- counts and null dates.
 with
 
 probes as (
@@ -14,13 +16,14 @@ probes as (
 customers as (
     select
         customer_id,
+        as_of_date,
         siren
-    from {{ ref('stg_customers') }}
+    from {{ ref('int_customers_as_of') }}
 ),
 
 events as (
-    select * from {{ ref('stg_company_events') }}
-    where registry = 'FR-SIREN'
+    select * from {{ ref('stg_company_event_versions') }}
+    where registry = 'FR-SIREN' and not is_deleted
 ),
 
 known as (
@@ -31,11 +34,15 @@ known as (
         events.published_date
     from probes
     inner join customers
-        on probes.customer_id = customers.customer_id
+        on
+            probes.customer_id = customers.customer_id
+            and probes.as_of_date = customers.as_of_date
     inner join events
         on
             customers.siren = events.company_id
             and probes.as_of_date >= events.published_date
+            and events.known_from <= probes.as_of_date
+            and probes.as_of_date < events.known_until
 ),
 
 aggregated as (

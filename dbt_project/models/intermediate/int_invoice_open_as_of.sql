@@ -1,8 +1,10 @@
 {{ config(materialized='table') }}
 -- One row per (invoice, as_of_date) for the dates this run builds (int_feature_dates.needs_build) and every
--- invoice open on that date: issued on or before it and not settled by it. The bound is what keeps the build
--- linear: a long-settled invoice costs nothing on later dates. The state comes from facts known on the date
--- (macro invoice_state_as_of).
+-- invoice open on that date as it was known then: the span of int_invoice_states_known holding the date (the
+-- invoice's version and settlement events known on it: amendments from their load date, a payment booked late
+-- from its load), issued on or before it and not settled. Only open spans are joined with the dates: a settled
+-- invoice costs nothing on later dates, so the build stays linear. Disputes known on the date through the macro
+-- invoice_state_as_of (the same definition the marts use over current rows).
 with
 
 dates_to_build as (
@@ -10,33 +12,25 @@ dates_to_build as (
     where needs_build
 ),
 
-invoices as (
-    select * from {{ ref('stg_invoices') }}
-    where document_type = 'invoice'
-),
-
-settlement as (
-    select
-        invoice_id,
-        settled_date
-    from {{ ref('int_invoice_settlement_dates') }}
+open_spans as (
+    select * from {{ ref('int_invoice_states_known') }}
+    where settled_date is null and open_amount > {{ settlement_tolerance() }}
 ),
 
 invoice_dates as (
     select
-        invoices.*,
+        open_spans.*,
         dates_to_build.as_of_date
-    from invoices
-    inner join settlement
-        on invoices.invoice_id = settlement.invoice_id
+    from open_spans
     inner join dates_to_build
         on
-            invoices.issue_date <= dates_to_build.as_of_date
-            and coalesce(settlement.settled_date, date '9999-12-31') > dates_to_build.as_of_date
+            open_spans.known_from <= dates_to_build.as_of_date
+            and dates_to_build.as_of_date < open_spans.known_until
+            and open_spans.issue_date <= dates_to_build.as_of_date
 ),
 
 state as (
-    {{ invoice_state_as_of('invoice_dates') }}
+    {{ invoice_state_as_of('invoice_dates', known_from_loads=true) }}
 ),
 
 final as (

@@ -1,8 +1,11 @@
 {{ config(materialized='table') }}
 -- One row per (open invoice, as_of_date) of the dates this run builds: the invoice's reminder history known
--- on that date. A reminder counts if sent_at < as_of_date (midnight UTC: the date's reminders go out during
--- it), its response if responded_at < as_of_date. A promise is broken when its promised_date is before
--- as_of_date and the invoice is still open (it is: only open rows are kept).
+-- on that date, in the version of each reminder known then (stg_reminder_versions: a reminder, or its answer,
+-- loaded in a later batch is known from that batch's load date). A reminder counts if sent_at < as_of_date
+-- (midnight UTC: the date's reminders go out during it), its response if responded_at < as_of_date; a reminder
+-- answered later looks exactly like an unanswered one ('none'), as it does to the scoring run on that date. A
+-- promise is broken when its promised_date is before as_of_date and the invoice is still open (it is: only open
+-- rows are kept).
 with
 
 open_rows as (
@@ -13,7 +16,8 @@ open_rows as (
 ),
 
 reminders as (
-    select * from {{ ref('stg_reminders') }}
+    select * from {{ ref('stg_reminder_versions') }}
+    where not is_deleted
 ),
 
 sent as (
@@ -27,7 +31,7 @@ sent as (
         case
             when reminders.response = 'none' or reminders.responded_at is null then 'none'
             when reminders.responded_at < cast(open_rows.as_of_date as timestamp) then reminders.response
-            else 'awaiting'
+            else 'none'
         end as known_response,
         reminders.promised_date,
         row_number() over (
@@ -38,6 +42,8 @@ sent as (
     inner join reminders
         on
             open_rows.invoice_id = reminders.invoice_id
+            and reminders.known_from <= open_rows.as_of_date
+            and open_rows.as_of_date < reminders.known_until
             and reminders.sent_at < cast(open_rows.as_of_date as timestamp)
 ),
 

@@ -1,72 +1,112 @@
 {{ config(materialized='table') }}
 -- Sector and size priors: one row per (segment, segment_value, as_of_date) for the segments of the customers
--- with an open invoice on a date this run builds. The prior is the payment behaviour of every customer of the
--- segment (current attributes) over the invoices settled strictly before as_of_date, by the same running-sum
--- timeline as int_customer_history_as_of. A customer without a sector or size (B2C) falls in '(none)'.
+-- with an open invoice on a date this run builds (their attributes as known on it, int_customers_as_of). The prior
+-- is the payment behaviour of the segment's invoices known on as_of_date to be settled strictly before it (the
+-- settled spans of int_invoice_states_known, as int_customer_history_as_of counts them), each in the segment of its
+-- customer as known when it entered the history (the version of stg_customer_versions holding that date: a later
+-- change of sector does not move past invoices). Running sums over the segment's timeline: linear in settled spans +
+-- probes. A customer without a sector or size (B2C) falls in '(none)'.
 with
 
-customers as (
-    select * from {{ ref('stg_customers') }}
-),
-
-customer_segments as (
-    select
-        customer_id,
+probe_segments as (
+    select distinct
         'sector_section' as segment,
-        coalesce(sector_section, '(none)') as segment_value
-    from customers
-    union all
-    select
-        customer_id,
+        coalesce(sector_section, '(none)') as segment_value,
+        as_of_date
+    from {{ ref('int_customers_as_of') }}
+    union
+    select distinct
         'size_band' as segment,
-        coalesce(size_band, '(none)') as segment_value
-    from customers
-),
-
-open_rows as (
-    select * from {{ ref('int_invoice_open_as_of') }}
+        coalesce(size_band, '(none)') as segment_value,
+        as_of_date
+    from {{ ref('int_customers_as_of') }}
 ),
 
 settled as (
+    -- counted from the day after settled_date, or from the span's start when that is later, until the span ends
     select
-        settlement.customer_id,
-        settlement.settled_date,
-        cast(settlement.days_late as {{ float_type() }}) as days_late,
-        case when settlement.days_late > 0 then 1 else 0 end as is_late
-    from {{ ref('int_invoice_settlement_dates') }} as settlement
-    -- payment behaviour: invoices cancelled by credit notes alone (or of amount 0) are not history
-    where settlement.settled_date is not null and settlement.settling_payment_count > 0
+        customer_id,
+        counted_from,
+        known_until as counted_until,
+        cast(days_late as {{ float_type() }}) as days_late,
+        case when days_late > 0 then 1 else 0 end as is_late
+    from (
+        select
+            *,
+            case
+                when known_from > settled_date then known_from
+                else {{ add_days('settled_date', 1) }}
+            end as counted_from
+        from {{ ref('int_invoice_states_known') }}
+        -- payment behaviour: invoices cancelled by credit notes alone (or of amount 0) are not history
+        where settled_date is not null and settling_payment_count > 0
+    ) as settled_spans
+    where counted_from < known_until
+),
+
+settled_segments as (
+    select
+        'sector_section' as segment,
+        coalesce(versions.sector_section, '(none)') as segment_value,
+        settled.*
+    from settled
+    inner join {{ ref('stg_customer_versions') }} as versions
+        on
+            settled.customer_id = versions.customer_id
+            and versions.known_from <= settled.counted_from
+            and settled.counted_from < versions.known_until
+    where not versions.is_deleted
+    union all
+    select
+        'size_band' as segment,
+        coalesce(versions.size_band, '(none)') as segment_value,
+        settled.*
+    from settled
+    inner join {{ ref('stg_customer_versions') }} as versions
+        on
+            settled.customer_id = versions.customer_id
+            and versions.known_from <= settled.counted_from
+            and settled.counted_from < versions.known_until
+    where not versions.is_deleted
 ),
 
 timeline as (
-    -- probes sort first on their day: invoices settled on as_of_date are not history yet
+    -- probes sort after the events of their day (event_order 1)
     select
-        customer_segments.segment,
-        customer_segments.segment_value,
-        open_rows.as_of_date as event_date,
-        0 as event_order,
+        segment,
+        segment_value,
+        as_of_date as event_date,
+        1 as event_order,
         1 as is_probe,
         0 as settled_n,
         0 as late_n,
         cast(0 as {{ float_type() }}) as days_late_sum
-    from open_rows
-    inner join customer_segments
-        on open_rows.customer_id = customer_segments.customer_id
-    group by customer_segments.segment, customer_segments.segment_value, open_rows.as_of_date
+    from probe_segments
     union all
     select
-        customer_segments.segment,
-        customer_segments.segment_value,
-        settled.settled_date as event_date,
-        1 as event_order,
+        segment,
+        segment_value,
+        counted_from as event_date,
+        0 as event_order,
         0 as is_probe,
         count(*) as settled_n,
-        sum(settled.is_late) as late_n,
-        sum(settled.days_late) as days_late_sum
-    from settled
-    inner join customer_segments
-        on settled.customer_id = customer_segments.customer_id
-    group by customer_segments.segment, customer_segments.segment_value, settled.settled_date
+        sum(is_late) as late_n,
+        sum(days_late) as days_late_sum
+    from settled_segments
+    group by segment, segment_value, counted_from
+    union all
+    select
+        segment,
+        segment_value,
+        counted_until as event_date,
+        0 as event_order,
+        0 as is_probe,
+        -count(*) as settled_n,
+        -sum(is_late) as late_n,
+        -sum(days_late) as days_late_sum
+    from settled_segments
+    where counted_until < date '9999-12-31'
+    group by segment, segment_value, counted_until
 ),
 
 running as (

@@ -15,7 +15,10 @@
 -- date, whose old rows the pre-hook deletes first); dates built earlier stay as they were built, so a past
 -- scoring date keeps the exact rows its predictions were made from. Training reads the grid dates (through
 -- ml_invoice_labels), scoring the run's date. Same SQL for both: the date is the only parameter.
--- Every feature uses only facts known on the row's as_of_date; the columns are the contract in
+-- Every feature uses only facts known on the row's as_of_date: a fact at its business date when it came with the
+-- history import (the first batch of its source), else from the load date of the batch that brought it when that
+-- is later (a payment booked late, a reminder answered late); customer attributes and invoice amendments in the
+-- version known on the date (stg_*_versions, macro raw_versions). The columns are the contract in
 -- models/contract.py (enforced in _ml__models.yml). Counts are 0 and means null when there is no history.
 with
 
@@ -24,7 +27,7 @@ open_rows as (
 ),
 
 customers as (
-    select * from {{ ref('stg_customers') }}
+    select * from {{ ref('int_customers_as_of') }}
 ),
 
 history as (
@@ -127,7 +130,9 @@ final as (
         cast('{{ invocation_id }}' as varchar) as dbt_invocation_id
     from open_rows
     left join customers
-        on open_rows.customer_id = customers.customer_id
+        on
+            open_rows.customer_id = customers.customer_id
+            and open_rows.as_of_date = customers.as_of_date
     inner join history
         on
             open_rows.customer_id = history.customer_id

@@ -1,0 +1,27 @@
+-- Every accepted version of raw.company_events, with the span of as-of dates it is known on ([known_from, known_until),
+-- macro raw_versions): what the point-in-time features read. stg_company_events is the current version.
+with
+
+source as (
+    {{ raw_versions('company_events', ['event_id']) }}
+),
+
+renamed as (
+    select
+        cast(event_id as varchar) as event_id,
+        cast(registry as varchar) as registry,
+        cast(company_id as varchar) as company_id,
+        cast(event_type as varchar) as event_type,
+        cast(event_date as date) as event_date,
+        cast(published_date as date) as published_date,
+        cast(publisher as varchar) as publisher,
+        cast(detail as varchar) as detail,
+        is_deleted,
+        known_from,
+        known_until,
+        _batch_id as raw_batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from renamed
