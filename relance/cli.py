@@ -550,6 +550,156 @@ def demo(
     console.print("  Prefect UI + MLflow UI: [bold]make ui[/] (or `relance ui`)")
 
 
+@app.command()
+def evaluate(
+    path: Annotated[
+        Path, typer.Argument(help="The ledger to backtest on: a file or directory an import profile reads.")
+    ],
+    profile: Annotated[str, typer.Option(help="demo, ibm_ar, fec, sql, or a profile YAML path.")],
+    from_: Annotated[str, typer.Option("--from", help="First issue date tested, YYYY-MM-DD.")],
+    to: Annotated[str, typer.Option("--to", help="Last issue date tested, YYYY-MM-DD.")],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="What 'late' means: late_any (days late > 0), late_over_Nd, unpaid_Nd_after_due, "
+            "unpaid_Nd_after_as_of."
+        ),  # fmt: skip
+    ] = "late_any",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results (metrics, baselines, months) to this file.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Data directory: MLflow store, and the backtest's scratch warehouse (kept, under backtest/). "
+            "Default: the settings' (RELANCE_DATA_DIR or ./data), the scratch warehouse in a temporary directory.",
+        ),
+    ] = None,
+    train_rows: Annotated[
+        str,
+        typer.Option(
+            "--train-rows",
+            help="issue: train on each invoice's row at its issue date (the task); all: every as-of snapshot, "
+            "weighted so that each invoice counts once.",
+        ),
+    ] = "issue",
+    keep_excluded: Annotated[
+        bool,
+        typer.Option(
+            "--keep-excluded",
+            help="Test the invoices the profile's evaluation.exclude rules leave out too (they are counted).",
+        ),
+    ] = False,
+) -> None:
+    """Backtest relance's model on a ledger, rolling monthly origin: for each month from --from to --to, fit on what
+    was known on its first day and predict every invoice issued in it as of its issue date, with the same dbt
+    features as training and scoring. Prints relance beside the baselines (pooled over the months), logs one
+    MLflow run. Exit code 2 for bad input (profile, file, dates, no invoice in the range), 1 if the file fails its
+    data contracts or dbt fails."""
+    import tempfile
+
+    from relance.importer import IngestError, SourceError
+    from relance.warehouse import connection
+
+    start, end = _as_of(from_, date.today()), _as_of(to, date.today())
+    if start > end:
+        console.print(f"[bold red]cannot evaluate[/]: --from {start} is after --to {end}")
+        raise typer.Exit(2)
+    if train_rows not in ("issue", "all"):
+        raise typer.BadParameter("issue or all", param_hint="--train-rows")
+    if data_dir is not None:
+        os.environ["RELANCE_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    settings = _settings()  # before any flow module: Prefect reads its home when it is imported
+    from models import backtest
+
+    try:
+        kind, days = backtest.parse_target(target)
+    except backtest.BacktestError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--target") from None
+    if not path.exists():
+        console.print(f"[bold red]cannot evaluate[/]: {escape(str(path))} does not exist")
+        raise typer.Exit(2)
+    import_source = _flow("import_receivables", "import_source")
+    sha = backtest.source_sha256(path)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="relance-evaluate-") as tmp:
+        scratch = Path(tmp)
+        if data_dir is not None:  # kept for inspection, rebuilt on every run
+            scratch = settings.data / "backtest" / f"{Path(profile).stem}-{sha[:12]}-{target}"
+            shutil.rmtree(scratch, ignore_errors=True)
+        scratch_settings = backtest.backtest_settings(settings, scratch, target_kind=kind, target_days=days)
+        scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            with connection(scratch_settings.warehouse) as con, console.status(f"importing {path} ({profile})"):
+                report = import_source(con, path, profile=profile, gx_dir=None, flow_run_id=None, data_docs=False)
+        except (SourceError, IngestError) as exc:
+            console.print(f"[bold red]cannot import[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        v = report.validation
+        if not report.success:
+            console.print(f"[bold red]{escape(str(path))} fails its data contracts[/]: nothing was evaluated")
+            for m in (v.critical_failures if v is not None else [])[:20]:
+                console.print(f"  [bold red]critical[/] {escape(m)}", highlight=False)
+            raise typer.Exit(1)
+        import_s = time.perf_counter() - t0
+        try:
+            with console.status("backtesting") as status:
+                result = backtest.run_backtest(
+                    scratch_settings,
+                    source=path,
+                    profile=profile,
+                    start=start,
+                    end=end,
+                    file_sha256=sha,
+                    tracking_uri=settings.mlflow_uri,
+                    artifact_root=settings.mlflow_artifacts,
+                    train_rows=train_rows,  # type: ignore[arg-type]
+                    apply_exclusions=not keep_excluded,
+                    progress=lambda message: status.update(f"backtesting: {message}"),
+                )
+        except (backtest.BacktestError, SourceError) as exc:
+            console.print(f"[bold red]cannot evaluate[/]: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        except StopRun as exc:
+            console.print(f"[bold red]cannot evaluate[/]: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+    result.timings = {"import_s": round(import_s, 2), **result.timings, "total_s": round(time.perf_counter() - t0, 2)}
+    months = [m for m in result.months if not m["skipped"]]
+    console.print(
+        f"[bold]backtest of {escape(str(path))}[/] ({profile}), target {result.target}, rolling monthly origin "
+        f"{start} .. {end}: {len(months)} month(s), {result.n_test:,} test invoice(s) at issue, training rows: "
+        f"{train_rows}",
+        highlight=False,
+    )
+    console.print(result.table(), markup=False, highlight=False, soft_wrap=True)
+    console.print(result.ci_line(), highlight=False)
+    d = result.dropped
+    console.print(
+        f"issued in range: {d['issued']:,}; not open on their issue date (settled that day): "
+        f"{d['not_open_at_issue']:,}; label not observable yet: {d['label_unknown']:,}; in skipped months: "
+        f"{d['in_skipped_months']:,}",
+        highlight=False,
+    )
+    for e in result.exclusions:
+        verb = "excluded" if e["applied"] else "kept (--keep-excluded)"
+        console.print(
+            f"{verb}: {e['test_rows']:,} test row(s): {escape(e['reason'])} ({escape(e['where'])})", highlight=False
+        )
+    for m in result.months:
+        if m["skipped"]:
+            console.print(f"  [yellow]skipped[/] {m['month']}: {escape(m['skipped'])}", highlight=False)
+    console.print(
+        f"MLflow run {result.mlflow_run_id} (experiment relance-backtest-{result.target}, "
+        f"{settings.redacted_mlflow_uri}); {result.timings['total_s']:.0f}s",
+        highlight=False,
+    )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(result.to_json(), encoding="utf-8")
+        console.print(f"results: {json_path}", highlight=False)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog="Example: relance dbt build --select marts   |   relance dbt --show build",
@@ -637,6 +787,76 @@ def model_serve(
             f"http://127.0.0.1:{port}/invocations  (GET /ping for health; Ctrl-C stops)"
         )
         servers.wait_until_one_exits(procs)
+
+
+def _registry():
+    """models.registry, loaded by import path as flows are: relance/ sits below models/ in the layers."""
+    return importlib.import_module("models.registry")
+
+
+@model_app.command("rollback")
+def model_rollback(
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Version to restore (a former champion). Default: the champion before this one."),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept as a tag on both versions).")] = "",
+) -> None:
+    """Give the `champion` alias back to the version that held it before the current one (or to --to VERSION).
+
+    Run it again to walk further back. Who, when and why are recorded as rollback.* tags on both versions. Batch
+    scoring uses the restored version from its next run; restart `relance model serve` to serve it.
+    """
+    registry = _registry()
+    settings = _settings()
+    try:
+        with daily_run_lock(settings.data, as_of_date=date.today(), what="relance model rollback"):
+            result = registry.rollback(
+                settings.mlflow_uri,
+                settings.model_name,
+                to_version=to,
+                reason=reason,
+                user=os.environ.get("USER", "unknown"),
+            )
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(3) from None
+    except registry.RollbackRefused as exc:
+        console.print(f"[bold red]cannot roll back[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"{escape(result.model_name)} @champion: v{result.from_version} -> v{result.to_version} "
+        f"(by {escape(result.user)}: {escape(result.reason)}). Batch scoring uses v{result.to_version} from its next "
+        "run; restart `relance model serve` to serve it."
+    )
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every version of the model: aliases, kind, target, test AUC, and why it is (or is not) the champion."""
+    registry = _registry()
+    settings = _settings()
+    versions = registry.list_versions(settings.mlflow_uri, settings.model_name)
+    if not versions:
+        console.print(
+            f"no version of {settings.model_name!r} in {escape(settings.redacted_mlflow_uri)}: run the daily pipeline "
+            "(or `relance demo`) first"
+        )
+        return
+    table = Table(title=f"{settings.model_name} in {escape(settings.redacted_mlflow_uri)}")
+    for column in ("version", "aliases", "kind", "target", "test AUC", "created (UTC)", "promotion"):
+        table.add_column(column, overflow="fold")
+    for v in versions:
+        table.add_row(
+            v.version,
+            ", ".join(f"@{a}" for a in v.aliases) or "-",
+            v.kind,
+            v.target,
+            "-" if v.test_auc is None else f"{v.test_auc:.4f}",
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            escape(v.reason or "no decision recorded"),
+        )
+    console.print(table)
 
 
 @app.command()
