@@ -52,8 +52,9 @@
 
     When a version is known ("known from load time"):
     - a version loaded in the FIRST accepted batch of its source and entity (the history the user imported: the
-      earliest batch by load time among the batches of that ops.ingest_batches.source_name, unrecorded batches
-      forming one source) is known from the start: its facts are known at their business dates;
+      batches of the earliest load among those of that ops.ingest_batches.source_name, unrecorded batches forming
+      one source; rows loaded before load times were kept, with a null _loaded_at, count as history too) is known
+      from the start: its facts are known at their business dates;
     - a version first loaded in a LATER batch is known from that batch's load date (cast(_loaded_at as date));
       a fact it carries is then known at greatest(business date, load date) (the consumers apply the business date);
     - with first_version_known_always (attributes: customers), the first version of a key applies to all earlier
@@ -113,20 +114,25 @@
                     )
             ) as accepted
             left join (
+                -- the history import: the batches of the source's first load (one load writes all its files of
+                -- an entity at the same load time)
                 select
-                    ranked.version_source,
-                    ranked._batch_id as first_batch_id
-                from (
+                    accepted_batches._batch_id as first_batch_id,
+                    accepted_batches.version_source
+                from ({{ _accepted_batches(entity) }}) as accepted_batches
+                inner join (
                     select
                         version_source,
-                        _batch_id,
-                        row_number() over (
-                            partition by version_source
-                            order by batch_loaded_at asc nulls first, _batch_id asc
-                        ) as batch_rank
-                    from ({{ _accepted_batches(entity) }}) as accepted_batches
-                ) as ranked
-                where ranked.batch_rank = 1
+                        min(batch_loaded_at) as first_loaded_at
+                    from ({{ _accepted_batches(entity) }}) as loads
+                    group by version_source
+                ) as first_loads
+                    on
+                        accepted_batches.version_source = first_loads.version_source
+                        and (
+                            accepted_batches.batch_loaded_at = first_loads.first_loaded_at
+                            or accepted_batches.batch_loaded_at is null
+                        )
             ) as first_batches
                 on
                     accepted.version_source = first_batches.version_source
