@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from relance.send_ledger import SendLedger
+from relance.settings import Settings
 from tests.e2e.conftest import AS_OF, DemoRun
 
 pytestmark = pytest.mark.e2e
@@ -173,13 +174,38 @@ def test_every_open_invoice_has_a_prediction_from_the_champion(demo_run: DemoRun
     open_ids = {r[0] for r in _rows(warehouse, "select invoice_id from marts.invoices where is_open")}
     preds = _rows(
         warehouse,
-        "select invoice_id, p_late_30d, model_version, model_run_id from ops.predictions where as_of_date = ?",
+        "select invoice_id, p_late, model_version, model_run_id, target_name from ops.predictions where as_of_date = ?",
         [AS_OF],
     )
     assert open_ids and {p[0] for p in preds} == open_ids
     assert all(0.0 <= p[1] <= 1.0 for p in preds)
     assert {(p[2], p[3]) for p in preds} == {(str(champion.version), champion.run_id)}
     assert demo_run.demo_result["scored"] == len(preds)
+    # every score says which target it estimates: the champion's own, else the settings' (the demo's default)
+    expected_target = champion.tags.get("relance.target_name") or Settings().target_name
+    assert {p[4] for p in preds} == {expected_target}
+
+
+def test_every_scored_customer_has_one_grade_and_the_worklist_explains_it(demo_run: DemoRun) -> None:
+    warehouse = demo_run.data / "warehouse.duckdb"
+    graded = _rows(
+        warehouse,
+        "select customer_id, count(*), min(risk_grade), max(risk_grade) from serving.customer_risk_grades"
+        " where as_of_date = ? group by customer_id",
+        [AS_OF],
+    )
+    scored = _rows(
+        warehouse,
+        "select distinct customer_id from serving.collection_worklist where p_late is not null and open_amount > 0",
+    )
+    assert graded and {g[0] for g in graded} == {s[0] for s in scored}
+    assert all(n == 1 and lo in "ABCDE" for _, n, lo, _ in graded)
+    unexplained = _rows(
+        warehouse,
+        "select count(*) from serving.collection_worklist where p_late is not null and open_amount > 0"
+        " and (risk_grade is null or target_name is null)",
+    )
+    assert unexplained == [(0,)]
 
 
 def test_the_aged_balance_adds_up_to_the_open_invoices(demo_run: DemoRun) -> None:
@@ -199,3 +225,5 @@ def test_the_aged_balance_adds_up_to_the_open_invoices(demo_run: DemoRun) -> Non
     assert sorted((c, totals[c], counts[c]) for c in totals) == [(c, Decimal(a), n) for c, a, n in expected]
     html = (report_dir / "finance_report.html").read_text(encoding="utf-8")
     assert "DSO" in html and demo_run.demo_result["report_html"] == str(report_dir / "finance_report.html")
+    # the banner is there exactly when the run could not train a model
+    assert ('id="model-not-trained"' in html) == (not demo_run.demo_result.get("model_trained", True))
