@@ -47,6 +47,7 @@ REASONS_FILE = "reasons.json"
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
 QUANTILE_COLUMNS: tuple[str, ...] = ("days_late_p10", "days_late_p50", "days_late_p90")
 REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
+FLAG_SLACK = 4  # extra candidates per row, for flags that are off and give no reason
 MONTHS = (
     "January",
     "February",
@@ -425,17 +426,22 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
             x = self.spec.transform(df)
         contrib = self.contributions(x)
         k = len(REASON_COLUMNS)
-        order = np.argsort(-contrib, axis=1)[:, :k]
+        order = np.argsort(-contrib, axis=1)[:, : k + FLAG_SLACK]
         features = self.spec.feature_columns
         raw_values = {c: df[c].to_numpy() for c in features}
         out: list[list[str | None]] = [[None] * len(df) for _ in range(k)]
         for i in range(len(df)):
-            for rank in range(k):
-                j = int(order[i, rank])
-                if contrib[i, j] <= 0:
+            rank = 0
+            for j in order[i]:
+                if rank == k or contrib[i, j] <= 0:
                     break
-                feature = features[j]
-                out[rank][i] = format_reason(self._phrases.get(feature), feature, raw_values[feature][i])
+                feature = features[int(j)]
+                phrase = self._phrases.get(feature)
+                value = raw_values[feature][i]
+                if phrase is not None and phrase.get("format") == "flag" and not _flag_on(value):
+                    continue  # "no dispute" is no reason to be late, whatever the trees say
+                out[rank][i] = format_reason(phrase, feature, value)
+                rank += 1
         return out
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
@@ -466,6 +472,10 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
             booster.save_model(str(path))
             artifacts[column] = str(path)
         return artifacts
+
+
+def _flag_on(v: object) -> bool:
+    return not _is_missing(v) and float(v) > 0  # type: ignore[arg-type]
 
 
 def _is_missing(v: object) -> bool:
