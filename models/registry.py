@@ -22,6 +22,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.entities import Metric, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -201,7 +202,8 @@ def promote_if_better(
     the registry's ``@champion``, are errors of the caller and raise ``ValueError``.
     """
     version = str(candidate_version)
-    previous = client.get_registered_model(model_name).aliases.get(CHAMPION)
+    held = client.get_registered_model(model_name).aliases.get(CHAMPION)
+    previous = None if held is None else str(held)
     if (p_champion is None) != (previous is None):
         raise ValueError(
             f"{model_name}@{CHAMPION} is "
@@ -212,7 +214,7 @@ def promote_if_better(
             )
             + ": the gate compares the candidate with the current champion on the same rows"
         )
-    if str(previous) == version:
+    if previous == version:
         raise ValueError(f"{model_name} v{version} already holds @{CHAMPION}: nothing to decide")
     p_cand = np.asarray(p_candidate, dtype=np.float64)
     vs_baseline = vs_champion = None
@@ -259,7 +261,7 @@ def promote_if_better(
         "promotion.baseline_auc": "" if base is None else _fmt(base.reference),
         "promotion.champion_auc": "" if champ is None else _fmt(champ.reference),
         "promotion.min_gain": str(min_gain),
-        PREVIOUS_CHAMPION_TAG: "" if previous is None else str(previous),
+        PREVIOUS_CHAMPION_TAG: previous or "",
         "promotion.n_boot": str(n_boot),
         "promotion.seed": str(seed),
         "promotion.n_customers": "" if vs_baseline is None else str(vs_baseline.n_groups),
@@ -269,11 +271,13 @@ def promote_if_better(
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     run_id = client.get_model_version(model_name, version).run_id
-    if run_id:
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
+    if run_id:  # one write for the run's tags and metrics
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now_ms, 0) for key, value in metrics.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
     log = logger.info if promoted else logger.warning
     log("%s v%s %s", model_name, version, decision.reason)
     return decision

@@ -382,23 +382,67 @@ def test_score_and_write_predictions_idempotently(scenario: Scenario) -> None:
     assert con.execute("SELECT count(*) FROM ops.predictions").fetchone()[0] == 120
 
 
-def test_gate_refuses_a_candidate_worse_than_the_champion(scenario: Scenario) -> None:
-    client = MlflowClient(tracking_uri=scenario.tracking_uri, registry_uri=scenario.tracking_uri)
+def test_gate_promotes_only_beyond_noise_and_records_why(tmp_path: Path) -> None:
+    """promote_if_better on predictions for the same test rows (300 customers x 10 snapshots), both directions:
+    promoted over no champion, refused when worse, refused for a tie (the champion's own predictions), refused
+    under the baseline's min_gain, promoted when better beyond noise; each decision's words and numbers on the
+    version and its run."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"C{c:03d}" for c in range(300)], 10)
+    logit = rng.normal(0, 1.2, 300).repeat(10) + rng.normal(0, 1.0, 3000) - 0.5
+    y = (rng.random(3000) < 1 / (1 + np.exp(-logit))).astype(int)
+
+    def model(noise: float) -> np.ndarray:  # the true score seen through noise: less noise, a better model
+        return 1 / (1 + np.exp(-(logit + rng.normal(0, noise, 3000))))
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment("gate", artifact_location=(tmp_path / "runs").as_uri())
     name = "gate_only"
     client.create_registered_model(name)
-    v1 = client.create_model_version(name, source=str(scenario.artifact_root / "dummy1")).version
-    v2 = client.create_model_version(name, source=str(scenario.artifact_root / "dummy2")).version
-    d1 = promote_if_better(client, name, v1, candidate_auc=0.80, baseline_auc=0.60, champion_auc=None, min_gain=0.01)
-    assert d1.promoted
-    d2 = promote_if_better(client, name, v2, candidate_auc=0.78, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01)
-    assert not d2.promoted and "champion" in d2.reason
-    assert client.get_model_version_by_alias(name, "champion").version == v1
-    assert client.get_model_version(name, str(v2)).tags["promotion.previous_champion_version"] == str(v1)
-    d3 = promote_if_better(client, name, v2, candidate_auc=0.605, baseline_auc=0.60, champion_auc=None, min_gain=0.01)
-    assert not d3.promoted and "baseline" in d3.reason
-    d4 = promote_if_better(client, name, v2, candidate_auc=0.80, baseline_auc=0.60, champion_auc=0.80, min_gain=0.01)
-    assert d4.promoted  # ties with the champion are not worse
-    assert client.get_model_version_by_alias(name, "champion").version == v2
+
+    def candidate() -> tuple[str, str]:
+        run_id = client.create_run(experiment_id).info.run_id
+        return str(client.create_model_version(name, source=str(tmp_path / "m"), run_id=run_id).version), run_id
+
+    baseline, v1_p = model(3.0), model(1.0)
+    gate = dict(y=y, p_best_baseline=baseline, groups=groups, min_gain=0.02, n_boot=400, seed=0)
+    v1, run1 = candidate()
+    d1 = promote_if_better(client, name, v1, p_candidate=v1_p, p_champion=None, **gate)
+    assert d1.promoted and "no champion yet" in d1.reason and d1.vs_champion is None
+    assert d1.vs_baseline is not None and d1.vs_baseline.auc.lo > 0 and d1.vs_baseline.n_groups == 300
+    metrics = client.get_run(run1).data.metrics
+    assert metrics["gate_promoted"] == 1.0 and metrics["gate_auc_diff_vs_baseline_lo"] > 0
+    assert metrics["gate_auc_diff_vs_baseline"] == pytest.approx(d1.vs_baseline.auc.diff)
+    assert "gate_auc_diff_vs_champion" not in metrics
+
+    v2, run2 = candidate()
+    d2 = promote_if_better(client, name, v2, p_candidate=model(1.6), p_champion=v1_p, **gate)
+    assert not d2.promoted and "worse than the champion beyond noise" in d2.reason and d2.champion_version == v1
+    assert client.get_model_version_by_alias(name, "champion").version == int(v1)
+    tags = client.get_model_version(name, v2).tags
+    assert tags["promotion.previous_champion_version"] == v1 and tags["promotion.promoted"] == "false"
+    assert tags["promotion.reason"] == d2.reason and tags["promotion.n_boot"] == "400"
+    assert float(tags["promotion.auc_diff_vs_champion"]) < 0 and tags["promotion.baseline_auc"]
+    run_metrics, run_tags = client.get_run(run2).data.metrics, client.get_run(run2).data.tags
+    assert run_metrics["gate_auc_diff_vs_champion_hi"] < 0 and run_metrics["gate_promoted"] == 0.0
+    assert run_metrics["gate_auc_win_share_vs_champion"] < 0.05 and "gate_brier_diff_vs_champion_lo" in run_metrics
+    assert run_tags["promotion.reason"] == d2.reason  # the run answers "why not?" too
+
+    v3, _ = candidate()
+    d3 = promote_if_better(client, name, v3, p_candidate=v1_p.copy(), p_champion=v1_p, **gate)
+    assert not d3.promoted and "not better than the champion beyond noise" in d3.reason  # a tie is not a win
+    d4 = promote_if_better(client, name, v3, p_candidate=baseline + 1e-3, p_champion=v1_p, **gate)
+    assert not d4.promoted and "baseline" in d4.reason
+
+    v5, run5 = candidate()
+    d5 = promote_if_better(client, name, v5, p_candidate=model(0.3), p_champion=v1_p, **gate)
+    assert d5.promoted and "better than the champion beyond noise" in d5.reason
+    assert client.get_model_version_by_alias(name, "champion").version == int(v5)
+    assert client.get_model_version(name, v5).tags["promotion.previous_champion_version"] == v1
+    assert client.get_run(run5).data.metrics["gate_auc_diff_vs_champion_lo"] > 0
+    with pytest.raises(ValueError, match="no champion predictions"):
+        promote_if_better(client, name, v3, p_candidate=model(0.3), p_champion=None, **gate)
 
 
 def test_clear_errors_without_data_or_champion(scenario: Scenario, tmp_path: Path, caplog) -> None:
