@@ -611,7 +611,7 @@ def evaluate(
     if data_dir is not None:
         os.environ["RELANCE_DATA_DIR"] = str(data_dir.expanduser().resolve())
     settings = _settings()  # before any flow module: Prefect reads its home when it is imported
-    from models import backtest
+    backtest = importlib.import_module("models.backtest")  # by import path: relance/ sits below models/
 
     try:
         kind, days = backtest.parse_target(target)
