@@ -232,7 +232,8 @@ def decide(
     b = vs_baseline.auc
     level = f"{vs_baseline.level:.0%}"
     over_baseline = (
-        f"candidate AUC {b.candidate:.4f} vs best baseline {baseline_name} {b.reference:.4f}: gain {b.diff:+.4f}, "
+        f"candidate AUC {b.candidate:.4f} vs best baseline {baseline_name + ' ' if baseline_name else ''}"
+        f"{b.reference:.4f}: gain {b.diff:+.4f}, "
         f"{level} interval {_interval(b)} over {_resamples(vs_baseline)}"
     )
     if not b.diff > min_gain:

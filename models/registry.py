@@ -86,7 +86,9 @@ class VersionSummary:
     target: str  # tag relance.target_name, ``-`` when absent
     test_auc: float | None  # run metric test_auc
     promoted: bool | None  # tag promotion.promoted; None when no decision was recorded
-    reason: str  # promotion.reason (and the latest rollback, if any)
+    reason: str  # promotion.reason in full, numbers included
+    decision: str  # its verdict without the numbers ("promoted: better than the champion beyond noise")
+    rollback: str | None  # the latest rollback that moved @champion from or to this version
     created_at: datetime
     run_id: str | None
 
@@ -183,7 +185,7 @@ def promote_if_better(
     min_gain: float,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
-    baseline_name: str = "baseline",
+    baseline_name: str = "",
 ) -> PromotionDecision:
     """Give ``candidate_version`` the ``champion`` alias if it earns it; record the decision either way.
 
@@ -375,6 +377,13 @@ def rollback(
     return result
 
 
+def verdict(reason: str, limit: int = 100) -> str:
+    """A decision's words without its numbers: "promoted: <why>: <numbers>" -> "promoted: <why>"."""
+    if reason.startswith(("promoted: ", "not promoted: ")):
+        reason = ": ".join(reason.split(": ")[:2])
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
 def list_versions(tracking_uri: str, model_name: str) -> list[VersionSummary]:
     """Every version of ``model_name``, newest first, with its aliases, kind, target, test AUC and why it was (not)
     promoted. Empty when the model does not exist."""
@@ -396,11 +405,11 @@ def list_versions(tracking_uri: str, model_name: str) -> list[VersionSummary]:
                 run = client.get_run(mv.run_id)
         tags = {**(run.data.tags if run else {}), **(mv.tags or {})}
         reason = tags.get("promotion.reason", "")
+        rolled = None
         if "rollback.role" in tags:
-            reason = (
+            rolled = (
                 f"{tags['rollback.role']} (v{tags.get('rollback.from_version')} -> v{tags.get('rollback.to_version')}) "
                 f"by {tags.get('rollback.user')} at {tags.get('rollback.at')}: {tags.get('rollback.reason')}"
-                + (f"; {reason}" if reason else "")
             )
         promoted = tags.get("promotion.promoted")
         summaries.append(
@@ -412,6 +421,8 @@ def list_versions(tracking_uri: str, model_name: str) -> list[VersionSummary]:
                 test_auc=run.data.metrics.get("test_auc") if run else None,
                 promoted=None if promoted is None else promoted == "true",
                 reason=reason,
+                decision=verdict(reason),
+                rollback=rolled,
                 created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
                 run_id=mv.run_id,
             )

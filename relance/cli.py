@@ -844,8 +844,9 @@ def model_list() -> None:
         )
         return
     table = Table(title=f"{settings.model_name} in {escape(settings.redacted_mlflow_uri)}")
-    for column in ("version", "aliases", "kind", "target", "test AUC", "created (UTC)", "promotion"):
-        table.add_column(column, overflow="fold")
+    for column in ("version", "aliases", "kind", "target", "test AUC", "created (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("promotion decision, rollback", overflow="fold", ratio=1)
     for v in versions:
         table.add_row(
             v.version,
@@ -854,9 +855,14 @@ def model_list() -> None:
             v.target,
             "-" if v.test_auc is None else f"{v.test_auc:.4f}",
             v.created_at.strftime("%Y-%m-%d %H:%M"),
-            escape(v.reason or "no decision recorded"),
+            escape("; ".join(x for x in (v.decision or "no decision recorded", v.rollback) if x)),
         )
     console.print(table)
+    champion = next((v for v in versions if "champion" in v.aliases), None)
+    if champion is not None:
+        console.print(f"why v{champion.version} is the champion: {escape(champion.reason or 'no decision recorded')}")
+        if champion.rollback:
+            console.print(f"  {escape(champion.rollback)}")
 
 
 @app.command()

@@ -161,7 +161,10 @@ def test_list_versions_says_what_each_version_is(registry) -> None:
     assert versions["1"].test_auc == pytest.approx(0.5 + 0.1 / 1.5)
     assert versions["1"].target == "unpaid_30d_after_due" and versions["1"].kind == "-"
     assert versions["4"].promoted is False and "worse than the champion" in versions["4"].reason
-    assert versions["3"].reason.startswith("rolled back (v3 -> v2) by alice") and "drift" in versions["3"].reason
+    assert versions["4"].decision == "not promoted: worse than the champion beyond noise, champion v3 kept"
+    assert "95% interval" in versions["4"].reason and "95%" not in versions["4"].decision
+    assert versions["3"].rollback.startswith("rolled back (v3 -> v2) by alice") and "drift" in versions["3"].rollback
+    assert versions["2"].rollback.startswith("restored (v3 -> v2)") and versions["1"].rollback is None
     assert list_versions(uri, "no_such_model") == []
 
 
@@ -189,3 +192,4 @@ def test_cli_rollback_and_list(registry) -> None:
     lines = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if line.count("│") > 3}
     assert "@champion" in lines["2"] and "@champion" not in lines["3"]
     assert "unpaid_30d_after_due" in lines["1"] and "worse than the champion" in lines["4"]
+    assert "why v2 is the champion: promoted: better than the champion beyond noise" in listed.stdout
