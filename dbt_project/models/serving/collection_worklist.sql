@@ -51,15 +51,28 @@ final as (
         predictions.days_late_p10,
         predictions.days_late_p50,
         predictions.days_late_p90,
-        {%- for q in ['p10', 'p50', 'p90'] %}
+        -- the payment dates: greatest() skips nulls, so each is null without its quantile
         case
-            -- greatest() skips nulls: without a quantile there is no date
-            when predictions.days_late_{{ q }} is not null then greatest(
-                {{ add_days('invoices.due_date', 'floor(predictions.days_late_' ~ q ~ ' + 0.5)') }},
-                {{ add_days('invoices.as_of_date', 1) }}
-            )
-        end as {{ 'predicted_payment_date' if q == 'p50' else 'predicted_payment_date_' ~ q }},
-        {%- endfor %}
+            when predictions.days_late_p10 is not null
+                then greatest(
+                    {{ add_days('invoices.due_date', 'floor(predictions.days_late_p10 + 0.5)') }},
+                    {{ add_days('invoices.as_of_date', 1) }}
+                )
+        end as predicted_payment_date_p10,
+        case
+            when predictions.days_late_p50 is not null
+                then greatest(
+                    {{ add_days('invoices.due_date', 'floor(predictions.days_late_p50 + 0.5)') }},
+                    {{ add_days('invoices.as_of_date', 1) }}
+                )
+        end as predicted_payment_date,
+        case
+            when predictions.days_late_p90 is not null
+                then greatest(
+                    {{ add_days('invoices.due_date', 'floor(predictions.days_late_p90 + 0.5)') }},
+                    {{ add_days('invoices.as_of_date', 1) }}
+                )
+        end as predicted_payment_date_p90,
         grades.risk_grade,
         grades.risk_score,
         predictions.model_version,
