@@ -104,7 +104,7 @@ def test_single_class_with_a_champion_keeps_it(world: World, caplog: pytest.LogC
     assert first.trained and first.fallback is None
     assert not kept.trained and kept.fallback == FALLBACK_KEPT_CHAMPION and not kept.promoted
     assert kept.model_version == kept.champion_version == first.model_version
-    assert "single is_late_30d class [0]" in kept.reason and f"champion v{first.model_version} kept" in kept.reason
+    assert "single is_late class [0]" in kept.reason and f"champion v{first.model_version} kept" in kept.reason
     assert resolve_alias(world.tracking_uri, name, "champion").version == first.model_version
     assert world.versions(name) == versions  # nothing registered
     assert any(r.levelno == logging.WARNING and "champion" in r.getMessage() for r in caplog.records)
@@ -116,7 +116,7 @@ def test_single_class_without_a_champion_serves_the_best_baseline(world: World, 
     with caplog.at_level(logging.WARNING, logger="models.train"):
         result = world.train(name)
     assert not result.trained and result.fallback == FALLBACK_BASELINE
-    assert "single is_late_30d class [0]" in result.reason and "baseline cust_late_share" in result.reason
+    assert "single is_late class [0]" in result.reason and "baseline cust_late_share" in result.reason
     assert any(r.levelno == logging.WARNING and "baseline" in r.getMessage() for r in caplog.records)
     ref = resolve_alias(world.tracking_uri, name, "champion")
     assert ref.version == result.model_version and ref.run_id == result.run_id
