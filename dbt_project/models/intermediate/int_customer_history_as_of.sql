@@ -224,7 +224,7 @@ median_window as (
     inner join settled
         on
             probes.customer_id = settled.customer_id
-            and settled.counted_from <= probes.as_of_date
+            and probes.as_of_date >= settled.counted_from
             and probes.as_of_date < settled.counted_until
             and {{ add_days('probes.as_of_date', '-' ~ median_window_days()) }} <= settled.settled_date
     group by probes.customer_id, probes.as_of_date

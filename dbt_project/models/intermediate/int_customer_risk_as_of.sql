@@ -41,7 +41,7 @@ known as (
         on
             customers.siren = events.company_id
             and probes.as_of_date >= events.published_date
-            and events.known_from <= probes.as_of_date
+            and probes.as_of_date >= events.known_from
             and probes.as_of_date < events.known_until
 ),
 

@@ -38,7 +38,7 @@ final as (
     left join versions
         on
             probes.customer_id = versions.customer_id
-            and versions.known_from <= probes.as_of_date
+            and probes.as_of_date >= versions.known_from
             and probes.as_of_date < versions.known_until
 )
 

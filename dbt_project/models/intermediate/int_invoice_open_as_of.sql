@@ -25,7 +25,7 @@ invoice_dates as (
     inner join dates_to_build
         on
             open_spans.known_from <= dates_to_build.as_of_date
-            and dates_to_build.as_of_date < open_spans.known_until
+            and open_spans.known_until > dates_to_build.as_of_date
             and open_spans.issue_date <= dates_to_build.as_of_date
 ),
 

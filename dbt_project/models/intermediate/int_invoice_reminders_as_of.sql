@@ -42,7 +42,7 @@ sent as (
     inner join reminders
         on
             open_rows.invoice_id = reminders.invoice_id
-            and reminders.known_from <= open_rows.as_of_date
+            and open_rows.as_of_date >= reminders.known_from
             and open_rows.as_of_date < reminders.known_until
             and reminders.sent_at < cast(open_rows.as_of_date as timestamp)
 ),

@@ -34,7 +34,7 @@ payment_events as (
     inner join payments
         on
             allocations.payment_id = payments.payment_id
-            and payments.known_from < allocations.known_until
+            and allocations.known_until > payments.known_from
             and allocations.known_from < payments.known_until
 ),
 

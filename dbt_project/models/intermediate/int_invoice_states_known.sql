@@ -70,7 +70,7 @@ span_invoices as (
     inner join invoice_versions
         on
             spans.invoice_id = invoice_versions.invoice_id
-            and invoice_versions.known_from <= spans.known_from
+            and spans.known_from >= invoice_versions.known_from
             and spans.known_from < invoice_versions.known_until
 ),
 
@@ -88,7 +88,7 @@ daily_events as (
     inner join events
         on
             span_invoices.invoice_id = events.invoice_id
-            and events.known_from <= span_invoices.known_from
+            and span_invoices.known_from >= events.known_from
             and span_invoices.known_from < events.known_until
     group by span_invoices.invoice_id, span_invoices.known_from, events.event_date
 ),

@@ -53,7 +53,7 @@ settled_segments as (
     inner join {{ ref('stg_customer_versions') }} as versions
         on
             settled.customer_id = versions.customer_id
-            and versions.known_from <= settled.counted_from
+            and settled.counted_from >= versions.known_from
             and settled.counted_from < versions.known_until
     where not versions.is_deleted
     union all
@@ -65,7 +65,7 @@ settled_segments as (
     inner join {{ ref('stg_customer_versions') }} as versions
         on
             settled.customer_id = versions.customer_id
-            and versions.known_from <= settled.counted_from
+            and settled.counted_from >= versions.known_from
             and settled.counted_from < versions.known_until
     where not versions.is_deleted
 ),

@@ -1,5 +1,6 @@
--- Every accepted version of raw.disputes, with the span of as-of dates it is known on ([known_from, known_until),
--- macro raw_versions): what the point-in-time features read. stg_disputes is the current version.
+-- Every accepted version of raw.disputes, with the span of as-of dates it is known on
+-- ([known_from, known_until), macro raw_versions): what the point-in-time features read.
+-- stg_disputes is the current version.
 with
 
 source as (
