@@ -608,6 +608,17 @@ def evaluate(
         raise typer.Exit(2)
     if train_rows not in ("issue", "all"):
         raise typer.BadParameter("issue or all", param_hint="--train-rows")
+    if not path.exists():
+        console.print(f"[bold red]cannot evaluate[/]: {escape(str(path))} does not exist")
+        raise typer.Exit(2)
+    if profile not in ("fec", "sql"):  # a tabular profile: checked before the seconds of imports below
+        from relance.sources.tabular import load_profile
+
+        try:
+            load_profile(profile)
+        except SourceError as exc:
+            console.print(f"[bold red]cannot evaluate[/]: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
     if data_dir is not None:
         os.environ["RELANCE_DATA_DIR"] = str(data_dir.expanduser().resolve())
     settings = _settings()  # before any flow module: Prefect reads its home when it is imported
@@ -617,9 +628,6 @@ def evaluate(
         kind, days = backtest.parse_target(target)
     except backtest.BacktestError as exc:
         raise typer.BadParameter(str(exc), param_hint="--target") from None
-    if not path.exists():
-        console.print(f"[bold red]cannot evaluate[/]: {escape(str(path))} does not exist")
-        raise typer.Exit(2)
     import_source = _flow("import_receivables", "import_source")
     sha = backtest.source_sha256(path)
     t0 = time.perf_counter()
