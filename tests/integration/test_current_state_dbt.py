@@ -105,3 +105,39 @@ def test_staging_holds_what_the_sources_say_now(tmp_path: Path, dbt_invoke: DbtI
     assert "DEL" not in invoices and invoices["KEEP"] == 10  # the cancelled invoice is gone
     assert allocations == [("P", "B")]  # the re-lettered payment pays B, not A
     assert {"A", "B"} <= set(invoices)
+
+
+def test_versions_are_known_from_their_load_after_the_history_import(tmp_path: Path, dbt_invoke: DbtInvoke) -> None:
+    """Point in time (issue 10): the same loads as above, read by the version views the features use. A source's
+    first load is its history import, known from the start; every later version from its load date; a failed
+    batch's version never; a full export's tombstone retires the key from its load date."""
+    settings = Settings(data_dir=tmp_path)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        _seed(con, tmp_path)
+    args = dbt.dbt_args(settings, ["run"], as_of_date=date(2026, 3, 1), extra=("--select", "staging"))
+    dbt.run_dbt(settings, args, invoke=dbt_invoke)
+
+    start, current = date(1, 1, 1), date(9999, 12, 31)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        (loaded,) = con.execute(
+            "select distinct cast(_loaded_at as date) from raw.invoices where _source_file = 'day2.csv'"
+        ).fetchone()
+        versions = con.execute(
+            "select invoice_id, amount, is_deleted, known_from, known_until from staging.stg_invoice_versions"
+            " where invoice_id in ('R', 'F', 'DEL') order by invoice_id, known_from, known_until"
+        ).fetchall()
+        customers = con.execute(
+            "select customer_id, known_from, known_until from staging.stg_customer_versions"
+            " where known_from < known_until"
+        ).fetchall()
+
+    assert versions == [
+        ("DEL", 10, False, start, loaded),  # erp-full's first export: history
+        ("DEL", 10, True, loaded, current),  # cancelled by the next export: a tombstone from its load date
+        ("F", 50, False, start, current),  # the failed batch's 999 is no version at all
+        ("R", 100, False, start, loaded),  # erp's first load (day1.csv): history, known from the start
+        ("R", 80, False, loaded, loaded),  # day2 and day3 on one day: 80 is never the version of a whole day
+        ("R", 100, False, loaded, current),
+    ]
+    # erp's K1 and the FEC's (first load of that source: history too); the later-loaded one holds every date
+    assert customers == [("K1", start, current)]
