@@ -176,7 +176,8 @@ history as (
 
 payment_timeline as (
     -- a payment is known from its payment_date, or from the load of its version when that is later; it sorts
-    -- first on its day (event_order 0): payments known on as_of_date count on it
+    -- first on its day (event_order 0): payments known on as_of_date count on it. A running max: a version later
+    -- replaced (re-dated, deleted) still counts on the dates it was known, never on earlier ones
     select
         customer_id,
         greatest(payment_date, known_from) as event_date,
