@@ -162,6 +162,39 @@ def _seed(path: Path, demo_raw_warehouse: Path) -> None:
                 [chosen],
             )
         ops.quarantine(con, [_quarantined(invoice_id) for invoice_id in ids[3:]])
+        _seed_late_payment(con)
+
+
+# A source of its own (batches not recorded in ops): its first load is history, its second a payment booked late.
+LATE_SOURCE_LOADS = {"L-first": datetime(2026, 6, 1, 6, 0), "L-later": datetime(2026, 9, 15, 6, 0)}
+LATE_PAYMENT_DATE = date(2026, 8, 1)
+
+
+def _seed_late_payment(con: duckdb.DuckDBPyConnection) -> None:
+    """Two small payments on an invoice open from before June to the as-of date: PL1 (05-20) in the source's first
+    load, its history; PL2 dated 08-01 but loaded on 09-15, known from then (point in time, issue 10)."""
+    (invoice_id, customer_id) = con.execute(
+        """select invoice_id, customer_id from raw.invoices i
+        where document_type = 'invoice' and issue_date < date '2026-05-01' and amount > 10
+          and not exists (select 1 from raw.payment_allocations a where a.invoice_id = i.invoice_id)
+          and not exists (select 1 from raw.invoices c where c.credited_invoice_id = i.invoice_id)
+          and invoice_id not in (select invoice_id from raw.invoices where _batch_id like 'B-%')
+        order by invoice_id limit 1"""
+    ).fetchone()
+    rows = (("PL1", date(2026, 5, 20), "L-first"), ("PL2", LATE_PAYMENT_DATE, "L-later"))
+    for payment_id, paid_on, batch in rows:
+        meta = [batch, f"{batch}.csv", f"hash-{batch}", f"row-{payment_id}", LATE_SOURCE_LOADS[batch], "flow-seed"]
+        meta_cols = "_batch_id, _source_file, _file_hash, _row_hash, _loaded_at, _flow_run_id, _load_seq, _deleted"
+        con.execute(
+            f"insert into raw.payments (payment_id, customer_id, payment_date, amount, currency, payment_method, "
+            f"{meta_cols}) values (?, ?, ?, 1.00, 'EUR', 'transfer', ?, ?, ?, ?, ?, ?, 0, false)",
+            [payment_id, customer_id, paid_on, *meta],
+        )
+        con.execute(
+            f"insert into raw.payment_allocations (payment_id, invoice_id, allocated_amount, {meta_cols}) "
+            "values (?, ?, 1.00, ?, ?, ?, ?, ?, ?, 0, false)",
+            [payment_id, invoice_id, *meta],
+        )
 
 
 def _fake_scores(path: Path) -> int:
@@ -391,6 +424,20 @@ def test_seeded_versions_reach_staging_on_both(built: Built, connections) -> Non
     assert duck.execute(query).fetchall() == on_pg == [("B-correction", 3)]
 
 
+def test_a_payment_booked_late_is_known_from_its_load_on_both(built: Built, connections) -> None:
+    """PL2, dated 08-01 and loaded 09-15, counts on the invoice from 09-15 only, on both targets; PL1, of the
+    source's first load, from its payment date."""
+    duck, pgcon = connections
+    query = """select f.as_of_date, f.invoice_payment_count from ml.ml_invoice_features f
+        join staging.stg_payment_allocations a on a.invoice_id = f.invoice_id and a.payment_id = 'PL2'
+        where f.as_of_date >= date '2026-06-01' order by 1"""
+    on_duck, on_pg = duck.execute(query).fetchall(), pgcon.execute(query).fetchall()
+    assert on_duck == [tuple(r) for r in on_pg]
+    loaded = LATE_SOURCE_LOADS["L-later"].date()
+    assert any(LATE_PAYMENT_DATE <= d < loaded for d, _ in on_duck) and any(d >= loaded for d, _ in on_duck), on_duck
+    assert all(n == (1 if d < loaded else 2) for d, n in on_duck), on_duck
+
+
 def test_duckdb_build_succeeds(built: Built) -> None:
     """The reference side: if this fails the project itself is broken, not its PostgreSQL port."""
     bad = [run.describe() for run in built.runs["duckdb"] if not run.success]
@@ -474,7 +521,7 @@ def test_comparison_detects_a_changed_value(connections) -> None:
 
 
 # --------------------------------------------------------------------------------------- leakage on PostgreSQL
-def _insert_pg(pgcon: psycopg.Connection, table: str, rows: list[dict]) -> None:
+def _insert_pg(pgcon: psycopg.Connection, table: str, rows: list[dict], loaded_at: datetime) -> None:
     from relance.raw_schema import LOAD_METADATA
 
     for i, row in enumerate(rows):
@@ -483,7 +530,7 @@ def _insert_pg(pgcon: psycopg.Connection, table: str, rows: list[dict]) -> None:
             "_source_file": "future.csv",
             "_file_hash": "hash-future",
             "_row_hash": f"future-{table}-{i}",
-            "_loaded_at": datetime(2026, 11, 1, 6, 0),
+            "_loaded_at": loaded_at,
             "_flow_run_id": "flow-future",
         }
         assert set(meta) == set(LOAD_METADATA)
@@ -534,25 +581,28 @@ def _check_leakage_on_postgres(pgcon: psycopg.Connection, postgres_target: Targe
     ).fetchall()
     assert targets
     day_after = date.fromordinal(cutoff.toordinal() + 1)
+    # loaded the day after the cutoff: a later batch of the payments' source (L-first is its history) is known from
+    # its load, so the next date sees the payments; nothing of it may reach the cutoff
+    loaded_at = datetime(day_after.year, day_after.month, day_after.day, 6)
     with pgcon.transaction():
         for n, (invoice_id, customer_id, open_amount, siren) in enumerate(targets):
             _insert_pg(pgcon, "payments", [{"payment_id": f"PF{n}", "customer_id": customer_id,
                        "payment_date": day_after, "amount": open_amount, "currency": "EUR",
-                       "payment_method": "transfer"}])  # fmt: skip
+                       "payment_method": "transfer"}], loaded_at)  # fmt: skip
             _insert_pg(pgcon, "payment_allocations", [{"payment_id": f"PF{n}", "invoice_id": invoice_id,
-                       "allocated_amount": open_amount}])  # fmt: skip
+                       "allocated_amount": open_amount}], loaded_at)  # fmt: skip
             _insert_pg(pgcon, "reminders", [{"reminder_id": f"RF{n}", "invoice_id": invoice_id,
                        "customer_id": customer_id, "sent_at": datetime(cutoff.year, cutoff.month, cutoff.day, 8),
                        "channel": "sms", "tone": "firm", "response": "promise_to_pay",
                        "responded_at": datetime(cutoff.year, cutoff.month, cutoff.day, 9),
-                       "promised_date": day_after}])  # fmt: skip
+                       "promised_date": day_after}], loaded_at)  # fmt: skip
             _insert_pg(pgcon, "disputes", [{"dispute_id": f"DF{n}", "invoice_id": invoice_id,
-                       "opened_date": day_after, "resolved_date": None, "reason": "price"}])  # fmt: skip
+                       "opened_date": day_after, "resolved_date": None, "reason": "price"}], loaded_at)  # fmt: skip
             if siren:
                 _insert_pg(pgcon, "company_events", [{"event_id": f"EF{n}", "registry": "FR-SIREN",
                            "company_id": siren, "event_type": "collective_procedure",
                            "event_date": date.fromordinal(cutoff.toordinal() - 20), "published_date": day_after,
-                           "publisher": "bodacc", "detail": "notice"}])  # fmt: skip
+                           "publisher": "bodacc", "detail": "notice"}], loaded_at)  # fmt: skip
     run = postgres_target.run("run", full_refresh=True, extra=("--select", "+ml_invoice_features"))
     assert run.success, run.describe()
     after = pgcon.execute(past, [cutoff]).fetchall()
