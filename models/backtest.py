@@ -553,7 +553,10 @@ def run_months(
             logs.append(dataclasses.replace(log, skipped=skipped, seconds=time.perf_counter() - t0))
             logger.info("origin %s: skipped (%s)", origin, skipped)
             continue
-        methods = {RELANCE: fit(train), **fit_baselines(train)}
+        # the baselines' fit (base rate, residual percentiles, the logistic regression) on the rows at issue, the
+        # task's rows, whichever rows relance trains on: later snapshots of an invoice still open are later payers
+        at_issue = train.loc[train["as_of_date"] == train["issue_date"]]
+        methods = {RELANCE: fit(train), **fit_baselines(at_issue if len(at_issue) else train)}
         base = test.rows[["invoice_id", "customer_id", "as_of_date", "issue_date", "due_date", TARGET, DAYS_LATE]]
         base = base.assign(**{TEST_MONTH: origin.strftime("%Y-%m")})
         segments = test.rows[["amount", "customer_type", "sector_section", "cust_settled_invoice_count"]]
