@@ -251,3 +251,43 @@ def test_run_months_fits_each_month_on_its_own_training_rows(frame: pd.DataFrame
     assert set(preds["method"]) == {bt.RELANCE, *bt.BASELINES}
     assert set(preds["invoice_id"]) == {"D", "E"}
     assert all("C" not in ids for ids in seen.values())
+
+
+EXCLUDING_PROFILE = """
+name: excluding
+reader: {format: csv, delimiter: ",", encoding: utf-8, date_format: "%Y-%m-%d"}
+ignore_columns: [Flag]
+evaluation:
+  exclude:
+    - {where: "Flag = 'disputed'", reason: disputed after issue}
+    - {where: "CAST(Amount AS DOUBLE) > 1000", reason: large}
+entities:
+  invoices:
+    file: "*.csv"
+    where: "Kind = 'invoice'"
+    columns: {invoice_id: Invoice, customer_id: Customer, issue_date: Issued, due_date: Due, amount: Amount}
+"""
+
+
+def test_evaluation_exclusions_map_rows_to_invoice_ids_through_the_profile(tmp_path) -> None:
+    (tmp_path / "ledger.csv").write_text(
+        "Kind,Invoice,Customer,Issued,Due,Amount,Flag\n"
+        "invoice, F-1 ,C1,2023-01-01,2023-01-31,10.00,disputed\n"  # id trimmed as the loader trims it
+        "invoice,F-2,C1,2023-01-02,2023-02-01,2000.00,\n"
+        "credit,F-3,C1,2023-01-03,2023-02-02,5.00,disputed\n"  # not an invoice row for the profile: never excluded
+        "invoice,F-4,C2,2023-01-04,2023-02-03,20.00,\n",
+        encoding="utf-8",
+    )
+    profile = tmp_path / "excluding.yaml"
+    profile.write_text(EXCLUDING_PROFILE, encoding="utf-8")
+    disputed, large = bt.evaluation_exclusions(tmp_path / "ledger.csv", str(profile))
+    assert (disputed.reason, disputed.invoice_ids) == ("disputed after issue", frozenset({"F-1"}))
+    assert large.invoice_ids == frozenset({"F-2"})
+    assert bt.evaluation_exclusions(tmp_path / "ledger.csv", "fec") == []
+
+
+def test_profiles_without_the_key_exclude_nothing() -> None:
+    from relance.sources.tabular import load_profile
+
+    assert load_profile("ibm_ar").evaluation.exclude[0].where == "Disputed = 'Yes'"
+    assert load_profile("demo").evaluation.exclude == []
