@@ -902,7 +902,11 @@ def log_backtest(result: BacktestResult, *, tracking_uri: str, artifact_root: Pa
         "n_months": sum(1 for m in result.months if not m["skipped"]),
         "build_as_of": result.build_as_of.isoformat(),
         "origin": "rolling monthly (first day of each month)",
-        "excluded": "; ".join(f"{e['reason']}: {e['test_rows']}" for e in result.exclusions) or "none",
+        "excluded": "; ".join(
+            f"{e['reason']}: {e['test_rows']}" + ("" if e["applied"] else " (kept: --keep-excluded)")
+            for e in result.exclusions
+        )
+        or "none",
     }
     table = pd.DataFrame(
         [{"method": RELANCE, **result.metrics}] + [{"method": k, **v} for k, v in result.baselines.items()]
