@@ -532,10 +532,12 @@ def test_labels(warehouse: Path) -> None:
     # labels exist for the training (grid) rows only, not for the scoring date
     feats = set(_query(path, "select invoice_id, as_of_date from ml.ml_invoice_features where as_of_date < ?", [AS_OF]))
     assert set(labels) == feats
-    # columns: is_late, days_late, settled_date, days_to_settle, is_paid_within_horizon,
+    # columns: target_name, is_late, days_late, settled_date, days_to_settle, is_paid_within_horizon,
     # amount_paid_within_horizon, open_amount_at_as_of, label_observed_date, is_label_known.
     # label_observed_date = greatest(due_date, as_of_date) + 30; known when it is on or before AS_OF (03-31)
     # I1 due 01-31, seen 01-31 with 700 open: observed 03-02, P2 (700) paid 02-10 -> on time, known
+    assert {v[0] for v in labels.values()} == {"unpaid_30d_after_due"}  # the settings' default target
+    labels = {k: v[1:] for k, v in labels.items()}
     assert labels[("I1", date(2026, 1, 31))] == (
         0, 10, date(2026, 2, 10), 10, 1, 700, 700, date(2026, 3, 2), True,
     )  # fmt: skip
