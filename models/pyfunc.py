@@ -197,26 +197,44 @@ class BaselineRule:
 class Calibration:
     """What turns the booster's raw scores into calibrated outputs, fitted on a time-held-out slice.
 
-    ``method``: ``platt`` (a logistic curve on the raw log-odds: ``a``, ``b``), ``isotonic`` (a monotone step
-    function: ``x`` raw probabilities, ``y`` calibrated ones, interpolated) or ``none``. ``interval_adjust_days``:
-    the split-conformal widening of the p10..p90 interval (conformalised quantile regression), so about 80 % of
-    held-out invoices fell inside it.
+    ``method``: ``platt`` (a logistic curve on the raw log-odds: ``a``, ``b``), ``stacked`` (Platt with the
+    customer's as-of late share beside the booster: ``a`` x logit(raw) + ``c`` x logit(share) + ``d`` x
+    no-history + ``b``; on small ledgers a few hundred rows cannot teach trees what a customer's own record says,
+    and the held-out slice decides how much each is worth), ``isotonic`` (a monotone step function: ``x`` raw
+    probabilities, ``y`` calibrated ones, interpolated) or ``none``. ``interval_adjust_days``: the split-conformal
+    widening of the p10..p90 interval (conformalised quantile regression), so about 80 % of held-out invoices fell
+    inside it.
     """
 
     method: str = "none"
     a: float = 1.0
     b: float = 0.0
+    c: float = 0.0
+    d: float = 0.0
+    prior_column: str = ""
+    prior_fill: float = 0.5
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     interval_adjust_days: float = 0.0
     slice_rows: int = 0
     slice_start: str = ""
 
-    def apply(self, p_raw: np.ndarray) -> np.ndarray:
+    def prior_terms(self, df: pd.DataFrame | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """logit(share) with missing shares filled by ``prior_fill``, and the no-history flag."""
+        if df is None or not self.prior_column or self.prior_column not in df.columns:
+            return np.full(n, _logit(np.array([self.prior_fill]))[0]), np.ones(n)
+        share = pd.to_numeric(df[self.prior_column], errors="coerce").to_numpy(dtype=np.float64)
+        missing = np.isnan(share)
+        filled = np.where(missing, self.prior_fill, share)
+        return _logit(np.clip(filled, 0.01, 0.99)), missing.astype(np.float64)
+
+    def apply(self, p_raw: np.ndarray, df: pd.DataFrame | None = None) -> np.ndarray:
         p_raw = np.asarray(p_raw, dtype=np.float64)
-        if self.method == "platt":
-            clipped = np.clip(p_raw, 1e-6, 1 - 1e-6)
-            z = self.a * np.log(clipped / (1 - clipped)) + self.b
+        if self.method in ("platt", "stacked"):
+            z = self.a * _logit(np.clip(p_raw, 1e-6, 1 - 1e-6)) + self.b
+            if self.method == "stacked":
+                prior, no_history = self.prior_terms(df, len(p_raw))
+                z = z + self.c * prior + self.d * no_history
             return 1.0 / (1.0 + np.exp(-z))
         if self.method == "isotonic":
             return np.interp(p_raw, np.asarray(self.x), np.asarray(self.y))
@@ -227,6 +245,10 @@ class Calibration:
             "method": self.method,
             "a": self.a,
             "b": self.b,
+            "c": self.c,
+            "d": self.d,
+            "prior_column": self.prior_column,
+            "prior_fill": self.prior_fill,
             "x": list(self.x),
             "y": list(self.y),
             "interval_adjust_days": self.interval_adjust_days,
@@ -240,12 +262,20 @@ class Calibration:
             method=d.get("method", "none"),
             a=float(d.get("a", 1.0)),
             b=float(d.get("b", 0.0)),
+            c=float(d.get("c", 0.0)),
+            d=float(d.get("d", 0.0)),
+            prior_column=str(d.get("prior_column", "")),
+            prior_fill=float(d.get("prior_fill", 0.5)),
             x=tuple(float(v) for v in d.get("x", ())),
             y=tuple(float(v) for v in d.get("y", ())),
             interval_adjust_days=float(d.get("interval_adjust_days", 0.0)),
             slice_rows=int(d.get("slice_rows", 0)),
             slice_start=str(d.get("slice_start", "")),
         )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
 
 
 def format_reason(phrase: dict[str, Any] | None, feature: str, value: object) -> str:
@@ -369,7 +399,7 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
         unseen = self.spec.unseen_levels(df)
         if unseen:
             logger.info("categorical levels unseen in training, scored as missing: %s", unseen)
-        return self._calibration.apply(self.predict_raw(df))
+        return self._calibration.apply(self.predict_raw(df), df)
 
     def predict_frame(self, df: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """Every output column for ``df`` (index kept): probability, quantiles, reason codes."""
@@ -389,7 +419,7 @@ class PaymentDelayModel(mlflow.pyfunc.PythonModel):
             return out
         x = self.spec.transform(df) if len(df) else np.empty((0, len(self.spec.feature_columns)))
         raw = np.asarray(self.booster.predict(x), dtype=np.float64) if len(df) else np.empty(0)
-        out[self.spec.output_column] = self._calibration.apply(raw)
+        out[self.spec.output_column] = self._calibration.apply(raw, df)
         quantiles = self._predict_quantiles(df, x)
         for column in QUANTILE_COLUMNS:
             out[column] = quantiles.get(column, np.full(len(df), np.nan))

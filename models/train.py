@@ -30,7 +30,6 @@ import mlflow.data
 import numpy as np
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
@@ -77,15 +76,18 @@ from models.split import Split, UntrainableData, time_split
 logger = logging.getLogger(__name__)
 
 NUM_BOOST_ROUND = 200
+# Chosen on the IBM sample's 2012 H2 months (rolling origin, never on the 2013 months the README reports) among
+# three settings: small trees and a slow rate generalise best on ledgers of a few thousand invoices; early
+# stopping on the calibration slice gives larger ledgers the rounds they need.
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 30,
-    "feature_fraction": 0.9,
+    "learning_rate": 0.03,
+    "num_leaves": 7,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.7,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
-    "lambda_l2": 1.0,
+    "lambda_l2": 5.0,
     "cat_smooth": 10.0,
     "num_threads": 2,
     "deterministic": True,
@@ -103,7 +105,8 @@ MIN_BOOST_ROUND = 20
 EARLY_STOPPING_ROUNDS = 50
 CALIBRATION_SHARE = 0.2  # last share of training rows (by as-of date) held out to calibrate
 MIN_CALIBRATION_ROWS = 50
-ISOTONIC_MIN_ROWS = 1000  # isotonic needs many rows; below, Platt's two parameters are steadier
+PRIOR_COLUMN = "cust_late_share"  # the customer's own record, stacked beside the booster in the calibration
+STACKING_C = 10.0  # mild L2 on the stacking weights (a few hundred slice rows on small ledgers)
 MIN_REGRESSION_ROWS = 50  # settled rows needed to fit days-late quantiles
 INTERVAL_COVERAGE = 0.8  # p10..p90
 # LightGBM's quantile objective refits every leaf by a percentile: several times slower than the classifier. A
@@ -237,14 +240,20 @@ def _fit_rounds(
     return booster, max(MIN_BOOST_ROUND, int(booster.best_iteration or max_rounds))
 
 
-def _platt_or_isotonic(p_raw: np.ndarray, y: np.ndarray) -> Calibration:
-    """Platt (logistic on the raw log-odds) on small slices, isotonic from ISOTONIC_MIN_ROWS rows."""
-    if len(y) >= ISOTONIC_MIN_ROWS:
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p_raw, y)
-        return Calibration(method="isotonic", x=tuple(iso.X_thresholds_), y=tuple(iso.y_thresholds_))
-    z = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6))).reshape(-1, 1)
-    lr = LogisticRegression(C=1e6).fit(z, y)
-    return Calibration(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+def _stacked_platt(p_raw: np.ndarray, y: np.ndarray, slice_frame: pd.DataFrame, base_rate: float) -> Calibration:
+    """Platt scaling with the customer's as-of late share beside the booster's log-odds (``Calibration`` docs),
+    fitted on the held-out slice; plain Platt when the frame has no such column."""
+    template = Calibration(method="stacked", prior_column=PRIOR_COLUMN, prior_fill=float(base_rate))
+    if PRIOR_COLUMN not in slice_frame.columns:
+        z = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6))).reshape(-1, 1)
+        lr = LogisticRegression(C=1e6).fit(z, y)
+        return Calibration(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+    booster = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6)))
+    prior, no_history = template.prior_terms(slice_frame, len(p_raw))
+    x = np.column_stack([booster, prior, no_history])
+    lr = LogisticRegression(C=STACKING_C).fit(x, y)
+    a, c, d = (float(v) for v in lr.coef_[0])
+    return dataclasses.replace(template, a=a, b=float(lr.intercept_[0]), c=c, d=d)
 
 
 def _conformal_adjust(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage: float) -> float:
@@ -289,7 +298,7 @@ def fit_payment_model(
     if usable:
         first, rounds = _fit_rounds(lgb_params, spec, train, y, weight, early, late, MAX_BOOST_ROUND)
         p_slice = np.asarray(first.predict(spec.transform(train.loc[late]), num_iteration=rounds))
-        calibration = _platt_or_isotonic(p_slice, y[late].astype(int))
+        calibration = _stacked_platt(p_slice, y[late].astype(int), train.loc[late], float(y[early].mean()))
         calibration = dataclasses.replace(calibration, slice_rows=int(late.sum()), slice_start=str(start.date()))
     else:
         logger.info("no calibration slice (too few rows or a single class in it): probabilities are uncalibrated")
@@ -364,7 +373,7 @@ def _with_weights(frame: pd.DataFrame) -> pd.DataFrame:
 def evaluation_metrics(scored: pd.DataFrame, *, n_boot: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
     """Every test metric of a frame of predictions, under consistent MLflow names: ``<metric>`` pooled over the
     snapshots, ``<metric>_snapshot_weighted`` (each invoice counts once), ``<metric>_amount_weighted``, and
-    ``<metric>_ci_lo`` / ``_ci_hi`` (95 % customer bootstrap) for the AUC and the MAE of days late."""
+    ``<metric>_ci_low`` / ``_ci_high`` (95 % customer bootstrap) for the AUC and the MAE of days late."""
     out = {k: float(v) for k, v in frame_metrics(scored).items()}
     y = scored[TARGET].to_numpy()
     out["pr_auc"] = float(average_precision_score(y, scored[PREDICTION])) if len(np.unique(y)) == 2 else np.nan
@@ -375,7 +384,7 @@ def evaluation_metrics(scored: pd.DataFrame, *, n_boot: int = BOOTSTRAP_RESAMPLE
         ci = customer_bootstrap_ci(scored, frame_metrics, n_boot=n_boot)
         for key in ("auc", "mae_days_late", "brier", "coverage_p10_p90"):
             if key in ci:
-                out[f"{key}_ci_lo"], out[f"{key}_ci_hi"] = (float(v) for v in ci[key])
+                out[f"{key}_ci_low"], out[f"{key}_ci_high"] = (float(v) for v in ci[key])
     return out
 
 

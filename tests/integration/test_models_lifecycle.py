@@ -251,11 +251,11 @@ def test_first_run_is_fully_logged(scenario: Scenario) -> None:
         "coverage_p10_p90",
         "auc_snapshot_weighted",
         "auc_amount_weighted",
-        "auc_ci_lo",
-        "auc_ci_hi",
+        "auc_ci_low",
+        "auc_ci_high",
     ):
         assert f"test_{metric}" in m, metric
-    assert m["test_auc_ci_lo"] <= m["test_auc"] <= m["test_auc_ci_hi"]
+    assert m["test_auc_ci_low"] <= m["test_auc"] <= m["test_auc_ci_high"]
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "plots")}
     assert {"plots/roc_calibration.png", "plots/calibration.png", "plots/shap_summary.png"} <= artifacts
     assert {"segment_table.json", "backtest_table.json"} <= {a.path for a in client.list_artifacts(first.run_id)}
