@@ -65,7 +65,7 @@ from models.contract import (
     target_name,
 )
 from models.evaluate import roc_calibration_figure
-from models.features import _check_contract, _feature_select
+from models.features import check_contract, feature_select
 from models.metrics import (
     amount_band,
     calibration_figure,
@@ -77,7 +77,7 @@ from models.metrics import (
     snapshot_weights,
 )
 from models.registry import mlflow_uris
-from models.train import _ensure_experiment, fit_payment_model
+from models.train import ensure_experiment, fit_payment_model
 from relance import dbt
 from relance.settings import Settings
 from relance.sources.base import file_sha256
@@ -283,12 +283,12 @@ def load_backtest_frame(con: duckdb.DuckDBPyConnection, *, train_rows: TrainRows
     ``settled_date``, ``label_observed_date``, ``is_label_known``, ``target_name``, and ``hist_settled_count``,
     ``hist_mean_days_late``, ``hist_median_days_late`` (days late 0 when paid on time, of the customer's invoices
     settled strictly before the row's date; null without history)."""
-    _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
+    check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
     at_issue = "WHERE CAST(f.as_of_date AS DATE) = CAST(f.issue_date AS DATE)" if train_rows == "issue" else ""
     sql = f"""
 WITH rows AS (
   SELECT
-    {_feature_select("f")},
+    {feature_select("f")},
     CAST(l.{TARGET} AS DOUBLE) AS {TARGET},
     CAST(l.days_late AS DOUBLE) AS {DAYS_LATE},
     CAST(l.settled_date AS DATE) AS settled_date,
@@ -889,7 +889,7 @@ def mlflow_metrics(result: BacktestResult) -> dict[str, float]:
 def log_backtest(result: BacktestResult, *, tracking_uri: str, artifact_root: Path | str) -> str:
     """One MLflow run in ``relance-backtest-<target>``: params, pooled metrics, the tables and the plots."""
     name = experiment_name(result.target)
-    experiment_id = _ensure_experiment(tracking_uri, name, artifact_root)
+    experiment_id = ensure_experiment(tracking_uri, name, artifact_root)
     params = {
         "file_sha256": result.file_sha256,
         "source": Path(result.source).name,

@@ -57,7 +57,7 @@ def _relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str
     return columns
 
 
-def _check_contract(con: duckdb.DuckDBPyConnection, relation: str, required: tuple[str, ...]) -> None:
+def check_contract(con: duckdb.DuckDBPyConnection, relation: str, required: tuple[str, ...]) -> None:
     present = set(_relation_columns(con, relation))
     missing = [c for c in required if c not in present]
     if missing:
@@ -66,7 +66,7 @@ def _check_contract(con: duckdb.DuckDBPyConnection, relation: str, required: tup
         )
 
 
-def _feature_select(alias: str) -> str:
+def feature_select(alias: str) -> str:
     """Keys, context and features, typed as the model expects (numbers DOUBLE, categories VARCHAR)."""
     cols = [f"{alias}.{c}" for c in KEY_COLUMNS]
     cols[KEY_COLUMNS.index("as_of_date")] = f"CAST({alias}.as_of_date AS DATE) AS as_of_date"
@@ -96,8 +96,8 @@ def load_training_frame(
     outcomes the run could not have observed). When ``horizon_days`` is given the minimal window
     ``as_of_date_row + horizon_days <= as_of_date`` is checked too.
     """
-    _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
-    _check_contract(con, LABELS_RELATION, LABEL_COLUMNS)
+    check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
+    check_contract(con, LABELS_RELATION, LABEL_COLUMNS)
     horizon_filter = ""
     params: list[object] = [as_of_date, as_of_date, as_of_date]
     if horizon_days is not None:
@@ -105,7 +105,7 @@ def load_training_frame(
         params += [int(horizon_days), as_of_date]
     sql = f"""
 SELECT
-  {_feature_select("f")},
+  {feature_select("f")},
   CAST(l.{TARGET} AS INTEGER) AS {TARGET},
   CAST(CASE WHEN CAST(l.settled_date AS DATE) <= CAST(? AS DATE) THEN l.{DAYS_LATE} END AS DOUBLE) AS {DAYS_LATE},
   CAST(l.target_name AS VARCHAR) AS target_name,
@@ -161,10 +161,10 @@ def features_rebuild_reason(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def load_scoring_frame(con: duckdb.DuckDBPyConnection, as_of_date: date) -> pd.DataFrame:
     """Feature rows of the snapshot ``as_of_date`` (keys + context + features; no label column)."""
-    _check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
+    check_contract(con, FEATURES_RELATION, KEY_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS)
     sql = f"""
 SELECT
-  {_feature_select("f")}
+  {feature_select("f")}
 FROM {FEATURES_RELATION} AS f
 WHERE CAST(f.as_of_date AS DATE) = CAST(? AS DATE)
 ORDER BY f.invoice_id

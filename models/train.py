@@ -148,7 +148,7 @@ class TrainResult:
     test_scores: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
 
-def _ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: Path | str) -> str:
+def ensure_experiment(tracking_uri: str, experiment_name: str, artifact_root: Path | str) -> str:
     client = client_for(tracking_uri)
     exp = client.get_experiment_by_name(experiment_name)
     if exp is not None:
@@ -472,7 +472,7 @@ def train_candidate(
         **window,
     }
 
-    experiment_id = _ensure_experiment(tracking_uri, experiment_name, artifact_root)
+    experiment_id = ensure_experiment(tracking_uri, experiment_name, artifact_root)
     run_name = f"{model_name}-cutoff-{split.cutoff_date}"
     with (
         mlflow_uris(tracking_uri),
@@ -777,7 +777,7 @@ def fall_back(
             "model_name": model_name,
         }
     )
-    experiment_id = _ensure_experiment(tracking_uri, experiment_name, artifact_root)
+    experiment_id = ensure_experiment(tracking_uri, experiment_name, artifact_root)
     with (
         mlflow_uris(tracking_uri),
         tempfile.TemporaryDirectory(prefix="relance-baseline-") as tmp,
