@@ -68,7 +68,11 @@ def _daily(
     trained = train_model(settings, as_of, lineage)
     scoring = score_invoices(settings, as_of, dbt_invocation)
     build_features(settings, as_of, stage="serving", docs=True)
-    lineage |= {"model.version": scoring.model_version, "model.run_id": scoring.model_run_id}
+    lineage |= {
+        "model.version": scoring.model_version,
+        "model.run_id": scoring.model_run_id,
+        "model.target_name": scoring.target_name or "",  # what the score that chose each reminder means
+    }
     with connection(settings.warehouse) as con:
         verdict = send_verdict(
             con,
