@@ -929,7 +929,36 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "great_expectations", "urllib3", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app()
+    try:
+        app()  # standalone: always ends in SystemExit, with typer's own messages and exit codes
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    _exit_after_prefect(code)
+
+
+#: How long the command waits, once done, for Prefect to deliver its queued logs and events to its API.
+PREFECT_DRAIN_SECONDS = 60.0
+
+
+def _exit_after_prefect(code: int) -> None:
+    """Exit with ``code``, after Prefect's queued logs and events are delivered, within a bound.
+
+    Prefect drains its log and event queues at interpreter exit, without a time limit; a race in those queue
+    services (PrefectHQ/prefect#14629) can leave that drain waiting forever once the work is done, so a scheduled
+    run would hang after succeeding. Draining here with a bound, then exiting, keeps the exit code honest and
+    the process finite; a drain that times out is said on stderr (the run's own outcome is already recorded).
+    """
+    if "prefect" in sys.modules:
+        drained = _flow("_common", "drain_prefect_services")(PREFECT_DRAIN_SECONDS)
+        if not drained:
+            sys.stderr.write(
+                f"warning: Prefect logs/events not all delivered within {PREFECT_DRAIN_SECONDS:.0f} s; exiting\n"
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
