@@ -27,6 +27,7 @@ from models.contract import (
     FEATURE_COLUMNS,
     KEY_COLUMNS,
     NUMERIC_FEATURES,
+    OUTPUT_COLUMNS,
     PREDICTION,
     QUANTILE_COLUMNS,
     TARGET,
@@ -286,9 +287,10 @@ def test_first_run_is_fully_logged(scenario: Scenario) -> None:
     with mlflow_uris(scenario.tracking_uri):
         info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{first.model_version}")
     assert info.signature.inputs.input_names() == list(FEATURE_COLUMNS)
-    assert info.signature.outputs.input_names() == [PREDICTION]
+    assert info.signature.outputs.input_names() == list(OUTPUT_COLUMNS)  # probability, quantiles, reasons
     assert info.saved_input_example_info is not None
     exp = client.get_experiment(first.experiment_id)
+    assert exp.name == f"{EXPERIMENT}-unpaid_30d_after_due"  # one experiment per target
     assert exp.artifact_location.startswith((scenario.artifact_root / EXPERIMENT).resolve().as_uri())
 
 
