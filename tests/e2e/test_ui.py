@@ -88,7 +88,7 @@ def test_every_lineage_id_on_a_planned_reminder_resolves(ui: Ui, demo_run: DemoR
     # features carry the id of the build that made them: grid dates built by the demo and kept (incremental),
     # the scoring date rebuilt by the rerun
     assert feature_invocations == {False: [first["dbt_invocation_id"]], True: [second["dbt_invocation_id"]]}
-    experiment = client.get_experiment_by_name("payment_delay")
+    experiment = client.get_experiment_by_name("payment_delay-unpaid_30d_after_due")  # one per target
     trained = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.`prefect.flow_run_id` = '{first['flow_run_id']}'"
     )
