@@ -44,7 +44,8 @@ def _paths(tmp_path: Path) -> list[str]:
 
 
 VARS_2026_10_31 = (
-    '{"as_of_date": "2026-10-31", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, "target_days": 45, "target_kind": "unpaid_after_due"}'
+    '{"as_of_date": "2026-10-31", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, '
+    '"target_days": 45, "target_kind": "unpaid_after_due"}'
 )
 
 
@@ -87,7 +88,8 @@ def test_backtest_build_rebuilds_every_date_as_of_the_past(settings: Settings, t
         "--exclude-resource-type",
         "unit_test",
         "--vars",
-        '{"as_of_date": "2025-06-30", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, "target_days": 45, "target_kind": "unpaid_after_due"}',
+        '{"as_of_date": "2025-06-30", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, '
+        '"target_days": 45, "target_kind": "unpaid_after_due"}',
     ]
 
 
@@ -109,14 +111,18 @@ def test_every_var_the_project_reads_is_passed_and_the_project_has_no_defaults(s
     }
     read.discard("name")  # positive_int_var's own parameter
     passed = json.loads(dbt.daily_build_args(settings, date(2026, 1, 1))[-1])
-    assert read == set(passed) == {
-        "as_of_date",
-        "snapshot_interval_days",
-        "history_start_days",
-        "horizon_days",
-        "target_kind",
-        "target_days",
-    }
+    assert (
+        read
+        == set(passed)
+        == {
+            "as_of_date",
+            "snapshot_interval_days",
+            "history_start_days",
+            "horizon_days",
+            "target_kind",
+            "target_days",
+        }
+    )
 
 
 def test_bad_requests_are_clear_errors(settings: Settings) -> None:
