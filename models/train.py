@@ -113,7 +113,7 @@ INTERVAL_COVERAGE = 0.8  # p10..p90
 # seeded sample of settled rows (plenty for three quantiles) and a faster learning rate keep it in proportion.
 QUANTILE_PARAMS: dict[str, Any] = {"objective": "quantile", "metric": "quantile", "learning_rate": 0.1}
 QUANTILE_MAX_ROUNDS = 300
-QUANTILE_MAX_ROWS = 200_000
+QUANTILE_MAX_ROWS = 50_000
 
 # Below these, a fitted model and its test metrics are noise (LightGBM's min_data_in_leaf is 30; an AUC on a
 # handful of positives swings by tenths): the run keeps the champion or serves a baseline instead.
@@ -264,12 +264,52 @@ def _conformal_adjust(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage: f
     return float(np.quantile(scores, level, method="higher"))
 
 
+def _refit_like(
+    like: PaymentDelayModel,
+    train: pd.DataFrame,
+    *,
+    params: dict[str, Any] | None,
+    seed: int,
+    weight_column: str | None,
+) -> PaymentDelayModel:
+    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
+    train = train.reset_index(drop=True)
+    y = pd.to_numeric(train[TARGET]).to_numpy(dtype=np.float64)
+    weight = None if weight_column is None else train[weight_column].to_numpy(dtype=np.float64)
+    booster = lgb.train(lgb_params, _dataset(spec, train, y, weight), num_boost_round=like.booster.current_iteration())
+    quantiles: dict[str, lgb.Booster] = {}
+    days = pd.to_numeric(train[DAYS_LATE], errors="coerce") if DAYS_LATE in train else None
+    if like.quantile_boosters and days is not None and days.notna().sum() >= MIN_REGRESSION_ROWS:
+        known = _quantile_rows(days, seed)
+        d = days.to_numpy(dtype=np.float64)
+        full = _dataset(spec, train.loc[known], d[known], None if weight is None else weight[known])
+        for alpha, column in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
+            rounds = like.quantile_boosters[column].current_iteration()
+            quantiles[column] = lgb.train({**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}, full, rounds)
+    return PaymentDelayModel.from_fitted(
+        booster, spec, quantile_boosters=quantiles, calibration=like.calibration, phrases=REASON_PHRASES
+    )
+
+
+def _quantile_rows(days: pd.Series, seed: int) -> np.ndarray:
+    """Settled rows the quantile boosters train on: all of them, or a seeded sample of QUANTILE_MAX_ROWS."""
+    known = days.notna().to_numpy(copy=True)
+    if known.sum() > QUANTILE_MAX_ROWS:
+        rng = np.random.default_rng(seed)
+        keep = np.zeros(len(known), bool)
+        keep[rng.choice(np.flatnonzero(known), QUANTILE_MAX_ROWS, replace=False)] = True
+        known = keep
+    return known
+
+
 def fit_payment_model(
     train: pd.DataFrame,
     *,
     params: dict[str, Any] | None = None,
     seed: int = 0,
     weight_column: str | None = None,
+    like: PaymentDelayModel | None = None,
 ) -> PaymentDelayModel:
     """Fit the classifier (``is_late``), the days-late quantile models and their calibration on ``train``.
 
@@ -279,7 +319,13 @@ def fit_payment_model(
     model is refitted on all rows with those rounds and the calibration applied on top. Days late train only on rows
     whose ``days_late`` is known (settled: the caller nulls it when the settlement is after its cutoff).
     ``weight_column`` weighs rows (e.g. snapshot weights: one invoice seen on many as-of dates counts once).
+
+    ``like``: refit the boosters of that model on ``train`` with its rounds, and keep its calibration and
+    conformal widening (which were fitted on data it never trained on) instead of holding out a slice again: the
+    served model refitted on every labelled row after evaluation.
     """
+    if like is not None:
+        return _refit_like(like, train, params=params, seed=seed, weight_column=weight_column)
     lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
     spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
     train = train.reset_index(drop=True)
@@ -307,12 +353,7 @@ def fit_payment_model(
     quantiles: dict[str, lgb.Booster] = {}
     days = pd.to_numeric(train.get(DAYS_LATE), errors="coerce") if DAYS_LATE in train else None
     if days is not None and days.notna().sum() >= MIN_REGRESSION_ROWS:
-        known = days.notna().to_numpy(copy=True)
-        if known.sum() > QUANTILE_MAX_ROWS:
-            rng = np.random.default_rng(seed)
-            keep = np.zeros(len(known), bool)
-            keep[rng.choice(np.flatnonzero(known), QUANTILE_MAX_ROWS, replace=False)] = True
-            known = keep
+        known = _quantile_rows(days, seed)
         d = days.to_numpy(dtype=np.float64)
         q_rounds: dict[str, int] = {}
         slice_preds: dict[str, np.ndarray] = {}
@@ -434,7 +475,9 @@ def train_candidate(
 
     served = evaluated
     if refit_frame is not None:
-        served = fit_payment_model(_with_weights(refit_frame), params=params, seed=seed, weight_column=SNAPSHOT_WEIGHT)
+        served = fit_payment_model(
+            _with_weights(refit_frame), params=params, seed=seed, weight_column=SNAPSHOT_WEIGHT, like=evaluated
+        )
 
     all_metrics: dict[str, float] = {
         **prefixed("test", metrics),

@@ -155,3 +155,15 @@ def test_without_settled_rows_there_are_no_quantiles() -> None:
     out = model.predict_frame(df.head(10), reasons=False)
     assert out[list(QUANTILE_COLUMNS)].isna().all().all()
     assert out[PREDICTION].between(0, 1).all()
+
+
+def test_the_served_refit_keeps_the_evaluated_rounds_and_calibration(fitted) -> None:
+    model, train, test = fitted
+    everything = pd.concat([train, test], ignore_index=True)
+    served = fit_payment_model(everything, like=model)
+    assert served.calibration == model.calibration  # fitted on rows the evaluated model never saw
+    assert served.booster.current_iteration() == model.booster.current_iteration()
+    for column, booster in model.quantile_boosters.items():
+        assert served.quantile_boosters[column].current_iteration() == booster.current_iteration()
+    # refitted, not copied: the served model learned from the later rows too
+    assert not np.allclose(served.predict_raw(test), model.predict_raw(test))
