@@ -222,16 +222,16 @@ class Calibration:
     def prior_terms(self, df: pd.DataFrame | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         """logit(share) with missing shares filled by ``prior_fill``, and the no-history flag."""
         if df is None or not self.prior_column or self.prior_column not in df.columns:
-            return np.full(n, _logit(np.array([self.prior_fill]))[0]), np.ones(n)
+            return np.full(n, logit(np.array([self.prior_fill]))[0]), np.ones(n)
         share = pd.to_numeric(df[self.prior_column], errors="coerce").to_numpy(dtype=np.float64)
         missing = np.isnan(share)
         filled = np.where(missing, self.prior_fill, share)
-        return _logit(np.clip(filled, 0.01, 0.99)), missing.astype(np.float64)
+        return logit(np.clip(filled, 0.01, 0.99)), missing.astype(np.float64)
 
     def apply(self, p_raw: np.ndarray, df: pd.DataFrame | None = None) -> np.ndarray:
         p_raw = np.asarray(p_raw, dtype=np.float64)
         if self.method in ("platt", "stacked"):
-            z = self.a * _logit(np.clip(p_raw, 1e-6, 1 - 1e-6)) + self.b
+            z = self.a * logit(p_raw) + self.b
             if self.method == "stacked":
                 prior, no_history = self.prior_terms(df, len(p_raw))
                 z = z + self.c * prior + self.d * no_history
@@ -274,7 +274,9 @@ class Calibration:
         )
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [1e-6, 1 - 1e-6] so that 0 and 1 stay finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 

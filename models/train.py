@@ -68,7 +68,7 @@ from models.metrics import (
     shap_summary_figure,
     snapshot_weights,
 )
-from models.pyfunc import Calibration, FeatureSpec, PaymentDelayModel
+from models.pyfunc import Calibration, FeatureSpec, PaymentDelayModel, logit
 from models.reasons import REASON_PHRASES
 from models.registry import CHALLENGER, CHAMPION, client_for, find_alias, mlflow_uris, promote_if_better
 from models.split import Split, UntrainableData, time_split
@@ -205,9 +205,10 @@ def _calibration_slice(frame: pd.DataFrame, share: float) -> tuple[np.ndarray, n
     return early, late, start
 
 
-def _dataset(spec: FeatureSpec, frame: pd.DataFrame, label: np.ndarray, weight: np.ndarray | None) -> lgb.Dataset:
+def _dataset(spec: FeatureSpec, x: np.ndarray, label: np.ndarray, weight: np.ndarray | None) -> lgb.Dataset:
+    """A LightGBM dataset from rows of the matrix ``spec.transform`` made (built once per fit, then sliced)."""
     return lgb.Dataset(
-        spec.transform(frame),
+        x,
         label=label,
         weight=weight,
         feature_name=list(spec.feature_columns),
@@ -220,7 +221,7 @@ def _dataset(spec: FeatureSpec, frame: pd.DataFrame, label: np.ndarray, weight: 
 def _fit_rounds(
     params: dict[str, Any],
     spec: FeatureSpec,
-    frame: pd.DataFrame,
+    x: np.ndarray,
     label: np.ndarray,
     weight: np.ndarray | None,
     early: np.ndarray,
@@ -228,8 +229,8 @@ def _fit_rounds(
     max_rounds: int,
 ) -> tuple[lgb.Booster | None, int]:
     """Fit on the early rows with early stopping on the late slice: (booster, best number of rounds)."""
-    train_set = _dataset(spec, frame.loc[early], label[early], None if weight is None else weight[early])
-    valid_set = _dataset(spec, frame.loc[late], label[late], None if weight is None else weight[late])
+    train_set = _dataset(spec, x[early], label[early], None if weight is None else weight[early])
+    valid_set = _dataset(spec, x[late], label[late], None if weight is None else weight[late])
     booster = lgb.train(
         params,
         train_set,
@@ -245,12 +246,10 @@ def _stacked_platt(p_raw: np.ndarray, y: np.ndarray, slice_frame: pd.DataFrame, 
     fitted on the held-out slice; plain Platt when the frame has no such column."""
     template = Calibration(method="stacked", prior_column=PRIOR_COLUMN, prior_fill=float(base_rate))
     if PRIOR_COLUMN not in slice_frame.columns:
-        z = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6))).reshape(-1, 1)
-        lr = LogisticRegression(C=1e6).fit(z, y)
+        lr = LogisticRegression(C=1e6).fit(logit(p_raw).reshape(-1, 1), y)
         return Calibration(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
-    booster = np.log(np.clip(p_raw, 1e-6, 1 - 1e-6) / (1 - np.clip(p_raw, 1e-6, 1 - 1e-6)))
     prior, no_history = template.prior_terms(slice_frame, len(p_raw))
-    x = np.column_stack([booster, prior, no_history])
+    x = np.column_stack([logit(p_raw), prior, no_history])
     lr = LogisticRegression(C=STACKING_C).fit(x, y)
     a, c, d = (float(v) for v in lr.coef_[0])
     return dataclasses.replace(template, a=a, b=float(lr.intercept_[0]), c=c, d=d)
@@ -264,6 +263,18 @@ def _conformal_adjust(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, coverage: f
     return float(np.quantile(scores, level, method="higher"))
 
 
+def _prepare(
+    train: pd.DataFrame, params: dict[str, Any] | None, seed: int, weight_column: str | None
+) -> tuple[dict[str, Any], FeatureSpec, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray | None]:
+    """LightGBM params, the feature spec, the frame (index reset), its matrix (transformed once), label, weights."""
+    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
+    train = train.reset_index(drop=True)
+    y = pd.to_numeric(train[TARGET]).to_numpy(dtype=np.float64)
+    weight = None if weight_column is None else train[weight_column].to_numpy(dtype=np.float64)
+    return lgb_params, spec, train, spec.transform(train), y, weight
+
+
 def _refit_like(
     like: PaymentDelayModel,
     train: pd.DataFrame,
@@ -272,18 +283,14 @@ def _refit_like(
     seed: int,
     weight_column: str | None,
 ) -> PaymentDelayModel:
-    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
-    spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
-    train = train.reset_index(drop=True)
-    y = pd.to_numeric(train[TARGET]).to_numpy(dtype=np.float64)
-    weight = None if weight_column is None else train[weight_column].to_numpy(dtype=np.float64)
-    booster = lgb.train(lgb_params, _dataset(spec, train, y, weight), num_boost_round=like.booster.current_iteration())
+    lgb_params, spec, train, x, y, weight = _prepare(train, params, seed, weight_column)
+    booster = lgb.train(lgb_params, _dataset(spec, x, y, weight), num_boost_round=like.booster.current_iteration())
     quantiles: dict[str, lgb.Booster] = {}
     days = pd.to_numeric(train[DAYS_LATE], errors="coerce") if DAYS_LATE in train else None
     if like.quantile_boosters and days is not None and days.notna().sum() >= MIN_REGRESSION_ROWS:
         known = _quantile_rows(days, seed)
         d = days.to_numpy(dtype=np.float64)
-        full = _dataset(spec, train.loc[known], d[known], None if weight is None else weight[known])
+        full = _dataset(spec, x[known], d[known], None if weight is None else weight[known])
         for alpha, column in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
             rounds = like.quantile_boosters[column].current_iteration()
             quantiles[column] = lgb.train({**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}, full, rounds)
@@ -326,11 +333,7 @@ def fit_payment_model(
     """
     if like is not None:
         return _refit_like(like, train, params=params, seed=seed, weight_column=weight_column)
-    lgb_params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
-    spec = FeatureSpec.fit(train, numeric=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, output_column=PREDICTION)
-    train = train.reset_index(drop=True)
-    y = pd.to_numeric(train[TARGET]).to_numpy(dtype=np.float64)
-    weight = None if weight_column is None else train[weight_column].to_numpy(dtype=np.float64)
+    lgb_params, spec, train, x, y, weight = _prepare(train, params, seed, weight_column)
     early, late, start = _calibration_slice(train, CALIBRATION_SHARE)
     usable = (
         start is not None
@@ -342,13 +345,13 @@ def fit_payment_model(
     rounds = NUM_BOOST_ROUND
     calibration = Calibration()
     if usable:
-        first, rounds = _fit_rounds(lgb_params, spec, train, y, weight, early, late, MAX_BOOST_ROUND)
-        p_slice = np.asarray(first.predict(spec.transform(train.loc[late]), num_iteration=rounds))
+        first, rounds = _fit_rounds(lgb_params, spec, x, y, weight, early, late, MAX_BOOST_ROUND)
+        p_slice = np.asarray(first.predict(x[late], num_iteration=rounds))
         calibration = _stacked_platt(p_slice, y[late].astype(int), train.loc[late], float(y[early].mean()))
         calibration = dataclasses.replace(calibration, slice_rows=int(late.sum()), slice_start=str(start.date()))
     else:
         logger.info("no calibration slice (too few rows or a single class in it): probabilities are uncalibrated")
-    booster = lgb.train(lgb_params, _dataset(spec, train, y, weight), num_boost_round=rounds)
+    booster = lgb.train(lgb_params, _dataset(spec, x, y, weight), num_boost_round=rounds)
 
     quantiles: dict[str, lgb.Booster] = {}
     days = pd.to_numeric(train.get(DAYS_LATE), errors="coerce") if DAYS_LATE in train else None
@@ -362,11 +365,9 @@ def fit_payment_model(
             q_params = {**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}
             if reg_usable:
                 first, q_rounds[column] = _fit_rounds(
-                    q_params, spec, train, d, weight, early & known, late & known, QUANTILE_MAX_ROUNDS
+                    q_params, spec, x, d, weight, early & known, late & known, QUANTILE_MAX_ROUNDS
                 )
-                slice_preds[column] = np.asarray(
-                    first.predict(spec.transform(train.loc[late & known]), num_iteration=q_rounds[column])
-                )
+                slice_preds[column] = np.asarray(first.predict(x[late & known], num_iteration=q_rounds[column]))
             else:
                 q_rounds[column] = QUANTILE_MAX_ROUNDS // 2
         if reg_usable:
@@ -374,7 +375,7 @@ def fit_payment_model(
                 d[late & known], slice_preds[QUANTILE_COLUMNS[0]], slice_preds[QUANTILE_COLUMNS[-1]], INTERVAL_COVERAGE
             )
             calibration = dataclasses.replace(calibration, interval_adjust_days=adjust)
-        full = _dataset(spec, train.loc[known], d[known], None if weight is None else weight[known])
+        full = _dataset(spec, x[known], d[known], None if weight is None else weight[known])
         for alpha, column in zip(QUANTILES, QUANTILE_COLUMNS, strict=True):
             q_params = {**lgb_params, **QUANTILE_PARAMS, "alpha": alpha}
             quantiles[column] = lgb.train(q_params, full, num_boost_round=q_rounds[column])
