@@ -67,6 +67,8 @@ from models.contract import (
 from models.evaluate import roc_calibration_figure
 from models.features import check_contract, feature_select
 from models.metrics import (
+    CLASSIFICATION_KEYS,
+    REGRESSION_KEYS,
     amount_band,
     calibration_figure,
     customer_bootstrap_ci,
@@ -104,16 +106,9 @@ TABLE_KEYS: tuple[str, ...] = (
     "pinball_mean",
     "coverage_p10_p90",
 )
-CLASSIFICATION_OUTPUT: tuple[str, ...] = ("auc", "brier", "log_loss", "calibration_error", "base_rate", "mean_p")
-REGRESSION_OUTPUT: tuple[str, ...] = (
-    "mae_days_late",
-    "pinball_p10",
-    "pinball_p50",
-    "pinball_p90",
-    "pinball_mean",
-    "coverage_p10_p90",
-    "interval_width",
-)
+# the metric keys a method reports, without the row counts (each dict's ``n`` becomes n_labelled / n_days_late)
+CLASSIFICATION_OUTPUT: tuple[str, ...] = tuple(k for k in CLASSIFICATION_KEYS if k != "n")
+REGRESSION_OUTPUT: tuple[str, ...] = tuple(k for k in REGRESSION_KEYS if k != "n")
 CI_KEYS: tuple[str, ...] = ("auc", "mae_days_late")
 SETTLEMENT_RELATION = "intermediate.int_invoice_settlement_dates"
 MIN_TRAIN_ROWS = 30  # fewer labelled rows (or a single class) at an origin: the month is skipped for every method

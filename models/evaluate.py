@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from models.contract import FEATURE_COLUMNS, PREDICTION, TARGET
+from models.predict import model_outputs
 from models.pyfunc import BaselineRule
 from models.registry import CHAMPION, client_for, find_alias, load_model
 
@@ -23,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 EPS = 1e-6
 BASELINES: tuple[str, ...] = ("constant", "cust_late_share")
-LEGACY_PREDICTION = "p_late_30d"  # the output column of models registered before targets were settings
 DEFAULT_FALLBACK_BASELINE = "cust_late_share"
 # Base rate of a baseline fitted on no labelled row at all: uninformative, so the reminder policy's thresholds,
 # not a made-up rate, decide what happens to customers without history.
@@ -121,8 +121,7 @@ def compare_to_champion(
         return None
     model = load_model(ref, tracking_uri)
     preds = model.predict(test[list(FEATURE_COLUMNS)])
-    # a model registered before the rename answers in p_late_30d
-    p = preds[PREDICTION if PREDICTION in preds.columns else LEGACY_PREDICTION].to_numpy(dtype=np.float64)
+    p = model_outputs(preds, len(test))[PREDICTION].to_numpy(dtype=np.float64)  # legacy p_late_30d models too
     metrics = binary_metrics(test[TARGET].to_numpy(), p)
     cutoff, notes = None, []
     if ref.run_id:
