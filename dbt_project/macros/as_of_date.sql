@@ -25,34 +25,28 @@
 
 {#- A required positive integer var, with a clear error otherwise (relance passes every var, see relance/dbt.py). -#}
 {% macro positive_int_var(name) -%}
+    {{ int_var(name, 1, 'a positive integer') }}
+{%- endmacro %}
+
+{% macro non_negative_int_var(name) -%}
+    {{ int_var(name, 0, 'an integer >= 0') }}
+{%- endmacro %}
+
+{% macro int_var(name, minimum, what) -%}
     {%- set raw_value = var(name, none) -%}
     {%- if raw_value is none and execute -%}
         {{ exceptions.raise_compiler_error(
-            "var '" ~ name ~ "' is required (a positive integer); run dbt through `relance dbt`, which passes "
+            "var '" ~ name ~ "' is required (" ~ what ~ "); run dbt through `relance dbt`, which passes "
             ~ "every var from the settings") }}
     {%- endif -%}
     {%- set value = raw_value | int(-1) -%}
-    {%- if value <= 0 and execute -%}
+    {%- if value < minimum and execute -%}
         {{ exceptions.raise_compiler_error(
-            "var '" ~ name ~ "' must be a positive integer, got '" ~ raw_value ~ "'") }}
+            "var '" ~ name ~ "' must be " ~ what ~ ", got '" ~ raw_value ~ "'") }}
     {%- endif -%}
     {{ value }}
 {%- endmacro %}
 
-{% macro non_negative_int_var(name) -%}
-    {%- set raw_value = var(name, none) -%}
-    {%- if raw_value is none and execute -%}
-        {{ exceptions.raise_compiler_error(
-            "var '" ~ name ~ "' is required (an integer >= 0); run dbt through `relance dbt`, which passes "
-            ~ "every var from the settings") }}
-    {%- endif -%}
-    {%- set value = raw_value | int(-1) -%}
-    {%- if value < 0 and execute -%}
-        {{ exceptions.raise_compiler_error(
-            "var '" ~ name ~ "' must be an integer >= 0, got '" ~ raw_value ~ "'") }}
-    {%- endif -%}
-    {{ value }}
-{%- endmacro %}
 
 {% macro target_kind_var() -%}
     {#- What "late" means (models/contract.py TARGET_KIND_DOCS); relance passes it from RELANCE_TARGET_KIND. -#}
