@@ -34,7 +34,8 @@ ENTITIES: dict[str, dict[str, str]] = {
         "customer_id": "VARCHAR",
         "customer_name": "VARCHAR",
         "customer_type": "VARCHAR",  # 'B2B' | 'B2C'
-        "siren": "VARCHAR",  # 9 digits, Luhn-valid; null for B2C
+        "siren": "VARCHAR",  # 9 digits, Luhn-valid; null for B2C and foreign companies
+        "company_number": "VARCHAR",  # UK Companies House number (8 characters); null otherwise
         "naf_code": "VARCHAR",  # e.g. '41.20A'; null for B2C
         "sector_section": "VARCHAR",  # NAF section letter, 'F' = construction; null for B2C
         "size_band": "VARCHAR",  # 'micro' | 'small' | 'medium' | 'large'; null for B2C
@@ -98,21 +99,47 @@ ENTITIES: dict[str, dict[str, str]] = {
 # null-safe). The as-of date of an event is when it became public (published_date), never the judgment date:
 # BODACC publishes a judgment 5-20 days after it is handed down, and a feature may not know it earlier.
 RISK_ENTITIES: dict[str, dict[str, str]] = {
+    # one normalised event (relance.risk.events: the vocabulary and what each type means)
     "company_events": {
-        "event_id": "VARCHAR",  # the publisher's id (BODACC record id, Companies House transaction id)
+        "event_id": "VARCHAR",  # the publisher's id (BODACC record id, Companies House case/transaction id, ...)
         "registry": "VARCHAR",  # 'FR-SIREN' | 'GB-CRN': what company_id is
         "company_id": "VARCHAR",  # SIREN (9 digits) or Companies House number
-        "event_type": "VARCHAR",  # 'collective_procedure' | 'director_change' | 'head_office_move'
-        # | 'accounts_filing' | 'closure'
+        "event_type": "VARCHAR",  # relance.risk.events.EVENT_TYPES ('procedure_opened', 'director_change', ...)
+        "event_subtype": "VARCHAR",  # e.g. the procedure ('liquidation'), the closure kind; null when none
         "event_date": "DATE",  # judgment / effective date, as published
         "published_date": "DATE",  # the day the event became public: features know it from this date on
-        "publisher": "VARCHAR",  # 'bodacc' | 'companies_house' | 'recherche_entreprises'
+        "publisher": "VARCHAR",  # 'bodacc' | 'companies_house' | 'recherche_entreprises' | a configured provider
         "detail": "VARCHAR",  # publisher's label, e.g. 'Jugement d'ouverture de liquidation judiciaire'
+        "is_confidential": "BOOLEAN",  # accounts_filed: filed with a confidentiality declaration; else null
+        "court": "VARCHAR",  # the court (tribunal / greffe) for judgments: where a claim is declared
+        "source_url": "VARCHAR",  # permalink of the notice, when the publisher has one
+    },
+    # what a registry says about a company on the day relance looked (Recherche d'entreprises, Companies House
+    # profile): the as-of features read the last snapshot observed on or before their date
+    "company_profiles": {
+        "profile_id": "VARCHAR",  # '<publisher>:<registry>:<company_id>:<observed_date>'
+        "registry": "VARCHAR",
+        "company_id": "VARCHAR",
+        "publisher": "VARCHAR",
+        "observed_date": "DATE",  # the day relance fetched it
+        "company_name": "VARCHAR",
+        "status": "VARCHAR",  # 'active' | 'closed' | the registry's own status word ('liquidation', ...)
+        "closure_date": "DATE",
+        "naf_code": "VARCHAR",  # NAF rev. 2 ('70.10Z') or UK SIC code
+        "headcount_band": "VARCHAR",  # INSEE tranche_effectif_salarie code ('NN', '00', '01', ... '53')
+        "head_office_id": "VARCHAR",  # SIRET of the head office / UK registered office postcode
+        "directors": "VARCHAR",  # JSON list of the directors' names and roles, sorted: diffed between snapshots
+        "accounts_year": "INTEGER",  # last financial year with published accounts
+        "revenue": "DECIMAL(18,2)",
+        "net_income": "DECIMAL(18,2)",
+        "accounts_next_due": "DATE",
+        "is_accounts_overdue": "BOOLEAN",
     },
 }
 
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "company_events": ("event_id",),
+    "company_profiles": ("profile_id",),
     "customers": ("customer_id",),
     "invoices": ("invoice_id",),
     "payments": ("payment_id",),
@@ -211,3 +238,12 @@ def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"UPDATE {ent.qualified} SET _deleted = false")
         if (ent.name, "_source_row") not in present:
             con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN _source_row BIGINT")
+    # business columns added since (customers.company_number, the risk tables' event_subtype, court, ...): a
+    # warehouse of an earlier version gets them, null on its rows; the loader inserts by column name. A row loaded
+    # again after that hashes differently (its new column is part of the hash) and is appended once as a version.
+    for ent in [*all_entities(), *risk_entities()]:
+        if not any(t == ent.name for t, _ in present):
+            continue
+        for column, typ in ent.columns.items():
+            if (ent.name, column) not in present:
+                con.execute(f"ALTER TABLE {ent.qualified} ADD COLUMN {column} {typ}")

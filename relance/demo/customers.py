@@ -283,12 +283,18 @@ def customers_table(c: Customers) -> pa.Table:
     naf_codes = tuple(code for code, _, _ in NAF_CODES)
     region_code = np.where(c.is_gb, len(REGION_NAMES), c.region)
     siren_str = pa.array(np.char.zfill(c.siren.astype(str), 9), mask=c.siren == 0)
+    # UK companies: an 8-digit Companies House number derived from the customer number (no draw: the rest of the
+    # demo stays byte-identical), distinct per customer
+    uk_company = c.is_b2b & c.is_gb
+    crn = np.char.zfill(((np.arange(c.n, dtype=np.int64) * 7919 + 1_000_003) % 100_000_000).astype(str), 8)
+    company_number = pa.array(crn, mask=~uk_company)
     return pa.table(
         {
             "customer_id": str_ids("C", np.arange(1, c.n + 1), 6),
             "customer_name": pa.array(c.names.tolist(), pa.string()),
             "customer_type": pa.array(np.where(c.is_b2b, "B2B", "B2C")),
             "siren": siren_str,
+            "company_number": company_number,
             "naf_code": vocab(naf_codes, c.naf),
             "sector_section": vocab(SECTION_LETTERS, c.section),
             "size_band": vocab(SIZE_NAMES, c.size),

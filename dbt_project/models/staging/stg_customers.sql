@@ -10,6 +10,7 @@ renamed as (
         cast(customer_name as varchar) as customer_name,
         cast(customer_type as varchar) as customer_type,
         cast(siren as varchar) as siren,
+        cast(company_number as varchar) as company_number,
         cast(naf_code as varchar) as naf_code,
         cast(sector_section as varchar) as sector_section,
         cast(size_band as varchar) as size_band,
