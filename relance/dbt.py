@@ -64,6 +64,9 @@ def dbt_vars(settings: Settings, as_of_date: date) -> dict[str, Any]:
         "horizon_days": settings.horizon_days,
         "target_kind": settings.target_kind,
         "target_days": settings.target_days,
+        "claim_deadline_months": settings.claim_deadline_months,
+        "risk_recent_days": settings.risk_recent_days,
+        "degrading_min_days": settings.degrading_min_days,
     }
 
 

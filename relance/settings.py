@@ -130,6 +130,55 @@ class Settings(BaseSettings):
         description="Reminders go out only if every source brought new content within this many hours.",
     )
 
+    # --- external company-risk data (relance.risk, flows/refresh_company_risk.py) ---------------
+    risk_mode: Literal["files", "live", "off"] = Field(
+        default="files",
+        description="files: read notice files dropped in <landing_dir>/risk (the default: no network); live: query "
+        "the registries (BODACC, Recherche d'entreprises, Companies House when a key is set); off: skip.",
+    )
+    risk_providers: list[str] = Field(
+        default=["bodacc", "recherche_entreprises", "companies_house"],
+        description="Providers of the live mode, by name, or 'module:Class' for one of your own (a paid source "
+        "implementing relance.risk.providers.RiskProvider).",
+    )
+    bodacc_url: str = "https://bodacc-datadila.opendatasoft.com"
+    recherche_entreprises_url: str = "https://recherche-entreprises.api.gouv.fr"
+    companies_house_url: str = "https://api.company-information.service.gov.uk"
+    companies_house_api_key: SecretStr | None = Field(
+        default=None, description="Companies House REST API key; unset: UK debtors are not checked."
+    )
+    risk_http_timeout_seconds: float = Field(default=20.0, gt=0)
+    risk_cache_ttl_hours: float = Field(
+        default=20.0, ge=0, description="A registry answer younger than this is reused from <data_dir>/risk_cache."
+    )
+    risk_stale_after_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="A company whose last successful check is older than this is flagged stale in the worklist and "
+        "the report (the run goes on with the last known data).",
+    )
+    claim_deadline_months: int = Field(
+        default=2,
+        ge=1,
+        description="Months after the BODACC publication to declare a claim (R622-24: 2; 4 for a creditor outside "
+        "metropolitan France).",
+    )
+    claim_alert_days: int = Field(
+        default=15, ge=0, description="Finance is alerted when a claim's deadline is this many days away."
+    )
+    risk_recent_days: int = Field(
+        default=365, ge=1, description="Window of the 'recent director change / head-office move' features."
+    )
+    degrading_min_days: int = Field(
+        default=10,
+        ge=1,
+        description="A reliable payer is 'degrading' when its recent mean days late exceeds its own history by at "
+        "least this many days (and two standard deviations).",
+    )
+    finance_alert_recipients: list[str] = Field(
+        default=["finance@example.com"], description="Who receives the risk alerts email."
+    )
+
     # --- reports -----------------------------------------------------------------------------
     report_top_n: int = 20
 

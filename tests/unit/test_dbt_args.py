@@ -44,8 +44,9 @@ def _paths(tmp_path: Path) -> list[str]:
 
 
 VARS_2026_10_31 = (
-    '{"as_of_date": "2026-10-31", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, '
-    '"target_days": 45, "target_kind": "unpaid_after_due"}'
+    '{"as_of_date": "2026-10-31", "claim_deadline_months": 2, "degrading_min_days": 10, "history_start_days": 90, '
+    '"horizon_days": 45, "risk_recent_days": 365, "snapshot_interval_days": 14, "target_days": 45, '
+    '"target_kind": "unpaid_after_due"}'
 )
 
 
@@ -88,8 +89,7 @@ def test_backtest_build_rebuilds_every_date_as_of_the_past(settings: Settings, t
         "--exclude-resource-type",
         "unit_test",
         "--vars",
-        '{"as_of_date": "2025-06-30", "history_start_days": 90, "horizon_days": 45, "snapshot_interval_days": 14, '
-        '"target_days": 45, "target_kind": "unpaid_after_due"}',
+        VARS_2026_10_31.replace("2026-10-31", "2025-06-30"),
     ]
 
 
@@ -121,6 +121,9 @@ def test_every_var_the_project_reads_is_passed_and_the_project_has_no_defaults(s
             "horizon_days",
             "target_kind",
             "target_days",
+            "claim_deadline_months",
+            "risk_recent_days",
+            "degrading_min_days",
         }
     )
 
