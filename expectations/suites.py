@@ -61,7 +61,8 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 from stdnum.fr import siren as stdnum_siren
 
-from relance.raw_schema import ENTITIES, NATURAL_KEYS, PAYMENT_METHODS, RAW_SCHEMA
+from relance.raw_schema import ENTITIES, NATURAL_KEYS, PAYMENT_METHODS, RAW_SCHEMA, RISK_ENTITIES
+from relance.risk.events import EVENT_TYPES, REGISTRIES
 
 Severity = Literal["critical", "warning"]
 CRITICAL: Severity = "critical"
@@ -91,6 +92,10 @@ DOCUMENT_TYPES = ("invoice", "credit_note")
 REMINDER_CHANNELS = ("email", "sms", "letter", "call")
 REMINDER_TONES = ("preventive", "cordial", "firm")
 REMINDER_RESPONSES = ("none", "promise_to_pay", "dispute", "paid")
+#: INSEE ``tranche_effectif_salarie`` codes (API Recherche d'entreprises), NN = not an employer.
+HEADCOUNT_BANDS = ("NN", "00", "01", "02", "03", "11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53")
+#: Every raw table a suite exists for: the receivables entities and the external risk data.
+SUITE_ENTITIES: dict[str, dict[str, str]] = {**ENTITIES, **RISK_ENTITIES}
 
 
 @dataclass(frozen=True)
@@ -259,11 +264,12 @@ def _common(entity: str) -> list[gxe.Expectation]:
         _critical(
             gxe.ExpectTableColumnsToMatchSet,
             f"all {entity} columns are present",
-            column_set=list(ENTITIES[entity]),
+            column_set=list(SUITE_ENTITIES[entity]),
             exact_match=False,
         ),
         _critical(gxe.ExpectTableRowCountToBeBetween, "the batch is not empty", min_value=1),
-        _volume(),
+        # risk notices come in ones and tens, any day: their volume says nothing about a broken extract
+        *([] if entity in RISK_ENTITIES else [_volume()]),
         *(_reference(r) for r in REFERENCES if r.entity == entity),
     ]
     exps += [_critical(gxe.ExpectColumnValuesToNotBeNull, f"natural key {col} is not null", column=col) for col in key]
@@ -408,13 +414,56 @@ def _specific(entity: str) -> list[gxe.Expectation]:
             _in_set("tone", REMINDER_TONES),
             _in_set("response", REMINDER_RESPONSES),
         ]
+    if entity == "company_events":
+        return [
+            _critical(
+                gxe.ExpectColumnValuesToBeInSet,
+                "registry is FR-SIREN or GB-CRN",
+                column="registry",
+                value_set=list(REGISTRIES),
+            ),
+            *(
+                _critical(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
+                for col in ("company_id", "event_type", "published_date", "publisher")
+            ),
+            _in_set("event_type", EVENT_TYPES),
+            _warning(
+                gxe.ExpectColumnValuesToMatchRegex,
+                "a FR-SIREN company_id is 9 digits",
+                column="company_id",
+                regex=r"^\d{9}$",
+                row_condition=Column("registry") == "FR-SIREN",
+            ),
+            _warning(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+                "published_date is on or after event_date (a notice follows its judgment)",
+                column_A="published_date",
+                column_B="event_date",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
+        ]
+    if entity == "company_profiles":
+        return [
+            _critical(
+                gxe.ExpectColumnValuesToBeInSet,
+                "registry is FR-SIREN or GB-CRN",
+                column="registry",
+                value_set=list(REGISTRIES),
+            ),
+            *(
+                _critical(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
+                for col in ("company_id", "observed_date", "publisher")
+            ),
+            _in_set("headcount_band", HEADCOUNT_BANDS),
+        ]
     return []
 
 
 def build_suite(entity: str) -> gx.ExpectationSuite:
     """The expectation suite of one raw entity (not yet attached to a GX context)."""
-    if entity not in ENTITIES:
-        raise KeyError(f"unknown raw entity {entity!r}; known: {', '.join(ENTITIES)}")
+    if entity not in SUITE_ENTITIES:
+        raise KeyError(f"unknown raw entity {entity!r}; known: {', '.join(SUITE_ENTITIES)}")
     return gx.ExpectationSuite(
         name=suite_name(entity),
         expectations=[*_common(entity), *_specific(entity)],
@@ -424,7 +473,7 @@ def build_suite(entity: str) -> gx.ExpectationSuite:
 
 def build_suites() -> dict[str, gx.ExpectationSuite]:
     """Every raw entity's suite, keyed by entity name."""
-    return {name: build_suite(name) for name in ENTITIES}
+    return {name: build_suite(name) for name in SUITE_ENTITIES}
 
 
 def severity_of(config: Any) -> Severity:

@@ -14,6 +14,7 @@ from flows._common import current_flow_run_id
 from relance.channels import transport_factory
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
 from relance.reminders.policy import plan_reminders
+from relance.risk.stops import DunningStops
 from relance.send_ledger import SendLedger, import_warehouse_sends
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
@@ -42,11 +43,16 @@ def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]
             flow_run_id=current_flow_run_id(),
             sender_email=settings.sender_email,
             sender_name=settings.sender_name,
+            stop_check=DunningStops(con).check,  # the insolvency stop, read live right before each send
         )
     create_table_artifact(
         key="reminders-sent",
         table=report.as_rows(),
-        description=(f"{report.sent} sent, {report.skipped_already_sent} already sent before, {report.failed} failed"),
+        description=(
+            f"{report.sent} sent, {report.skipped_already_sent} already sent before, {report.failed} failed, "
+            f"{report.blocked} blocked just before sending, {planned.attrs.get('skipped', {}).get('insolvency', 0)} "
+            "left out of the plan (debtor in a collective procedure)"
+        ),
     )
     logger.info(
         "%d planned (skipped: %s), %d sent, %d already sent, %d failed",

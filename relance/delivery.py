@@ -56,6 +56,8 @@ class DeliveryReport:
     paused: int = 0
     failed_keys: list[str] = field(default_factory=list)
     imported_from_warehouse: int = 0
+    blocked: int = 0  # stopped by a rule checked just before the send (ops.reminder_blocks says which)
+    blocked_by_rule: dict[str, int] = field(default_factory=dict)
 
     def as_rows(self) -> list[dict[str, Any]]:
         """One row per outcome, for a Prefect table artifact."""
@@ -68,6 +70,10 @@ class DeliveryReport:
                 "count": self.stuck_sending + self.in_doubt,
             },
             {"outcome": "not attempted (channel paused)", "count": self.paused},
+            *(
+                {"outcome": f"blocked just before sending: {rule}", "count": n}
+                for rule, n in sorted(self.blocked_by_rule.items())
+            ),
         ]
 
 
@@ -125,6 +131,7 @@ def deliver(
     backoff_seconds: float = 1.0,
     pause_after_consecutive_failures: int = 10,
     now: Callable[[], datetime] = _utcnow,
+    stop_check: Callable[[Mapping[str, Any]], Any] | None = None,
 ) -> DeliveryReport:
     """Record ``planned`` in the ledger and send every reminder not sent before, at most once each.
 
@@ -172,6 +179,28 @@ def deliver(
             continue
         if consecutive_failures.get(channel, 0) >= pause_after_consecutive_failures:
             report.paused += 1
+            continue
+        stop = stop_check(row) if stop_check is not None else None
+        if stop is not None:
+            ops.record_blocks(
+                con,
+                [
+                    {
+                        "reminder_key": key,
+                        "as_of_date": row.get("as_of_date"),
+                        "invoice_id": row.get("invoice_id"),
+                        "customer_id": row.get("customer_id"),
+                        "channel": channel,
+                        "rule": stop.rule,
+                        "detail": stop.detail,
+                        "blocked_at": now(),
+                        "flow_run_id": flow_run_id,
+                    }
+                ],
+            )
+            report.blocked += 1
+            report.blocked_by_rule[stop.rule] = report.blocked_by_rule.get(stop.rule, 0) + 1
+            log.warning("reminder %s (%s) to %s blocked: %s", key, channel, row.get("customer_id"), stop.detail)
             continue
 
         try:
@@ -247,7 +276,7 @@ def deliver(
             )
 
     log.info(
-        "delivery: %d sent %s, %d already sent, %d failed, %d stuck in 'sending', %d in doubt, %d paused",
+        "delivery: %d sent %s, %d already sent, %d failed, %d stuck in 'sending', %d in doubt, %d paused, %d blocked",
         report.sent,
         report.by_channel,
         report.skipped_already_sent,
@@ -255,6 +284,7 @@ def deliver(
         report.stuck_sending,
         report.in_doubt,
         report.paused,
+        report.blocked,
     )
     _mirror(ledger, con)
     return report

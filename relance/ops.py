@@ -75,7 +75,29 @@ TABLES: dict[str, str] = {
     "report_runs": """
         report_id VARCHAR PRIMARY KEY, as_of_date DATE, html_path VARCHAR, csv_paths VARCHAR,
         model_version VARCHAR, created_at TIMESTAMP, flow_run_id VARCHAR""",
+    # one row per (risk provider, company) it is asked about: when it last answered, when it last tried, why it
+    # failed, and how far its data goes (watermark_date: the next fetch asks only for what was published since).
+    # company_id '*' with registry '*' is the provider as a whole (a notice file, an outage before any company).
+    "risk_checks": """
+        publisher VARCHAR, registry VARCHAR, company_id VARCHAR, last_attempt_at TIMESTAMP,
+        last_success_at TIMESTAMP, last_error VARCHAR, watermark_date DATE,
+        PRIMARY KEY (publisher, registry, company_id)""",
+    # every alert raised to finance, once (alert_key is a pure function of what it is about): notified_at and
+    # notification_id say which email carried it
+    "risk_alerts": """
+        alert_key VARCHAR PRIMARY KEY, alert_type VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
+        company_id VARCHAR, event_id VARCHAR, title VARCHAR, detail VARCHAR, due_date DATE, as_of_date DATE,
+        created_at TIMESTAMP, notified_at TIMESTAMP, notification_id VARCHAR, flow_run_id VARCHAR""",
+    # a reminder the rules stopped just before its send, with the rule: never silently dropped
+    "reminder_blocks": """
+        reminder_key VARCHAR, as_of_date DATE, invoice_id VARCHAR, customer_id VARCHAR, channel VARCHAR,
+        rule VARCHAR, detail VARCHAR, blocked_at TIMESTAMP, flow_run_id VARCHAR,
+        PRIMARY KEY (reminder_key, as_of_date)""",
 }
+
+#: Raw entities that are external company-risk data, not receivables: a failed or pending batch of theirs never
+#: blocks the daily run (the risk flow validates its own batches; a bad payload leaves the last known data, stale).
+RISK_DATA_ENTITIES: tuple[str, ...] = ("company_events", "company_profiles")
 
 #: Columns added since their table first shipped, for warehouses created by earlier versions: (table, column,
 #: type, the statement that fills it for the rows already there, if any). Applied once, when the column is missing.
@@ -332,18 +354,28 @@ def list_batches(
     return _states(con, "true", (), limit)
 
 
-def pending_batch_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+def pending_batch_ids(con: duckdb.DuckDBPyConnection, *, risk_data: bool = False) -> list[str]:
     """Batches loaded but not validated yet, oldest first: whatever happened before (a crash between load and
-    validation, ``relance import`` in another process), they are validated before anything downstream runs."""
+    validation, ``relance import`` in another process), they are validated before anything downstream runs.
+
+    Receivables batches by default; ``risk_data``: the batches of :data:`RISK_DATA_ENTITIES` instead (the risk
+    flow validates those itself)."""
     rows = con.execute(
-        "SELECT batch_id FROM ops.ingest_batches WHERE validation_state = 'pending' ORDER BY loaded_at, batch_id"
+        "SELECT batch_id FROM ops.ingest_batches WHERE validation_state = 'pending' "
+        f"AND {'' if risk_data else 'NOT '}list_contains(?, entity) ORDER BY loaded_at, batch_id",
+        [list(RISK_DATA_ENTITIES)],
     ).fetchall()
     return [r[0] for r in rows]
 
 
 def blocking_batches(con: duckdb.DuckDBPyConnection) -> list[BatchState]:
-    """Batches that stop a run before dbt: not validated yet, or failed and neither superseded nor quarantined."""
-    return _states(con, "list_contains(?, validation_state)", [list(BLOCKING_STATES)])
+    """Receivables batches that stop a run before dbt: not validated yet, or failed and neither superseded nor
+    quarantined. Risk-data batches never block (their failure leaves the last known risk data, flagged stale)."""
+    return _states(
+        con,
+        "list_contains(?, validation_state) AND NOT list_contains(?, entity)",
+        [list(BLOCKING_STATES), list(RISK_DATA_ENTITIES)],
+    )
 
 
 def set_validation_states(
@@ -737,3 +769,134 @@ def record_report_run(
         ],
     )
     return report_id
+
+
+# --- external company-risk data ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskCheck:
+    """Where one provider stands with one company (``ops.risk_checks``)."""
+
+    publisher: str
+    registry: str
+    company_id: str
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    watermark_date: date | None
+
+
+WHOLE_SOURCE = "*"
+
+
+def record_risk_checks(
+    con: duckdb.DuckDBPyConnection,
+    publisher: str,
+    checks: Iterable[tuple[str, str, str | None, date | None]],
+    *,
+    at: datetime,
+) -> int:
+    """Record one attempt per (registry, company_id, error, watermark): ``error`` None is a success (it moves
+    ``last_success_at`` and, when given, the watermark); an error keeps the last success and watermark, so the
+    next run asks again from where the last good answer stopped."""
+    rows = [(publisher, r, c, at, None if e else at, e, None if e else w) for r, c, e, w in checks]
+    if not rows:
+        return 0
+    con.executemany(
+        """INSERT INTO ops.risk_checks (publisher, registry, company_id, last_attempt_at, last_success_at,
+               last_error, watermark_date) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (publisher, registry, company_id) DO UPDATE SET
+               last_attempt_at = excluded.last_attempt_at,
+               last_success_at = coalesce(excluded.last_success_at, ops.risk_checks.last_success_at),
+               last_error = excluded.last_error,
+               watermark_date = CASE WHEN excluded.last_error IS NULL
+                   THEN coalesce(excluded.watermark_date, ops.risk_checks.watermark_date)
+                   ELSE ops.risk_checks.watermark_date END""",
+        rows,
+    )
+    return len(rows)
+
+
+def risk_checks(con: duckdb.DuckDBPyConnection, publisher: str | None = None) -> list[RiskCheck]:
+    """Every check of one provider (or all), by publisher, registry, company."""
+    where, params = ("WHERE publisher = ?", [publisher]) if publisher else ("", [])
+    rows = con.execute(
+        "SELECT publisher, registry, company_id, last_attempt_at, last_success_at, last_error, watermark_date "
+        f"FROM ops.risk_checks {where} ORDER BY publisher, registry, company_id",
+        params,
+    ).fetchall()
+    return [RiskCheck(*r) for r in rows]
+
+
+ALERT_COLUMNS: tuple[str, ...] = (
+    "alert_key",
+    "alert_type",
+    "customer_id",
+    "customer_name",
+    "company_id",
+    "event_id",
+    "title",
+    "detail",
+    "due_date",
+    "as_of_date",
+    "created_at",
+    "flow_run_id",
+)
+
+
+def record_alerts(con: duckdb.DuckDBPyConnection, alerts: pd.DataFrame) -> int:
+    """Insert the alerts not raised before (``alert_key`` decides); returns how many are new."""
+    if alerts.empty:
+        return 0
+    before = int(con.execute("SELECT count(*) FROM ops.risk_alerts").fetchone()[0])
+    _with_frame(
+        con,
+        alerts[list(ALERT_COLUMNS)],
+        f"INSERT INTO ops.risk_alerts ({', '.join(ALERT_COLUMNS)}) SELECT {', '.join(ALERT_COLUMNS)} FROM {{frame}} "
+        "ON CONFLICT (alert_key) DO NOTHING",
+    )
+    return int(con.execute("SELECT count(*) FROM ops.risk_alerts").fetchone()[0]) - before
+
+
+def read_alerts(con: duckdb.DuckDBPyConnection, *, unnotified_only: bool = False, limit: int = 1000) -> pd.DataFrame:
+    """Alerts, newest first (only those no email carried yet with ``unnotified_only``)."""
+    where = "WHERE notified_at IS NULL" if unnotified_only else ""
+    return con.execute(
+        f"SELECT * FROM ops.risk_alerts {where} ORDER BY created_at DESC, alert_key LIMIT {int(limit)}"
+    ).df()
+
+
+def mark_alerts_notified(
+    con: duckdb.DuckDBPyConnection, alert_keys: Sequence[str], *, notification_id: str, at: datetime
+) -> None:
+    con.execute(
+        "UPDATE ops.risk_alerts SET notified_at = ?, notification_id = ? "
+        "WHERE list_contains(?, alert_key) AND notified_at IS NULL",
+        [at, notification_id, list(alert_keys)],
+    )
+
+
+def record_blocks(con: duckdb.DuckDBPyConnection, blocks: Iterable[Mapping[str, object]]) -> int:
+    """Record reminders stopped just before their send (one row per reminder and day; a rerun keeps the first)."""
+    rows = [
+        (
+            b["reminder_key"],
+            b["as_of_date"],
+            b.get("invoice_id"),
+            b.get("customer_id"),
+            b.get("channel"),
+            b["rule"],
+            b.get("detail"),
+            b["blocked_at"],
+            b.get("flow_run_id"),
+        )
+        for b in blocks
+    ]
+    if rows:
+        con.executemany(
+            "INSERT INTO ops.reminder_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (reminder_key, as_of_date) DO NOTHING",
+            rows,
+        )
+    return len(rows)

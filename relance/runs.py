@@ -126,6 +126,13 @@ class DailyResult:
     #: was kept, or the best baseline became champion; ``model_note`` says which and why
     model_trained: bool = True
     model_note: str = ""
+    #: company-risk data: events read this run, sources with no good answer lately, reminders stopped just before
+    #: their send (insolvency), alerts raised for the first time, claims to declare
+    risk_events_read: int = 0
+    risk_stale_sources: tuple[str, ...] = ()
+    reminders_blocked: int = 0
+    alerts_new: int = 0
+    claims_to_declare: int = 0
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) pairs in field order, for a table on screen or a Prefect artifact."""

@@ -19,8 +19,11 @@ overdue_45   d >= 45         call if B2B, letter if B2C                  firm
 ===========  ==============  ==========================================  ==========
 
 Days 1-6 are a grace period (payments in transit). Disputed invoices get nothing: a dispute is a human matter
-and a dunning letter on a contested invoice damages the relationship. An unscored invoice (``p`` missing) is
-treated as not high-risk and ranks last under the cap.
+and a dunning letter on a contested invoice damages the relationship. A debtor in a collective procedure
+(``has_open_procedure`` in the worklist, from BODACC / Companies House events) gets nothing at all: the law stops
+individual collection at the opening judgment (L622-21); its claim goes to the court's representative instead
+(``serving.claim_declarations``), and ``relance.risk.stops`` checks again just before each send. An unscored
+invoice (``p`` missing) is treated as not high-risk and ranks last under the cap.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def empty_plan() -> pd.DataFrame:
     frame = pd.DataFrame(
         {c: pd.Series(dtype="object") for c in (*PLANNED_COLUMNS, *CONTEXT_COLUMNS, *EXPLANATION_COLUMNS)}
     )
-    frame.attrs["skipped"] = {"disputed": 0, "nothing_due": 0, "no_recipient": 0, "capped": 0}
+    frame.attrs["skipped"] = {"disputed": 0, "insolvency": 0, "nothing_due": 0, "no_recipient": 0, "capped": 0}
     return frame
 
 
@@ -178,7 +181,7 @@ def plan_reminders(
     by ``expected_exposure`` (open_amount * p), descending.
 
     Rows skipped are *counted, not returned*: the counts are logged and stored in
-    ``result.attrs["skipped"]`` as ``{"disputed", "nothing_due", "no_recipient", "capped"}``.
+    ``result.attrs["skipped"]`` as ``{"disputed", "insolvency", "nothing_due", "no_recipient", "capped"}``.
 
     ``config`` supersedes ``high_risk`` when given. ``exclude_keys`` (e.g. keys already sent, from
     ``relance.delivery.handled_reminder_keys``) are removed *before* the cap so that reminders already
@@ -204,6 +207,11 @@ def plan_reminders(
     p = pd.to_numeric(wl["p_late"], errors="coerce")
     amount = pd.to_numeric(wl["open_amount"], errors="coerce").astype(float)
     disputed = wl["is_disputed"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    insolvent = (
+        wl["has_open_procedure"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if "has_open_procedure" in wl.columns
+        else np.zeros(len(wl), dtype=bool)
+    )
     b2b = _clean_text(wl["customer_type"]).str.upper().eq("B2B").to_numpy(dtype=bool)
     high = (p >= cfg.high_risk).fillna(False).to_numpy(dtype=bool)
     dv = d.to_numpy(dtype=float, na_value=np.nan)
@@ -232,12 +240,14 @@ def plan_reminders(
     )
 
     has_step = step != ""
-    nothing_due = has_step & ~disputed & ~(amount > 0).to_numpy(dtype=bool)
-    keep = has_step & ~disputed & ~nothing_due
+    stopped = has_step & insolvent
+    nothing_due = has_step & ~stopped & ~disputed & ~(amount > 0).to_numpy(dtype=bool)
+    keep = has_step & ~stopped & ~disputed & ~nothing_due
     no_recipient = keep & (recipient == "")
     keep &= ~no_recipient
     skipped = {
-        "disputed": int((has_step & disputed).sum()),
+        "disputed": int((has_step & ~stopped & disputed).sum()),
+        "insolvency": int(stopped.sum()),
         "nothing_due": int(nothing_due.sum()),
         "no_recipient": int(no_recipient.sum()),
         "capped": 0,

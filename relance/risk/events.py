@@ -6,33 +6,25 @@ publisher payloads; ``relance.risk.classify`` turns them into :class:`RiskEvent`
 dbt reads them as of a date (``int_customer_risk_as_of``) and the consequences (dunning stop, claim task, alerts)
 follow from the event types below, never from a publisher's own words.
 
-Event types (``event_type``) and their ``event_subtype``:
+Event types (``event_type``), what they mean, and their ``event_subtype``:
 
-=======================  ============================================================================  ===========
-event_type               meaning                                                                       subtype
-=======================  ============================================================================  ===========
-procedure_opened         a collective procedure opened: dunning stops, the claim must be declared      sauvegarde,
-                         within two months of the publication (R622-24). UK: an insolvency case        redressement,
-                         (administration, liquidation, ...), subtype the Companies House case type     liquidation,
-                                                                                                       other / UK type
-procedure_converted      an open procedure turned into liquidation (RJ/sauvegarde -> LJ): still open   liquidation
-plan_adopted             a sauvegarde / redressement / cession plan adopted: the procedure goes on     sauvegarde,
-                         under the plan (claims are paid by the plan, dunning stays stopped)           redressement,
-                                                                                                       cession
-procedure_closed         the procedure ended                                                           insufficient_assets,
-                                                                                                       debts_extinguished,
-                                                                                                       other
-procedure_other          a judgment of the procedure that changes no status (état des créances, ...)   null
-conciliation             a conciliation (amicable, confidential procedure made public): early warning  null
-director_change          the management changed                                                        null
-head_office_move         the head office (registered office) moved                                     null
-accounts_filed           annual accounts filed (is_confidential: with a confidentiality declaration)   the filing type
-accounts_overdue         accounts not filed by their due date (Companies House ``overdue``)            null
-closure                  the company closed, was struck off or dissolved                               strike_off,
-                                                                                                       dissolution,
-                                                                                                       ceased
-business_sold            the business (fonds de commerce) was sold: the debtor may be gone             null
-=======================  ============================================================================  ===========
+* ``procedure_opened``: a collective procedure opened; dunning stops and the claim must be declared within two
+  months of the publication (R622-24). Subtype sauvegarde, redressement, liquidation or other; for a UK insolvency
+  case, the Companies House case type.
+* ``procedure_converted``: an open procedure turned into liquidation (RJ / sauvegarde -> LJ); still open.
+  Subtype liquidation.
+* ``plan_adopted``: a sauvegarde / redressement / cession plan; the procedure goes on under the plan (claims are
+  paid by the plan, dunning stays stopped). Subtype sauvegarde, redressement or cession.
+* ``procedure_closed``: the procedure ended. Subtype insufficient_assets, debts_extinguished or other.
+* ``procedure_other``: a judgment that changes no status (état des créances, manager sanction, ...).
+* ``conciliation``: an amicable, confidential procedure made public: an early warning.
+* ``director_change``: the management changed.
+* ``head_office_move``: the head office (registered office) moved.
+* ``accounts_filed``: annual accounts filed; ``is_confidential`` when filed with a confidentiality declaration.
+  Subtype the filing type.
+* ``accounts_overdue``: accounts not filed by their due date (Companies House ``overdue``).
+* ``closure``: the company closed, was struck off or dissolved. Subtype strike_off, dissolution or ceased.
+* ``business_sold``: the business (fonds de commerce) was sold: the debtor may be gone.
 
 ``event_date`` is the judgment or effective date as published; ``published_date`` the day it became public, the
 only date an as-of feature may know it from (a BODACC notice appears 5 to 20 days after the judgment).

@@ -120,6 +120,20 @@ def test_disputed_invoices_get_nothing() -> None:
     assert plan.attrs["skipped"]["disputed"] == 1
 
 
+def test_debtor_in_collective_procedure_gets_nothing_on_any_invoice() -> None:
+    plan = _plan(
+        [
+            _row("INS-1", 50, customer_id="CI", customer_type="B2B", has_open_procedure=True),
+            _row("INS-2", 8, customer_id="CI", customer_type="B2B", has_open_procedure=True, is_disputed=True),
+            _row("OK", 50, has_open_procedure=False),
+            _row("UNKNOWN", 8, has_open_procedure=None),  # no risk data: not stopped
+        ]
+    )
+    assert sorted(plan["invoice_id"]) == ["OK", "UNKNOWN"]
+    assert plan.attrs["skipped"]["insolvency"] == 2
+    assert plan.attrs["skipped"]["disputed"] == 0  # counted once, under the stronger rule
+
+
 def test_missing_recipient_is_skipped_and_counted() -> None:
     plan = _plan(
         [
