@@ -162,8 +162,9 @@ class _CacheEntry:
 class MinIntervalLimiter:
     """At most one request every ``min_interval`` seconds, across threads.
 
-    Each caller reserves the next free slot under the lock and sleeps outside it, so concurrent callers queue up
-    one interval apart instead of all waking at once. Monotonic clock: a wall-clock jump cannot open a burst.
+    A caller holds the lock while it waits for its turn, and the next turn is counted from when it actually woke:
+    a thread the OS wakes late pushes the following ones back instead of letting them catch up in a burst (the
+    registry counts arrivals, not our schedule). Monotonic clock: a wall-clock jump cannot open a burst either.
     """
 
     def __init__(
@@ -184,11 +185,10 @@ class MinIntervalLimiter:
         if self.min_interval <= 0:
             return
         with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_free)
-            self._next_free = slot + self.min_interval
-        if slot > now:
-            self._sleep(slot - now)
+            delay = self._next_free - self._clock()
+            if delay > 0:
+                self._sleep(delay)
+            self._next_free = self._clock() + self.min_interval
 
 
 class _Retryable(Exception):
