@@ -1,7 +1,9 @@
 -- One row per invoice open on the run's as_of_date, with its customer's contact details, the prediction
 -- written to ops.predictions for that date (null when not scored) and why: the three reasons towards late, the
 -- predicted payment date with its p10..p90 range, and the customer's risk grade of the day. Input of the
--- reminder policy and the call list.
+-- reminder policy and the call list. has_open_procedure / procedure_published_date: the customer is in a
+-- collective procedure (customer_risk_status, current state when this table was built; the last check before a
+-- send reads that view again); is_degrading: payer_degradation.
 --
 -- predicted_payment_date(_p10, _p90) = due_date + days_late_p50 (p10, p90) rounded to whole days (halves up, the
 -- same on both targets), never before the day after as_of_date: the invoice is open on it, so paid after it.
@@ -24,6 +26,14 @@ predictions as (
 grades as (
     select * from {{ ref('customer_risk_grades') }}
     where as_of_date = {{ as_of_date() }}
+),
+
+risk_status as (
+    select * from {{ ref('customer_risk_status') }}
+),
+
+degradation as (
+    select * from {{ ref('payer_degradation') }}
 ),
 
 final as (
@@ -78,7 +88,10 @@ final as (
         predictions.model_version,
         predictions.model_run_id,
         invoices.as_of_date,
-        invoices.raw_batch_id
+        invoices.raw_batch_id,
+        coalesce(risk_status.has_open_procedure, false) as has_open_procedure,
+        risk_status.procedure_published_date,
+        coalesce(degradation.is_degrading, false) as is_degrading
     from invoices
     left join customers
         on invoices.customer_id = customers.customer_id
@@ -86,6 +99,10 @@ final as (
         on invoices.invoice_id = predictions.invoice_id
     left join grades
         on invoices.customer_id = grades.customer_id
+    left join risk_status
+        on invoices.customer_id = risk_status.customer_id
+    left join degradation
+        on invoices.customer_id = degradation.customer_id
 )
 
 select * from final
