@@ -148,6 +148,9 @@ class Settings(BaseSettings):
         default=None, description="Companies House REST API key; unset: UK debtors are not checked."
     )
     risk_http_timeout_seconds: float = Field(default=20.0, gt=0)
+    risk_http_max_attempts: int = Field(
+        default=4, ge=1, description="Tries per registry request (429 / 5xx / timeouts are retried with backoff)."
+    )
     risk_cache_ttl_hours: float = Field(
         default=20.0, ge=0, description="A registry answer younger than this is reused from <data_dir>/risk_cache."
     )

@@ -62,3 +62,18 @@ def read_for_date(
         raise ValueError(f"not a column list to order by: {order_by!r}")
     order = f" ORDER BY {order_by}" if order_by else ""
     return con.execute(f"SELECT * FROM {relation} WHERE as_of_date = ?{order}", [as_of_date]).df()
+
+
+def read_relation(
+    con: duckdb.DuckDBPyConnection, relation: str, *, columns: str = "*", order_by: str | None = None
+) -> pd.DataFrame:
+    """Every row of a dbt relation that holds a current state, not one row set per date (a view such as
+    ``serving.customer_risk_status``, or ``marts.customers``). ``columns``: ``*`` or a comma-separated list."""
+    if not _RELATION.match(relation):
+        raise ValueError(f"not a relation name: {relation!r} (expected schema.name)")
+    if columns != "*" and not _ORDER_BY.match(columns):
+        raise ValueError(f"not a column list: {columns!r}")
+    if order_by is not None and not _ORDER_BY.match(order_by):
+        raise ValueError(f"not a column list to order by: {order_by!r}")
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return con.execute(f"SELECT {columns} FROM {relation}{order}").df()

@@ -192,7 +192,7 @@ def build_alerts(
 
 def digest_key(alert_keys: Sequence[str]) -> str:
     """The send-ledger key of one digest: the same alerts are one email, however often the run is repeated."""
-    return "risk-alerts:" + hashlib.sha256("\n".join(sorted(alert_keys)).encode()).hexdigest()[:40]
+    return "risk-alerts-" + hashlib.sha256("\n".join(sorted(alert_keys)).encode()).hexdigest()[:40]
 
 
 def _text(alerts: pd.DataFrame, as_of_date: date) -> str:

@@ -94,8 +94,10 @@ def test_open_procedure_raises_one_insolvency_alert_with_the_claim_deadline() ->
     assert _alerts(status=_status(has_open_procedure=False)).empty
 
 
-@pytest.mark.parametrize(("days", "status", "raised"), [(15, "to_declare", True), (16, "to_declare", False),
-                                                        (0, "to_declare", True), (-3, "deadline_passed", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("days", "status", "raised"),
+    [(15, "to_declare", True), (16, "to_declare", False), (0, "to_declare", True), (-3, "deadline_passed", False)],
+)
 def test_claim_deadline_alert_from_15_days(days: int, status: str, raised: bool) -> None:
     alerts = _alerts(claims=_claims(days, status))
     assert (alerts["alert_type"] == "claim_deadline").any() == raised
