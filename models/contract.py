@@ -7,7 +7,8 @@ built it, for training and scoring alike.
 
 Every feature is known on its row's ``as_of_date``: payments and credit notes dated on or before it, reminders
 sent and responses received before it (midnight UTC), history from invoices settled strictly before it, risk
-events published on or before it. Counts are 0 and means/ratios null when there is nothing to count.
+events published on or before it and registry profiles observed on or before it (each loaded by then, unless it came
+with its source's first load). Counts are 0 and means/ratios null when there is nothing to count.
 """
 
 from __future__ import annotations
@@ -76,10 +77,31 @@ NUMERIC_FEATURE_DOCS: dict[str, str] = {
     "size_late_share": "Late share of all invoices of the customer's size band settled before as_of_date.",
     "size_mean_days_late": "Mean days late of those invoices.",
     # external company risk
-    "risk_collective_procedure": "1 if a collective procedure on the customer was published on or before as_of_date.",
-    "risk_closure": "1 if a closure (radiation) of the customer was published on or before as_of_date.",
+    "risk_collective_procedure": (
+        "1 if a collective procedure judgment (opening or conversion) on the customer was published on or "
+        "before as_of_date."
+    ),
+    "risk_closure": "1 if a closure (strike-off, dissolution) of the customer was published on or before as_of_date.",
     "risk_event_count_365d": "Company-risk events published in the 365 days up to as_of_date.",
     "risk_days_since_last_event": "as_of_date - publication date of the last risk event; null if none.",
+    "risk_open_procedure": (
+        "1 if a collective procedure is open on as_of_date: the latest opening, conversion or plan published "
+        "by then is later than the latest closing judgment, else 0."
+    ),
+    "risk_recent_director_change": (
+        "1 if a director change was published in the risk_recent_days days up to as_of_date, else 0."
+    ),
+    "risk_recent_head_office_move": (
+        "1 if a head-office move was published in the risk_recent_days days up to as_of_date, else 0."
+    ),
+    "risk_accounts_overdue": (
+        "1 if the customer's accounts are overdue as known on as_of_date (registry profile, overdue notice "
+        "newer than the last filing, or last fiscal year filed ended over 18 months before), else 0."
+    ),
+    "risk_headcount_band": (
+        "Employees, the lower bound of the INSEE headcount band of the latest registry profile observed on or "
+        "before as_of_date; null for 'NN' or unknown."
+    ),
 }
 CATEGORICAL_FEATURE_DOCS: dict[str, str] = {
     "invoice_currency": "ISO 4217 currency of the invoice.",

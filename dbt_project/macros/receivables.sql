@@ -13,6 +13,14 @@
     cast(({{ date_expr }}) + cast({{ days }} as integer) as date)
 {%- endmacro %}
 
+{#-
+    A DATE shifted by a whole number of calendar months, clamped to the month's last day (08-31 + 6 months =
+    02-28), the same in both targets: date + n * interval '1 month' is a timestamp in both, cast back to a date.
+-#}
+{% macro add_months(date_expr, months) -%}
+    cast(({{ date_expr }}) + ({{ months }}) * interval '1 month' as date)
+{%- endmacro %}
+
 {#- The floating-point type of every feature column (DOUBLE in DuckDB, double precision in PostgreSQL). -#}
 {% macro float_type() -%}
     float8

@@ -163,6 +163,7 @@ def _seed(path: Path, demo_raw_warehouse: Path) -> None:
             )
         ops.quarantine(con, [_quarantined(invoice_id) for invoice_id in ids[3:]])
         _seed_late_payment(con)
+        _seed_company_risk(con)
 
 
 # A source of its own (batches not recorded in ops): its first load is history, its second a payment booked late.
@@ -195,6 +196,72 @@ def _seed_late_payment(con: duckdb.DuckDBPyConnection) -> None:
             "values (?, ?, 1.00, ?, ?, ?, ?, ?, ?, 0, false)",
             [payment_id, invoice_id, *meta],
         )
+
+
+# Company-risk data (issue 11) from a source of its own: a history import, then a daily load with a closing judgment.
+RISK_LOADS = {"R-first": datetime(2026, 5, 1, 6, 0), "R-later": datetime(2026, 8, 20, 6, 0)}
+
+
+def _seed_company_risk(con: duckdb.DuckDBPyConnection) -> None:
+    """Events and registry profiles for two French debtors and a UK one (when the demo has one), so the risk
+    features (open procedure, recent changes, overdue accounts, headcount band) are compared on both targets."""
+    from relance.raw_schema import RISK_ENTITIES
+    from relance.risk.events import REGISTRY_FR, REGISTRY_GB, CompanyProfile, RiskEvent
+
+    french = [r[0] for r in con.execute(
+        "select siren from raw.customers where siren is not null order by customer_id limit 2"
+    ).fetchall()]  # fmt: skip
+    uk = [r[0] for r in con.execute(
+        "select company_number from raw.customers where company_number is not null order by customer_id limit 1"
+    ).fetchall()]  # fmt: skip
+    assert len(french) == 2
+
+    def event(n: int, registry: str, company: str, kind: str, judged: date, published: date) -> dict:
+        return RiskEvent(f"RE{n}", registry, company, kind, None, judged, published, "bodacc", "notice").as_row()
+
+    def profile(registry: str, company: str, observed: date, band: str | None, overdue: bool | None) -> dict:
+        return CompanyProfile(registry, company, "recherche_entreprises", observed, headcount_band=band,
+                              is_accounts_overdue=overdue).as_row()  # fmt: skip
+
+    first, second = french
+    loads: dict[str, dict[str, list[dict]]] = {
+        "R-first": {
+            "company_events": [
+                event(1, REGISTRY_FR, first, "procedure_opened", date(2026, 3, 2), date(2026, 3, 12)),
+                event(2, REGISTRY_FR, first, "plan_adopted", date(2026, 6, 2), date(2026, 6, 12)),
+                event(3, REGISTRY_FR, second, "director_change", date(2026, 2, 1), date(2026, 2, 10)),
+                event(4, REGISTRY_FR, second, "accounts_filed", date(2024, 6, 30), date(2025, 1, 15)),
+                event(5, REGISTRY_FR, second, "head_office_move", date(2026, 4, 1), date(2026, 4, 20)),
+            ],
+            "company_profiles": [
+                profile(REGISTRY_FR, first, date(2026, 1, 15), "12", False),
+                profile(REGISTRY_FR, second, date(2026, 4, 1), "NN", None),
+            ],
+        },
+        "R-later": {
+            "company_events": [
+                event(6, REGISTRY_FR, first, "procedure_closed", date(2026, 8, 1), date(2026, 8, 12)),
+                event(7, REGISTRY_FR, second, "accounts_overdue", None, date(2026, 7, 1)),
+            ],
+            "company_profiles": [profile(REGISTRY_FR, first, date(2026, 8, 15), "21", True)],
+        },
+    }
+    if uk:
+        loads["R-first"]["company_events"].append(
+            event(8, REGISTRY_GB, uk[0], "procedure_opened", date(2026, 4, 1), date(2026, 4, 8))
+        )
+        loads["R-later"]["company_profiles"].append(profile(REGISTRY_GB, uk[0], date(2026, 8, 18), None, True))
+    for batch, tables in loads.items():
+        meta = [batch, f"{batch}.json", f"hash-{batch}", RISK_LOADS[batch], "flow-seed"]
+        for table, rows in tables.items():
+            columns = list(RISK_ENTITIES[table])
+            meta_cols = "_batch_id, _source_file, _file_hash, _loaded_at, _flow_run_id, _row_hash, _load_seq, _deleted"
+            for i, row in enumerate(rows):
+                con.execute(
+                    f"insert into raw.{table} ({', '.join(columns)}, {meta_cols}) "
+                    f"values ({', '.join('?' for _ in columns)}, ?, ?, ?, ?, ?, ?, ?, false)",
+                    [*(row[c] for c in columns), *meta, f"row-{batch}-{i}", i],
+                )
 
 
 def _fake_scores(path: Path) -> int:
@@ -438,6 +505,18 @@ def test_a_payment_booked_late_is_known_from_its_load_on_both(built: Built, conn
     assert all(n == (1 if d < loaded else 2) for d, n in on_duck), on_duck
 
 
+def test_risk_features_are_exercised_on_both(built: Built, connections) -> None:
+    """The seeded company-risk data reaches the features, with the same counts on both targets: an open procedure
+    (then closed by a later load), recent changes, overdue accounts and headcount bands."""
+    duck, pgcon = connections
+    query = """select sum(risk_open_procedure), sum(risk_recent_director_change), sum(risk_recent_head_office_move),
+        sum(risk_accounts_overdue), count(risk_headcount_band), sum(risk_collective_procedure)
+        from ml.ml_invoice_features"""
+    on_duck, on_pg = duck.execute(query).fetchone(), pgcon.execute(query).fetchone()
+    assert on_duck == tuple(on_pg)
+    assert all(value and value > 0 for value in on_duck), on_duck
+
+
 def test_duckdb_build_succeeds(built: Built) -> None:
     """The reference side: if this fails the project itself is broken, not its PostgreSQL port."""
     bad = [run.describe() for run in built.runs["duckdb"] if not run.success]
@@ -600,7 +679,7 @@ def _check_leakage_on_postgres(pgcon: psycopg.Connection, postgres_target: Targe
                        "opened_date": day_after, "resolved_date": None, "reason": "price"}], loaded_at)  # fmt: skip
             if siren:
                 _insert_pg(pgcon, "company_events", [{"event_id": f"EF{n}", "registry": "FR-SIREN",
-                           "company_id": siren, "event_type": "collective_procedure",
+                           "company_id": siren, "event_type": "procedure_opened",
                            "event_date": date.fromordinal(cutoff.toordinal() - 20), "published_date": day_after,
                            "publisher": "bodacc", "detail": "notice"}], loaded_at)  # fmt: skip
     run = postgres_target.run("run", full_refresh=True, extra=("--select", "+ml_invoice_features"))

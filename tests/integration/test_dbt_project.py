@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from models import contract
 from relance import dbt, ops
 from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES, VERSION_METADATA
+from relance.risk.events import EVENT_TYPES
 from relance.settings import Settings
 from relance.warehouse import ensure_schemas
 from tests.conftest import DbtInvoke
@@ -66,6 +67,7 @@ CUSTOMERS = [
     {
         **dict(zip(_C, ("C3", "Acme Corp", "B2B", "552100554", "J", "large", "ap@acme.example"), strict=True)),
         **{
+            "company_number": "09446231",  # and a UK subsidiary's Companies House number
             "credit_limit": 50000,
             "currency": "USD",
             "payment_terms_days": 60,
@@ -111,11 +113,24 @@ REMINDERS = [
 _E = ("event_id", "registry", "company_id", "event_type", "event_date", "published_date", "publisher", "detail")
 COMPANY_EVENTS = [
     # C1's SIREN: judged 02-20, published 03-01 -> known from 03-01 on, not on 02-28
-    dict(zip(_E, ("E1", "FR-SIREN", "732829320", "collective_procedure", date(2026, 2, 20), date(2026, 3, 1),
+    dict(zip(_E, ("E1", "FR-SIREN", "732829320", "procedure_opened", date(2026, 2, 20), date(2026, 3, 1),
                   "bodacc", "Jugement d'ouverture d'une procédure de sauvegarde"), strict=True)),
     # same digits, another registry: not C1
     dict(zip(_E, ("E2", "GB-CRN", "732829320", "closure", date(2026, 1, 5), date(2026, 1, 5),
                   "companies_house", "Dissolved"), strict=True)),
+    # C3's UK company number: a director change published 03-20, and accounts filed for the year ended 2024-06-30
+    dict(zip(_E, ("E3", "GB-CRN", "09446231", "director_change", date(2026, 3, 16), date(2026, 3, 20),
+                  "companies_house", "Director appointed"), strict=True)),
+    dict(zip(_E, ("E4", "GB-CRN", "09446231", "accounts_filed", date(2024, 6, 30), date(2025, 2, 1),
+                  "companies_house", "Full accounts"), strict=True)),
+]  # fmt: skip
+_P = ("profile_id", "registry", "company_id", "publisher", "observed_date", "headcount_band", "is_accounts_overdue")
+COMPANY_PROFILES = [
+    # C1's registry snapshot from 02-15 (10-19 employees); the one of 04-15 is after every grid date
+    dict(zip(_P, ("recherche_entreprises:FR-SIREN:732829320:2026-02-15", "FR-SIREN", "732829320",
+                  "recherche_entreprises", date(2026, 2, 15), "11", False), strict=True)),
+    dict(zip(_P, ("recherche_entreprises:FR-SIREN:732829320:2026-04-15", "FR-SIREN", "732829320",
+                  "recherche_entreprises", date(2026, 4, 15), "21", True), strict=True)),
 ]  # fmt: skip
 
 
@@ -197,6 +212,7 @@ def _seed(path: Path) -> None:
         _insert(con, "disputes", DISPUTES, "B1")
         _insert(con, "reminders", REMINDERS, "B1")
         _insert(con, "company_events", COMPANY_EVENTS, "B1")
+        _insert(con, "company_profiles", COMPANY_PROFILES, "B1")
 
 
 def _settings(tmp: Path) -> Settings:
@@ -287,6 +303,15 @@ def test_staging_natural_keys_match_raw_schema() -> None:
         assert tuple(re.findall(r"'(\w+)'", match.group(2))) == keys
 
 
+def test_staging_event_types_are_the_risk_vocabulary() -> None:
+    """stg_company_events accepts exactly relance.risk.events.EVENT_TYPES: a new type is added in both places."""
+    spec = yaml.safe_load((PROJECT_DIR / "models/staging/_staging__models.yml").read_text())["models"]
+    events = next(m for m in spec if m["name"] == "stg_company_events")
+    column = next(c for c in events["columns"] if c["name"] == "event_type")
+    accepted = next(t["accepted_values"] for t in column["data_tests"] if isinstance(t, dict))
+    assert tuple(accepted["arguments"]["values"]) == EVENT_TYPES
+
+
 def test_ml_yaml_contract_matches_python_contract() -> None:
     spec = yaml.safe_load((PROJECT_DIR / "models/ml/_ml__models.yml").read_text())["models"]
     by_name = {m["name"]: m for m in spec}
@@ -333,6 +358,8 @@ def test_relations_land_in_their_schemas(warehouse: Path) -> None:
     rows = set(_query(path, "select table_schema, table_name from information_schema.tables"))
     for rel in (
         ("staging", "stg_invoices"),
+        ("staging", "stg_company_profiles"),
+        ("staging", "stg_company_profile_versions"),
         ("intermediate", "int_feature_dates"),
         ("marts", "invoices"),
         ("marts", "customers"),
@@ -463,6 +490,11 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
         "risk_closure": 0.0,
         "risk_event_count_365d": 1.0,
         "risk_days_since_last_event": 27.0,
+        "risk_open_procedure": 1.0,
+        "risk_recent_director_change": 0.0,
+        "risk_recent_head_office_move": 0.0,
+        "risk_accounts_overdue": 0.0,
+        "risk_headcount_band": 10.0,  # the profile of 02-15, band '11'
         "invoice_currency": "EUR",
         "document_type": "invoice",
         "customer_type": "B2B",
@@ -486,6 +518,18 @@ def test_feature_values_by_hand(warehouse: Path) -> None:
         " from ml.ml_invoice_features where invoice_id = 'I4' and as_of_date = '2026-02-28'",
     )
     assert risk == [(0.0, 0.0, None)]
+    # C3 (UK company number): E3 published 03-20 is a recent director change on 03-28; its last accounts (year
+    # ended 2024-06-30) are more than 18 months old by then; E2 (GB-CRN, C1's SIREN digits) is nobody's
+    c3 = _query(
+        path,
+        "select as_of_date, risk_recent_director_change, risk_accounts_overdue, risk_event_count_365d,"
+        " risk_open_procedure, risk_closure, risk_headcount_band from ml.ml_invoice_features"
+        " where invoice_id = 'I6' order by as_of_date",
+    )
+    assert c3 == [  # E4 (published 2025-02-01) is older than 365 days: one event in the window
+        (date(2026, 3, 28), 1.0, 1.0, 1.0, 0.0, 0.0, None),
+        (date(2026, 3, 31), 1.0, 1.0, 1.0, 0.0, 0.0, None),
+    ]
     # no history yet on the first grid date: null ratios, zero counts
     h = _query(
         path,
@@ -743,7 +787,7 @@ _future_fact = st.fixed_dictionaries(
         "amount": st.integers(min_value=1, max_value=2000),
         "response": st.sampled_from(["none", "promise_to_pay", "dispute", "paid"]),
         "siren": st.sampled_from(SIRENS),
-        "event_type": st.sampled_from(["collective_procedure", "closure", "director_change", "accounts_filing"]),
+        "event_type": st.sampled_from(EVENT_TYPES),
         "customer_type": st.sampled_from(["B2B", "B2C"]),
         "sector": st.sampled_from(["A", "F", "J", "M", None]),
         "size": st.sampled_from(["micro", "small", "medium", "large", None]),

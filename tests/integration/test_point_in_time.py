@@ -9,10 +9,13 @@ a batch loaded after the business date it is about:
 - C1 moves from sector F / small / limit 10,000 to J / large / 20,000, loaded 03-05;
 - I4 amended from 1,200 due 03-03 to 1,500 due 03-20, and I1 (settled 02-10) to 1,100, both loaded 03-05: I1 is
   open again from 03-05 and leaves C1's payment history;
-- P20, I6's full payment dated 03-10 but booked on 03-30, and P21, 30 paid on I5 on 02-20 and booked on 03-05.
+- P20, I6's full payment dated 03-10 but booked on 03-30, and P21, 30 paid on I5 on 02-20 and booked on 03-05;
+- company risk about C1: a director change published 02-10 and a registry profile observed 02-20 (250-499
+  employees, accounts overdue), both loaded on 03-05; a head-office move published and loaded on 03-10.
 
 Each test says what the old SQL gave (current versions, business dates only) and checks the new value on the
-dates before and after the late fact was loaded.
+dates before and after the late fact was loaded. The last one loads a demo-like set of BODACC notices (issue 11)
+and checks the debtor concerned gets non-zero risk features on the dates it could know them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from relance import ops
+from relance.risk.events import (
+    DIRECTOR_CHANGE,
+    HEAD_OFFICE_MOVE,
+    PROCEDURE_CLOSED,
+    PROCEDURE_CONVERTED,
+    PROCEDURE_OPENED,
+    REGISTRY_FR,
+    CompanyProfile,
+    RiskEvent,
+)
 from tests.conftest import DbtInvoke
 from tests.integration.test_dbt_project import CUSTOMERS, INVOICES, _dbt, _dicts, _insert, _seed, _settings
 
@@ -32,6 +46,26 @@ FEB, MAR = date(2026, 2, 28), date(2026, 3, 28)
 LATE = datetime(2026, 3, 5, 6)  # the load of the late facts (after the 02-28 grid date, before 03-28)
 _R = ("reminder_id", "invoice_id", "customer_id", "sent_at", "channel", "tone", "response", "responded_at",
       "promised_date")  # fmt: skip
+
+
+C1_SIREN = "732829320"
+
+
+def _event(event_id: str, event_type: str, judged: date, published: date, subtype: str | None = None) -> dict:
+    """A normalised BODACC event about C1's company, as the risk loader writes it."""
+    return RiskEvent(
+        event_id=event_id,
+        registry=REGISTRY_FR,
+        company_id=C1_SIREN,
+        event_type=event_type,
+        event_subtype=subtype,
+        event_date=judged,
+        published_date=published,
+        publisher="bodacc",
+        detail="notice",
+        court="Tribunal de commerce de Toulouse" if subtype else None,
+        source_url=f"https://www.bodacc.fr/annonce/detail/{event_id}",
+    ).as_row()
 
 
 def _invoice(invoice_id: str, **changes: object) -> tuple:
@@ -62,6 +96,15 @@ def late_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvo
         _insert(con, "invoices", amended, "L1", LATE)
         _insert(con, "payments", [("P21", "C2", date(2026, 2, 20), 30, "EUR", "card")], "L1", LATE)
         _insert(con, "payment_allocations", [("P21", "I5", 30)], "L1", LATE)
+        # C1's company: facts of February that reach raw only on 03-05 (a later batch than the risk tables' first
+        # load, B1 on 03-01), and a move published and loaded on 03-10
+        _insert(con, "company_events", [_event("EL1", DIRECTOR_CHANGE, date(2026, 2, 6), date(2026, 2, 10))], "L1",
+                LATE)  # fmt: skip
+        profile = CompanyProfile(REGISTRY_FR, C1_SIREN, "recherche_entreprises", date(2026, 2, 20),
+                                 headcount_band="32", is_accounts_overdue=True)  # fmt: skip
+        _insert(con, "company_profiles", [profile.as_row()], "L1", LATE)
+        _insert(con, "company_events", [_event("EL2", HEAD_OFFICE_MOVE, date(2026, 3, 2), date(2026, 3, 10))], "L3",
+                datetime(2026, 3, 10, 6))  # fmt: skip
         booked = datetime(2026, 3, 30, 6)
         _insert(con, "payments", [("P20", "C3", date(2026, 3, 10), 2000, "USD", "transfer")], "L2", booked)
         _insert(con, "payment_allocations", [("P20", "I6", 2000)], "L2", booked)
@@ -143,3 +186,70 @@ def test_a_payment_booked_late_is_known_from_its_load(late_warehouse: Path) -> N
     # P21 (02-20) reduces I5 from its load; C2's latest payment known on 03-28 is P21, P9 (02-02) being earlier
     assert (i5_mar["open_amount"], i5_mar["invoice_payment_count"]) == (50.0, 1.0)
     assert i5_mar["cust_days_since_last_payment"] == 36.0
+
+
+RISK_FEATURES = (
+    "risk_open_procedure", "risk_collective_procedure", "risk_closure", "risk_recent_director_change",
+    "risk_recent_head_office_move", "risk_accounts_overdue", "risk_headcount_band", "risk_event_count_365d",
+    "risk_days_since_last_event",
+)  # fmt: skip
+
+
+def _risk(row: dict | None) -> tuple:
+    assert row is not None
+    return tuple(row[c] for c in RISK_FEATURES)
+
+
+def test_risk_facts_published_or_loaded_later_stay_invisible(late_warehouse: Path) -> None:
+    """Old SQL: no registry profile, no director change, move or overdue accounts at all. The director change
+    (published 02-10) and the profile (observed 02-20) were loaded on 03-05: on 02-28 C1's features are those of the
+    first load alone (profile of 02-15: 10-19 employees, accounts up to date; no event published yet; E1 is
+    published 03-01); the profile of 04-15 (first load) is observed after every date here."""
+    assert _risk(_row(late_warehouse, "I4", FEB)) == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0, None)
+    # 03-28: E1 opened a procedure (03-01); the late facts are known; 250 = the lower bound of band '32'
+    assert _risk(_row(late_warehouse, "I4", MAR)) == (1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 250.0, 3.0, 18.0)
+
+
+@pytest.fixture(scope="module")
+def demo_notices_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_invoke: DbtInvoke) -> Path:
+    """The seed plus the notices the demo writes for an insolvent debtor (relance.demo.bodacc: an opening, a
+    conversion to liquidation, then a closing judgment), loaded by the risk flow from source 'bodacc': its first
+    load on 03-25 is the history import (known from publication), the closing notice arrives with the next day's
+    load on 03-30."""
+    tmp = tmp_path_factory.mktemp("pit_demo")
+    path = _settings(tmp).warehouse
+    _seed(path)
+    history = [
+        _event("B-OPEN", PROCEDURE_OPENED, date(2026, 1, 20), date(2026, 1, 30), "redressement"),
+        _event("B-DIR", DIRECTOR_CHANGE, date(2026, 2, 1), date(2026, 2, 5)),
+        _event("B-CONV", PROCEDURE_CONVERTED, date(2026, 3, 10), date(2026, 3, 20), "liquidation"),
+    ]
+    closing = [_event("B-CLOSE", PROCEDURE_CLOSED, date(2026, 3, 24), date(2026, 3, 29), "insufficient_assets")]
+    with duckdb.connect(str(path)) as con:
+        for batch, loaded, rows in (("RB1", datetime(2026, 3, 25, 6), history),
+                                    ("RB2", datetime(2026, 3, 30, 6), closing)):  # fmt: skip
+            ops.record_batch(con, ops.BatchRecord(
+                batch_id=batch, entity="company_events", source_file=f"bodacc/{batch}.json", file_hash=batch,
+                rows_read=len(rows), rows_loaded=len(rows), rows_unchanged=0, rows_quarantined=0, status="loaded",
+                source_name="bodacc", loaded_at=loaded, flow_run_id="flow-risk",
+            ))  # fmt: skip
+            _insert(con, "company_events", rows, batch, loaded)
+    _dbt(tmp, dbt_invoke, "run", stage=None, extra=("--select", "+ml_invoice_features"))
+    return path
+
+
+def test_demo_notices_give_the_debtor_non_zero_risk_features(demo_notices_warehouse: Path) -> None:
+    """Old SQL: every risk feature 0 or null (the demo's notices were never read, and their event types unknown)."""
+    path = demo_notices_warehouse
+    # 01-31: the opening (published 01-30) is known from the history import: C1's open invoice I1 sees it
+    assert _risk(_row(path, "I1", date(2026, 1, 31)))[:2] == (1.0, 1.0)
+    # 02-28: still open; the director change of 02-05 is recent
+    feb = _risk(_row(path, "I4", FEB))
+    assert feb[:4] == (1.0, 1.0, 0.0, 1.0) and feb[-2:] == (2.0, 23.0)
+    # 03-28: converted to liquidation, still open; the closing judgment (published 03-29) is not known yet
+    assert _risk(_row(path, "I4", MAR))[:4] == (1.0, 1.0, 0.0, 1.0)
+    # 03-31: closed for insufficient assets, loaded 03-30: no longer open (a closing judgment is not a closure of
+    # the company); the procedure stays in the history
+    assert _risk(_row(path, "I4", date(2026, 3, 31)))[:4] == (0.0, 1.0, 0.0, 1.0)
+    # the other debtors are untouched: C2 (B2C, no SIREN)
+    assert _risk(_row(path, "I5", MAR)) == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0, None)

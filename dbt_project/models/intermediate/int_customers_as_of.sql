@@ -1,8 +1,9 @@
 {{ config(materialized='table') }}
 -- One row per (customer, as_of_date) with an open invoice on a date this run builds: the customer's attributes
--- (type, sector, size, credit limit, SIREN, account opening...) as known on that date, from the load history
--- (stg_customer_versions): a version applies from the load date of its batch, the history import and the first
--- version of a customer to every earlier date. No version known (a customer deleted by its source): null attributes.
+-- (type, sector, size, credit limit, SIREN, UK company number, account opening...) as known on that date, from the
+-- load history (stg_customer_versions): a version applies from the load date of its batch, the history import and
+-- the first version of a customer to every earlier date. No version known (a customer deleted by its source):
+-- null attributes.
 with
 
 probes as (
@@ -23,6 +24,7 @@ final as (
         probes.as_of_date,
         versions.customer_type,
         versions.siren,
+        versions.company_number,
         versions.naf_code,
         versions.sector_section,
         versions.size_band,

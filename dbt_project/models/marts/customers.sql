@@ -84,6 +84,7 @@ final as (
         customers.customer_name,
         customers.customer_type,
         customers.siren,
+        customers.company_number,
         customers.naf_code,
         customers.sector_section,
         customers.size_band,

@@ -111,7 +111,7 @@ final as (
         cast(sector_prior.mean_days_late as {{ float_type() }}) as sector_mean_days_late,
         cast(size_prior.late_share as {{ float_type() }}) as size_late_share,
         cast(size_prior.mean_days_late as {{ float_type() }}) as size_mean_days_late,
-        -- external company risk (0 / null while raw.company_events is empty)
+        -- external company risk (int_customer_risk_as_of; 0 / null while the risk tables are empty)
         cast(case when risk.collective_procedure_count > 0 then 1 else 0 end as {{ float_type() }})
             as risk_collective_procedure,
         cast(case when risk.closure_count > 0 then 1 else 0 end as {{ float_type() }}) as risk_closure,
@@ -119,6 +119,13 @@ final as (
         cast(
             {{ days_between('risk.last_event_published_date', 'open_rows.as_of_date') }} as {{ float_type() }}
         ) as risk_days_since_last_event,
+        cast(case when risk.has_open_procedure then 1 else 0 end as {{ float_type() }}) as risk_open_procedure,
+        cast(case when risk.has_recent_director_change then 1 else 0 end as {{ float_type() }})
+            as risk_recent_director_change,
+        cast(case when risk.has_recent_head_office_move then 1 else 0 end as {{ float_type() }})
+            as risk_recent_head_office_move,
+        cast(case when risk.is_accounts_overdue then 1 else 0 end as {{ float_type() }}) as risk_accounts_overdue,
+        cast({{ headcount_band_employees('risk.headcount_band') }} as {{ float_type() }}) as risk_headcount_band,
         -- categorical features
         cast(open_rows.currency as varchar) as invoice_currency,
         cast(open_rows.document_type as varchar) as document_type,
