@@ -124,6 +124,11 @@ REASON_PHRASES: dict[str, dict[str, Any]] = {
     },
     "risk_collective_procedure": {"text": "Insolvency proceedings published", "format": "flag"},
     "risk_closure": {"text": "Company closure published", "format": "flag"},
+    "risk_open_procedure": {"text": "Insolvency proceedings open", "format": "flag"},
+    "risk_recent_director_change": {"text": "Management changed recently", "format": "flag"},
+    "risk_recent_head_office_move": {"text": "Head office moved recently", "format": "flag"},
+    "risk_accounts_overdue": {"text": "Annual accounts overdue", "format": "flag"},
+    "risk_headcount_band": {"text": "At least {value} employees", "missing": "Headcount unknown", "format": "count"},
     "risk_event_count_365d": {"text": "{value} company-risk event(s) in the past year", "format": "count"},
     "risk_days_since_last_event": {
         "text": "Company-risk event published {value} days ago",

@@ -8,9 +8,9 @@
 -- ordered by published_date, then event_date, then event_id. has_open_procedure: the latest opening-type event
 -- comes after the latest closure (or there is none). procedure_event_id: the earliest procedure_opened after the
 -- latest closure; when only a conversion or a plan is known since then, the earliest of those.
--- claim_deadline_date = procedure_published_date + claim_deadline_months months, with the month arithmetic both
--- targets share: date + interval 'N month' keeps the day and clamps it to the month's end (01-31 + 2 months =
--- 03-31, 12-31 + 2 months = 02-28).
+-- claim_deadline_date = procedure_published_date + claim_deadline_months months (macro add_months, the month
+-- arithmetic both targets share: the day is kept and clamped to the month's end: 01-31 + 2 months = 03-31,
+-- 12-31 + 2 months = 02-28).
 with
 
 customers as (
@@ -164,9 +164,8 @@ final as (
         open_procedures.published_date as procedure_published_date,
         open_procedures.court,
         open_procedures.source_url,
-        cast(
-            open_procedures.published_date + interval '{{ positive_int_var("claim_deadline_months") }} month' as date
-        ) as claim_deadline_date,
+        {{ add_months('open_procedures.published_date', positive_int_var('claim_deadline_months')) }}
+            as claim_deadline_date,
         coalesce(last_states.is_closure, false) as is_closed,
         last_events.event_type as last_event_type,
         last_events.published_date as last_event_published_date
