@@ -154,9 +154,9 @@ class Settings(BaseSettings):
     risk_cache_ttl_hours: float = Field(
         default=20.0, ge=0, description="A registry answer younger than this is reused from <data_dir>/risk_cache."
     )
-    risk_stale_after_hours: float = Field(
-        default=48.0,
-        gt=0,
+    risk_stale_after_hours: int = Field(
+        default=48,
+        ge=1,
         description="A company whose last successful check is older than this is flagged stale in the worklist and "
         "the report (the run goes on with the last known data).",
     )

@@ -3,7 +3,9 @@
 -- predicted payment date with its p10..p90 range, and the customer's risk grade of the day. Input of the
 -- reminder policy and the call list. has_open_procedure / procedure_published_date: the customer is in a
 -- collective procedure (customer_risk_status, current state when this table was built; the last check before a
--- send reads that view again); is_degrading: payer_degradation.
+-- send reads that view again); is_degrading: payer_degradation; risk_checked_at / is_risk_data_stale: when a
+-- company-risk source last answered about the customer's company (stg_risk_checks), and whether that is older
+-- than var risk_stale_after_hours before the as-of date.
 --
 -- predicted_payment_date(_p10, _p90) = due_date + days_late_p50 (p10, p90) rounded to whole days (halves up, the
 -- same on both targets), never before the day after as_of_date: the invoice is open on it, so paid after it.
@@ -34,6 +36,41 @@ risk_status as (
 
 degradation as (
     select * from {{ ref('payer_degradation') }}
+),
+
+checks as (
+    select * from {{ ref('stg_risk_checks') }}
+),
+
+-- the last complete answer of any risk source about each customer's company: a per-company check (live mode)
+-- or a whole-source one (a notice file of the files mode covers every company)
+company_checks as (
+    select
+        customers.customer_id,
+        max(checks.last_success_at) as last_success_at
+    from customers
+    inner join checks
+        on
+            (checks.registry = 'FR-SIREN' and checks.company_id = customers.siren)
+            or (checks.registry = 'GB-CRN' and checks.company_id = customers.company_number)
+    group by customers.customer_id
+),
+
+source_checks as (
+    select max(last_success_at) as last_success_at
+    from checks
+    where registry = '*'
+),
+
+risk_checks as (
+    select
+        customers.customer_id,
+        greatest(company_checks.last_success_at, source_checks.last_success_at) as risk_checked_at
+    from customers
+    cross join source_checks
+    left join company_checks
+        on customers.customer_id = company_checks.customer_id
+    where customers.siren is not null or customers.company_number is not null
 ),
 
 final as (
@@ -91,7 +128,20 @@ final as (
         invoices.raw_batch_id,
         coalesce(risk_status.has_open_procedure, false) as has_open_procedure,
         risk_status.procedure_published_date,
-        coalesce(degradation.is_degrading, false) as is_degrading
+        coalesce(degradation.is_degrading, false) as is_degrading,
+        risk_checks.risk_checked_at,
+        -- a company-risk source that has not answered for risk_stale_after_hours before the as-of date: the
+        -- stop and the alerts work on the last known data (customers without a SIREN or number: never stale)
+        coalesce(
+            risk_checks.customer_id is not null
+            and (
+                risk_checks.risk_checked_at is null
+                or risk_checks.risk_checked_at
+                < cast(invoices.as_of_date as timestamp)
+                - interval '{{ positive_int_var('risk_stale_after_hours') }} hour'
+            ),
+            false
+        ) as is_risk_data_stale
     from invoices
     left join customers
         on invoices.customer_id = customers.customer_id
@@ -103,6 +153,8 @@ final as (
         on invoices.customer_id = risk_status.customer_id
     left join degradation
         on invoices.customer_id = degradation.customer_id
+    left join risk_checks
+        on invoices.customer_id = risk_checks.customer_id
 )
 
 select * from final
