@@ -56,10 +56,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from relance.demo.block_tables import IdCounters, block_tables
-from relance.demo.bodacc import Insolvent, build_notices
+from relance.demo.bodacc import Insolvent, RegistryFirms, build_notices, plan_registry_notices
 from relance.demo.customers import Customers, customer_truth, customers_table, make_customers
 from relance.demo.days import EPOCH, NEVER, day_number, month_start_months_before
 from relance.demo.issuing import allocate_invoices, draw_issue_days
@@ -137,7 +139,8 @@ def generate_demo(
 
     Same arguments give byte-identical files. Files: one per raw entity (``customers.csv`` ... or
     ``.parquet``) with exactly the columns of ``relance.raw_schema.ENTITIES``, ``risk/bodacc_notices.json``
-    (BODACC v2.1 envelope), and in ground_truth_dir ``invoice_truth.parquet`` / ``customer_truth.parquet``
+    (BODACC v2.1 envelope: collective procedures, director changes, head-office transfers, accounts filings,
+    strike-offs), and in ground_truth_dir ``invoice_truth.parquet`` / ``customer_truth.parquet``
     which the pipeline must never read.
     """
     _validate(n_customers, n_invoices, months, end_date, seed, file_format)
@@ -186,7 +189,16 @@ def generate_demo(
             truth_writer.close()
 
     pq.write_table(customer_truth(customers, start, end), ground_truth_dir / "customer_truth.parquet")
-    insolvencies = _write_bodacc(customers, end_date, landing_dir / "risk" / "bodacc_notices.json", rng_for(4))
+    insolvencies = _write_bodacc(
+        customers,
+        end_date,
+        landing_dir / "risk" / "bodacc_notices.json",
+        rng_for(4),
+        registry_rng=rng_for(5),
+        start=start,
+        invoices=(inv_cust, inv_issue),
+        invoice_truth=truth_path,
+    )
     files["bodacc_notices"] = landing_dir / "risk" / "bodacc_notices.json"
     files["invoice_truth"] = truth_path
     files["customer_truth"] = ground_truth_dir / "customer_truth.parquet"
@@ -214,8 +226,25 @@ def generate_demo(
     return summary
 
 
-def _write_bodacc(c: Customers, end_date: date, path: Path, rng: np.random.Generator) -> int:
-    """Write the notices; return how many customers had a judgment on or before end_date."""
+def _write_bodacc(
+    c: Customers,
+    end_date: date,
+    path: Path,
+    rng: np.random.Generator,
+    *,
+    registry_rng: np.random.Generator,
+    start: int,
+    invoices: tuple[np.ndarray, np.ndarray],
+    invoice_truth: Path,
+) -> int:
+    """Write the notices; return how many customers had a judgment on or before end_date.
+
+    Collective procedures come from ``rng`` (the stream they always had: same notices as before registry
+    notices existed); the registry notices of the French firms from ``registry_rng``, knowing each customer's
+    last invoice (``invoices``: customer index and issue day of every invoice) and whether it still owes
+    something at end_date (``invoice_truth``: settle dates), so that the demo's director changes and strike-offs
+    concern customers whose invoices are open.
+    """
     end = day_number(end_date)
     firms = [
         Insolvent(
@@ -229,5 +258,34 @@ def _write_bodacc(c: Customers, end_date: date, path: Path, rng: np.random.Gener
         for i in np.flatnonzero(c.insolvency_day < NEVER)
     ]
     payload = build_notices(firms, end_date, rng)
+
+    inv_cust, inv_issue = invoices
+    last_invoice = np.full(c.n, -1, dtype=np.int64)
+    np.maximum.at(last_invoice, inv_cust, inv_issue)
+    truth = pq.read_table(invoice_truth, columns=["customer_id", "settle_date"])
+    settle = truth.column("settle_date").cast(pa.date32())
+    unpaid = pc.or_kleene(pc.is_null(settle), pc.greater(settle, pa.scalar(end_date, pa.date32())))
+    owing = pc.utf8_slice_codeunits(truth.column("customer_id").filter(unpaid), 1).cast(pa.int64())  # 'C000123'
+    has_open = np.zeros(c.n, dtype=bool)
+    has_open[owing.to_numpy() - 1] = True
+    fr = np.flatnonzero(c.siren > 0)
+    registry = RegistryFirms(
+        siren=c.siren[fr],
+        name=c.names[fr],
+        legal_form=c.legal_form[fr],
+        region=c.region[fr],
+        size=c.size[fr],
+        first_day=c.created[fr],
+        last_day=np.minimum(end, c.insolvency_day[fr] - 1),
+        last_invoice=last_invoice[fr],
+        has_open_invoices=has_open[fr],
+        deteriorating=(c.drift_delta[fr] > 0) & (c.insolvency_day[fr] == NEVER),
+    )
+    taken = {r["id"] for r in payload["results"]}
+    window_start = EPOCH + timedelta(days=start)
+    generated = plan_registry_notices(registry, window_start, end_date, registry_rng, taken)
+    records = payload["results"] + [g.record for g in generated]
+    records.sort(key=lambda r: (r["dateparution"], r["id"]), reverse=True)
+    payload = {"total_count": len(records), "results": records}
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
     return int((c.insolvency_day <= end).sum())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -35,6 +36,7 @@ from relance.demo.simulate import (
     simulate_invoices,
 )
 from relance.raw_schema import ENTITIES
+from relance.risk.classify import bodacc_events
 
 END = date(2025, 6, 30)
 SMALL = {"n_customers": 200, "n_invoices": 5000, "months": 18, "end_date": END, "seed": 7}
@@ -333,28 +335,36 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(demo, tm
     for key, path in first.files.items():
         assert path.read_bytes() == again.files[key].read_bytes(), key
     assert first.files["invoices"].read_bytes() != other.files["invoices"].read_bytes()
+    assert first.files["bodacc_notices"].read_bytes() != other.files["bodacc_notices"].read_bytes()
 
 
-def test_bodacc_notices_reference_insolvent_customers(tmp_path):
+@pytest.fixture(scope="module")
+def big_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary]:
+    """Enough French firms (3,000 customers) for every kind of notice to appear."""
+    root = tmp_path_factory.mktemp("big-demo")
     summary = generate_demo(
-        tmp_path / "landing",
-        tmp_path / "truth",
-        n_customers=3000,
-        n_invoices=3000,
-        months=24,
-        end_date=END,
-        seed=3,
+        root / "landing", root / "truth", n_customers=3000, n_invoices=3000, months=24, end_date=END, seed=3
     )
-    payload = json.loads((tmp_path / "landing" / "risk" / "bodacc_notices.json").read_text(encoding="utf-8"))
-    assert summary.insolvencies > 0
-    assert payload["total_count"] == len(payload["results"]) > 0
-    truth = pq.read_table(tmp_path / "truth" / "customer_truth.parquet").to_pandas()
-    customers = pacsv.read_csv(tmp_path / "landing" / "customers.csv").to_pandas()
+    return root, summary
+
+
+def _notices(root: Path) -> list[dict]:
+    payload = json.loads((root / "landing" / "risk" / "bodacc_notices.json").read_text(encoding="utf-8"))
+    assert payload["total_count"] == len(payload["results"])
+    return payload["results"]
+
+
+def test_bodacc_notices_reference_insolvent_customers(big_demo):
+    root, summary = big_demo
+    collective = [r for r in _notices(root) if r["familleavis"] == "collective"]
+    assert summary.insolvencies > 0 and collective
+    truth = pq.read_table(root / "truth" / "customer_truth.parquet").to_pandas()
+    customers = pacsv.read_csv(root / "landing" / "customers.csv").to_pandas()
     insolvent_ids = set(truth.loc[truth["insolvency_date"].notna(), "customer_id"])
     insolvent_sirens = {f"{int(s):09d}" for s in customers.loc[customers["customer_id"].isin(insolvent_ids), "siren"]}
     noticed = set()
-    for rec in payload["results"]:
-        assert rec["familleavis"] == "collective" and rec["publicationavis"] == "A"
+    for rec in collective:
+        assert rec["publicationavis"] == "A"
         assert rec["dateparution"] <= END.isoformat()
         plain = {re.sub(r"\D", "", r) for r in rec["registre"]}
         assert len(plain) == 1 and len(rec["registre"]) == 2
@@ -372,6 +382,124 @@ def test_bodacc_notices_reference_insolvent_customers(tmp_path):
         for s in customers.loc[customers["customer_id"].isin(set(truth.loc[early, "customer_id"])), "siren"]
     }
     assert early_sirens and early_sirens <= noticed
+
+
+def test_registry_notices_are_real_format_records_of_french_customers_in_their_lifetime(big_demo):
+    """Modifications, transfers, accounts and strike-offs: same v2.1 fields as the collective notices, ids unique,
+    newest first, about French B2B customers, published after the customer existed and before any judgment."""
+    root, _ = big_demo
+    records = _notices(root)
+    keys = [list(r) for r in records if r["familleavis"] == "collective"][0]
+    assert all(list(r) == keys for r in records)
+    assert len({r["id"] for r in records}) == len(records)
+    order = [(r["dateparution"], r["id"]) for r in records]
+    assert order == sorted(order, reverse=True)
+    families = {r["familleavis"] for r in records}
+    assert families == {"collective", "modification", "dpc", "radiation", "immatriculation"}
+    customers = pacsv.read_csv(root / "landing" / "customers.csv").to_pandas()
+    truth = pq.read_table(root / "truth" / "customer_truth.parquet").to_pandas().set_index("customer_id")
+    fr = customers[customers["siren"].notna()].assign(siren=lambda d: d["siren"].map(lambda s: f"{int(s):09d}"))
+    by_siren = fr.set_index("siren")
+    letters = {"modification": "B", "radiation": "B", "dpc": "C", "immatriculation": "A"}
+    for rec in records:
+        if rec["familleavis"] == "collective":
+            continue
+        assert rec["publicationavis"] == letters[rec["familleavis"]] and rec["id"].startswith(rec["publicationavis"])
+        assert rec["id"] == f"{rec['publicationavis']}{rec['parution']}{rec['numeroannonce']}"
+        plain = {re.sub(r"\D", "", r) for r in rec["registre"]}
+        assert len(plain) == 1 and len(rec["registre"]) == 2
+        customer = by_siren.loc[plain.pop()]
+        published = date.fromisoformat(rec["dateparution"])
+        assert customer["created_date"] < published <= END
+        judgment = truth.loc[customer["customer_id"], "insolvency_date"]
+        assert pd.isna(judgment) or published < pd.Timestamp(judgment).date()
+        for name in ("listepersonnes", "modificationsgenerales", "depot", "radiationaurcs", "acte"):
+            assert rec[name] is None or isinstance(json.loads(rec[name]), dict)
+
+
+def test_every_kind_of_notice_appears_and_classifies(big_demo):
+    root, _ = big_demo
+    events = bodacc_events(_notices(root))
+    kinds = {(e.event_type, e.event_subtype if e.event_type == "closure" else None) for e in events}
+    assert kinds >= {
+        ("procedure_opened", None),
+        ("director_change", None),
+        ("head_office_move", None),
+        ("accounts_filed", None),
+        ("closure", "strike_off"),
+        ("closure", "dissolution"),
+    }
+    confidential = {e.is_confidential for e in events if e.event_type == "accounts_filed"}
+    assert confidential == {True, False}
+    # a transfer out of a greffe's area is a move: its radiation in the old greffe is no closure
+    transfers = [r for r in _notices(root) if r["familleavis"] == "immatriculation"]
+    moved = {e.company_id: e.published_date for e in bodacc_events(transfers)}
+    assert moved and all(e.event_type == "head_office_move" for e in bodacc_events(transfers))
+    for e in events:
+        if e.event_type == "closure" and e.company_id in moved:
+            assert abs((e.published_date - moved[e.company_id]).days) > 180, e
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the demo at its end-to-end test size (tests/e2e/conftest.py): what the risk features must be able to show
+# ---------------------------------------------------------------------------------------------------------
+E2E_END = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def e2e_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], set[str]]:
+    """``relance demo --customers 200 --invoices 5000``: its notices, SIREN -> customer, customers owing money."""
+    root = tmp_path_factory.mktemp("e2e-size")
+    generate_demo(root / "landing", root / "truth", n_customers=200, n_invoices=5000, months=24, end_date=E2E_END,
+                  seed=42)  # fmt: skip
+    land = root / "landing"
+    c = duckdb.connect()
+    owing = {
+        r[0]
+        for r in c.execute(
+            f"""WITH cn AS (SELECT credited_invoice_id AS invoice_id, sum(amount) c
+                            FROM read_csv('{land / "invoices.csv"}') WHERE document_type = 'credit_note' GROUP BY 1),
+                     al AS (SELECT invoice_id, sum(allocated_amount) a
+                            FROM read_csv('{land / "payment_allocations.csv"}') GROUP BY 1)
+                SELECT DISTINCT i.customer_id FROM read_csv('{land / "invoices.csv"}') i
+                LEFT JOIN cn USING (invoice_id) LEFT JOIN al USING (invoice_id)
+                WHERE i.document_type = 'invoice' AND i.amount + coalesce(cn.c, 0) - coalesce(al.a, 0) > 0"""
+        ).fetchall()
+    }
+    sirens = dict(
+        c.execute(
+            f"SELECT lpad(CAST(siren AS VARCHAR), 9, '0'), customer_id FROM read_csv('{land / 'customers.csv'}') "
+            "WHERE siren IS NOT NULL"
+        ).fetchall()
+    )
+    return root, sirens, owing
+
+
+def test_collective_notices_are_those_the_demo_always_had(e2e_demo):
+    """The registry notices come from their own random stream: the insolvency notices did not change."""
+    root, _, _ = e2e_demo
+    collective = [(r["id"], r["dateparution"]) for r in _notices(root) if r["familleavis"] == "collective"]
+    assert collective == [
+        ("A202601912214", "2026-10-06"),
+        ("A202601662876", "2026-08-30"),
+        ("A202502353688", "2025-12-10"),
+    ]
+
+
+def test_demo_shows_a_recent_director_change_and_an_open_procedure_of_customers_that_owe_money(e2e_demo):
+    root, sirens, owing = e2e_demo
+    events = bodacc_events(_notices(root))
+    recent_changes = {
+        sirens[e.company_id]
+        for e in events
+        if e.event_type == "director_change" and e.published_date >= E2E_END - timedelta(days=60)
+    }
+    opened = {sirens[e.company_id] for e in events if e.event_type == "procedure_opened"}
+    assert recent_changes & owing, (recent_changes, "none owes money")
+    assert opened & owing, (opened, "none owes money")
+    assert {"C000077", "C000144", "C000173"} <= opened & owing
+    assert any(e.event_type == "head_office_move" for e in events)
+    assert all(e.published_date <= E2E_END for e in events)
 
 
 def test_parquet_output_has_the_same_columns(tmp_path):
