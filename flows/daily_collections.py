@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -11,6 +13,8 @@ from flows._common import current_flow_run_id
 from flows.build_features import build_features
 from flows.ingest_receivables import ingest_receivables
 from flows.publish_finance_report import publish_finance_report
+from flows.raise_risk_alerts import AlertsResult, raise_risk_alerts
+from flows.refresh_company_risk import RiskRefresh, refresh_company_risk
 from flows.score_invoices import score_invoices
 from flows.send_reminders import send_reminders
 from flows.train_model import train_model
@@ -20,6 +24,8 @@ from relance.lineage import git_sha, package_version
 from relance.runs import DailyResult, daily_run_lock
 from relance.settings import Settings, parse_as_of
 from relance.warehouse import connection
+
+T = TypeVar("T")
 
 
 @flow(name="daily-collections", log_prints=False)
@@ -55,6 +61,10 @@ def _daily(
     # the gate: every batch not validated yet is validated now, and any batch that failed its contract (in this
     # run or an earlier one) stops the run here
     validation = validate_receivables(settings)
+    # company-risk data before dbt: today's notices reach today's features, stops and claims. Never fails the day.
+    risk: RiskRefresh | None = _never_fails(
+        logger, "company-risk refresh", lambda: refresh_company_risk(settings, as_of)
+    )
 
     dbt_invocation = build_features(settings, as_of, stage="features", full_refresh=full_refresh_features)
     lineage = {
@@ -68,6 +78,8 @@ def _daily(
     trained = train_model(settings, as_of, lineage)
     scoring = score_invoices(settings, as_of, dbt_invocation)
     build_features(settings, as_of, stage="serving", docs=True)
+    # alerts and claim tasks whatever the sending verdict: an insolvency is news even on a day nothing is sent
+    alerts: AlertsResult | None = _never_fails(logger, "risk alerts", lambda: raise_risk_alerts(settings, as_of))
     lineage |= {
         "model.version": scoring.model_version,
         "model.run_id": scoring.model_run_id,
@@ -88,8 +100,9 @@ def _daily(
     if verdict.allowed:
         delivery = send_reminders(settings, as_of, lineage)
         sent, already, failed = delivery.sent, delivery.skipped_already_sent, delivery.failed
+        blocked = delivery.blocked
     else:
-        sent = already = failed = 0
+        sent = already = failed = blocked = 0
         for reason in verdict.reasons:
             logger.warning("nothing sent: %s", reason)
         create_markdown_artifact(
@@ -98,7 +111,11 @@ def _daily(
             + "\n".join(f"- {r}" for r in verdict.reasons),
         )
     report = publish_finance_report(
-        settings, as_of, scoring.model_version, model_note=None if trained.trained else trained.reason
+        settings,
+        as_of,
+        scoring.model_version,
+        model_note=None if trained.trained else trained.reason,
+        stale_sources=risk.stale if risk else None,
     )
 
     return DailyResult(
@@ -118,4 +135,23 @@ def _daily(
         sending_held=tuple(verdict.reasons),
         model_trained=trained.trained,
         model_note="" if trained.trained else trained.reason,
+        risk_events_read=risk.events_read if risk else 0,
+        risk_stale_sources=tuple(sorted(risk.stale)) if risk else (),
+        reminders_blocked=blocked,
+        alerts_new=alerts.new_alerts if alerts else 0,
+        claims_to_declare=alerts.claims_open if alerts else 0,
     )
+
+
+def _never_fails(logger: Any, what: str, step: Callable[[], T]) -> T | None:
+    """Run a step whose failure must not stop the daily run (risk data is an input to caution, not a gate):
+    the error is logged and shown as an artifact, and the day goes on without it."""
+    try:
+        return step()
+    except Exception as exc:
+        logger.exception("%s failed; the run goes on without it", what)
+        create_markdown_artifact(
+            key=f"failed-{what.replace(' ', '-').lower()}",
+            markdown=f"**{what} failed**; the run went on without it: `{type(exc).__name__}: {exc}`",
+        )
+        return None

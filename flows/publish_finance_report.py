@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import duckdb
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
@@ -13,12 +15,35 @@ from relance.reports.finance import FinanceReport, write_finance_report
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
 
+#: The report lists the alerts raised in this many days before its date.
+ALERT_DAYS = 30
+
+
+def _recent_alerts(con, as_of_date: date) -> pd.DataFrame:
+    alerts = ops.read_alerts(con)
+    if alerts.empty:
+        return alerts
+    raised = pd.to_datetime(alerts["as_of_date"]).dt.date
+    return alerts[(raised <= as_of_date) & (raised > as_of_date - timedelta(days=ALERT_DAYS))]
+
+
+def _claims(con, as_of_date: date) -> pd.DataFrame | None:
+    try:
+        return read_for_date(con, "serving.claim_declarations", as_of_date, order_by="deadline_date, claim_id")
+    except duckdb.CatalogException:  # a warehouse whose serving models predate the risk data
+        return None
+
 
 @flow(name="publish-finance-report")
 def publish_finance_report(
-    settings: Settings, as_of_date: date, model_version: str | None, model_note: str | None = None
+    settings: Settings,
+    as_of_date: date,
+    model_version: str | None,
+    model_note: str | None = None,
+    stale_sources: dict[str, str] | None = None,
 ) -> FinanceReport:
-    """``model_note``: why no model was trained today (the report then opens with a banner saying so)."""
+    """``model_note``: why no model was trained today (the report then opens with a banner saying so);
+    ``stale_sources``: company-risk sources without a recent good answer (a banner too)."""
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con:
@@ -33,6 +58,9 @@ def publish_finance_report(
             flow_run_id=flow_run_id,
             top_n=settings.report_top_n,
             model_note=model_note,
+            alerts=_recent_alerts(con, as_of_date),
+            claims=_claims(con, as_of_date),
+            stale_sources=stale_sources,
         )
         ops.record_report_run(
             con,

@@ -25,6 +25,35 @@ from relance.settings import Settings
 from relance.tabular_output import write_csv
 from relance.warehouse import connection, read_for_date, read_relation
 
+#: The claim task file: one line per invoice to declare, with its declaration (a collector files it as is).
+CLAIM_TASK_COLUMNS: tuple[str, ...] = (
+    "claim_id",
+    "customer_id",
+    "customer_name",
+    "company_id",
+    "court",
+    "procedure_kind",
+    "judgment_date",
+    "published_date",
+    "deadline_date",
+    "days_to_deadline",
+    "status",
+    "currency",
+    "amount_due",
+    "amount_not_yet_due",
+    "source_url",
+)
+CLAIM_INVOICE_COLUMNS: tuple[str, ...] = (
+    "claim_id",
+    "currency",
+    "invoice_id",
+    "document_type",
+    "issue_date",
+    "due_date",
+    "open_amount",
+    "is_due_at_judgment",
+)
+
 
 @dataclass(frozen=True)
 class AlertsResult:
@@ -76,8 +105,10 @@ def raise_risk_alerts(settings: Settings, as_of_date: date) -> AlertsResult:
             )
     claims_file = None
     open_claims = claims[claims["status"] == "to_declare"] if not claims.empty else claims
-    if not claim_invoices.empty:
-        tasks = claims.merge(claim_invoices, on=["claim_id", "currency"], how="inner", suffixes=("", "_invoice"))
+    if not claim_invoices.empty and not claims.empty:
+        tasks = claims[list(CLAIM_TASK_COLUMNS)].merge(
+            claim_invoices[list(CLAIM_INVOICE_COLUMNS)], on=["claim_id", "currency"], how="inner"
+        )
         claims_file = write_csv(tasks, settings.outbox / "claims" / f"{as_of_date.isoformat()}.csv")
     if not alerts.empty:
         create_table_artifact(

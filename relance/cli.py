@@ -42,6 +42,10 @@ sends_app = typer.Typer(
 app.add_typer(sends_app, name="sends")
 model_app = typer.Typer(help="The payment-delay model in the MLflow registry.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+risk_app = typer.Typer(
+    help="External company-risk data: BODACC, Recherche d'entreprises, Companies House.", no_args_is_help=True
+)
+app.add_typer(risk_app, name="risk")
 console = Console()
 
 
@@ -308,6 +312,158 @@ def run_daily(
         settings, day, full_refresh=full_refresh, send_backfill=send_backfill, allow_stale_sources=allow_stale_sources
     )
     _print_result(result, json_path)
+
+
+@run_app.command("risk")
+def run_risk(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: today).")] = None,
+) -> None:
+    """Refresh the company-risk data alone (what the daily run does before dbt): notice files in
+    <landing>/risk, or the live registries with RELANCE_RISK_MODE=live. A source that fails is reported, never
+    fatal: exit 0 with the errors listed, 1 only if the refresh itself could not run."""
+    settings = _settings()
+    day = _as_of(as_of, _today(settings))
+    refresh = _flow("refresh_company_risk", "refresh_company_risk")
+    with console.status(f"[bold]company-risk data as of {day}[/] ({settings.risk_mode})"):
+        result = refresh(settings, day)
+    console.print(escape(result.as_markdown()), highlight=False)
+
+
+def _company(identifier: str) -> tuple[str, str]:
+    """A SIREN (9 digits, spaces allowed) or a UK company number (8 characters) -> (registry, id)."""
+    from stdnum.fr import siren as stdnum_siren
+
+    from relance.risk.events import REGISTRY_FR, REGISTRY_GB
+
+    compact = "".join(identifier.split()).upper()
+    if compact.isdigit() and len(compact) == 9:
+        if not stdnum_siren.is_valid(compact):
+            raise typer.BadParameter(f"{identifier!r} is not a valid SIREN (Luhn checksum)", param_hint="ID")
+        return REGISTRY_FR, compact
+    if len(compact) <= 8 and compact.isalnum():
+        return REGISTRY_GB, compact.zfill(8) if compact.isdigit() else compact
+    raise typer.BadParameter(
+        f"{identifier!r}: expected a SIREN (9 digits) or a Companies House number (8 characters)", param_hint="ID"
+    )
+
+
+@risk_app.command("check")
+def risk_check(
+    identifier: Annotated[str, typer.Argument(metavar="ID", help="SIREN (9 digits) or UK company number.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the events and profiles as JSON.")] = False,
+) -> None:
+    """Ask the live registries about one company now and print its normalised events (needs internet; writes
+    nothing). Exit 2 when every source that covers it failed."""
+    import json as json_module
+    from datetime import date as date_type
+
+    from relance.risk.providers import Company, build_providers
+
+    settings = _settings()
+    registry, company_id = _company(identifier)
+    company = Company(registry, company_id)
+    providers = [p for p in build_providers(settings, settings.data / "risk_cache") if registry in p.registries]
+    if not providers:
+        console.print(f"[bold red]no configured provider covers {registry}[/] (see RELANCE_RISK_PROVIDERS)")
+        raise typer.Exit(2)
+    today = date_type.today()
+    events, profiles, errors = [], [], {}
+    for provider in providers:
+        with console.status(f"asking {provider.name} about {company_id}"):
+            try:
+                result = provider.fetch([company], watermarks={}, previous={}, today=today)
+            except Exception as exc:  # a provider's bug: shown, the others still answer
+                errors[provider.name] = f"{type(exc).__name__}: {exc}"
+                continue
+        events += result.events
+        profiles += result.profiles
+        if result.errors:
+            errors[provider.name] = "; ".join(result.errors.values())
+    if json_out:
+        payload = {
+            "company": {"registry": registry, "company_id": company_id},
+            "events": [e.as_row() for e in events],
+            "profiles": [p.as_row() for p in profiles],
+            "errors": errors,
+        }
+        typer.echo(json_module.dumps(payload, default=str, ensure_ascii=False, indent=2))
+    else:
+        for p in profiles:
+            console.print(
+                f"[bold]{escape(p.company_name or company_id)}[/] ({p.publisher}): status {p.status or '?'}"
+                + (f", closed {p.closure_date}" if p.closure_date else "")
+                + f", NAF {p.naf_code or '?'}, headcount band {p.headcount_band or '?'}"
+                + (f", accounts {p.accounts_year}" if p.accounts_year else ""),
+                highlight=False,
+            )
+        table = Table(title=f"{len(events)} event(s) for {registry} {company_id}")
+        for col in ("published", "event", "subtype", "date", "detail", "source"):
+            table.add_column(col, overflow="fold")
+        for e in sorted(events, key=lambda e: (e.published_date, e.event_id), reverse=True):
+            table.add_row(
+                str(e.published_date), e.event_type, e.event_subtype or "", str(e.event_date or ""),
+                escape(e.detail or ""), e.publisher,
+            )  # fmt: skip
+        console.print(table)
+        for name, error in errors.items():
+            console.print(f"[bold yellow]{name}[/]: {escape(error)}", highlight=False)
+    if errors and len(errors) == len(providers):
+        raise typer.Exit(2)
+
+
+@risk_app.command("import")
+def risk_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Notice files (BODACC JSON / JSON Lines, Recherche "
+            "d'entreprises or Companies House payloads), or directories."
+        ),
+    ],
+) -> None:
+    """Load files of company-risk notices into raw.company_events / raw.company_profiles (validated by their data
+    contract; a file loaded before is unchanged). The next daily run stops dunning and raises the alerts. Exit 2
+    if a file could not be read, 1 if a batch failed its contract."""
+    from relance.risk.load import notice_files
+    from relance.warehouse import connection
+
+    settings = _settings()
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += notice_files(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            console.print(f"[bold red]no such file[/] {escape(str(path))}")
+            raise typer.Exit(2)
+    if not files:
+        console.print("[bold red]no notice file[/] (.json, .jsonl) in " + escape(", ".join(map(str, paths))))
+        raise typer.Exit(2)
+    import_notice_files = _flow("refresh_company_risk", "import_notice_files")
+    settings.ensure_dirs()
+    with connection(settings.warehouse) as con, console.status(f"importing {len(files)} notice file(s)"):
+        imports = import_notice_files(con, files, gx_dir=settings.gx_dir, flow_run_id=None)
+    table = Table(title="company-risk notices")
+    for col in ("file", "events", "profiles", "rows loaded", "unchanged", "outcome"):
+        table.add_column(col, overflow="fold", justify="left" if col in ("file", "outcome") else "right")
+    for item in imports:
+        outcome = (
+            f"[bold red]unreadable[/] {escape(item.error)}"
+            if item.error
+            else f"[bold red]contract failed[/] {escape('; '.join(item.contract_failures))}"
+            if item.contract_failures
+            else "[green]loaded[/]"
+        )
+        table.add_row(
+            item.path.name, str(item.events), str(item.profiles), str(item.rows_loaded), str(item.rows_unchanged),
+            outcome,
+        )  # fmt: skip
+    console.print(table)
+    if any(i.error for i in imports):
+        raise typer.Exit(2)
+    if any(i.contract_failures for i in imports):
+        raise typer.Exit(1)
 
 
 _STATE_STYLE = {"failed": "bold red", "pending": "yellow", "quarantined": "magenta", "superseded": "dim"}

@@ -101,6 +101,52 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> No
         raise ValueError(f"{relation} frame is missing columns {missing}; has {list(frame.columns)}")
 
 
+def _fr_date(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return pd.Timestamp(value).strftime("%d/%m/%Y")
+
+
+def _alert_rows(alerts: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Alerts for the HTML: the notice's permalink (``... Avis : URL`` at the end of a detail) becomes a link."""
+    if alerts is None or alerts.empty:
+        return []
+    rows = []
+    for r in alerts.to_dict("records"):
+        detail, _, url = str(r["detail"]).partition(" Avis : ")
+        rows.append(
+            {
+                "type": str(r["alert_type"]),
+                "title": str(r["title"]),
+                "detail": detail,
+                "url": url.strip() if url.strip().startswith("https://") else None,
+                "due": _fr_date(r.get("due_date")),
+                "raised": _fr_date(r.get("as_of_date")),
+            }
+        )
+    return rows
+
+
+def _claim_rows(claims: pd.DataFrame | None) -> list[dict[str, str]]:
+    if claims is None or claims.empty:
+        return []
+    return [
+        {
+            "customer": str(r.get("customer_name") or r.get("customer_id")),
+            "procedure": str(r.get("procedure_kind") or ""),
+            "court": str(r.get("court") or ""),
+            "published": _fr_date(r.get("published_date")),
+            "deadline": _fr_date(r.get("deadline_date")),
+            "days": "" if pd.isna(r.get("days_to_deadline")) else str(int(r["days_to_deadline"])),
+            "due": _money(r.get("amount_due"), r.get("currency")),
+            "not_yet_due": _money(r.get("amount_not_yet_due"), r.get("currency")),
+            "status": "à déclarer" if r.get("status") == "to_declare" else "délai dépassé",
+            "late": r.get("status") != "to_declare",
+        }
+        for r in claims.to_dict("records")
+    ]
+
+
 def _money(value: Any, currency: str | None = None, decimals: int = 2) -> str:
     """``1 234,56 €``-style French formatting (narrow no-break space between thousands, comma for decimals,
     symbol after a no-break space); blank for missing values. ``decimals=0`` for the chart."""
@@ -223,6 +269,7 @@ def _at_risk_tables(at_risk: pd.DataFrame, top_n: int | None) -> list[dict[str, 
                         "predicted_payment_date": _date_text(r["predicted_payment_date"]),
                         "reason_1": "" if pd.isna(r["reason_1"]) else str(r["reason_1"]),
                         "expected_at_risk": _money(r["expected_at_risk"], r["currency"]),
+                        "in_procedure": bool(r.get("has_open_procedure")) and not pd.isna(r.get("has_open_procedure")),
                     }
                     for r in ranked.to_dict("records")
                 ],
@@ -266,6 +313,9 @@ def write_finance_report(
     flow_run_id: str | None,
     top_n: int | None = None,
     model_note: str | None = None,
+    alerts: pd.DataFrame | None = None,
+    claims: pd.DataFrame | None = None,
+    stale_sources: dict[str, str] | None = None,
 ) -> FinanceReport:
     """Write ``aged_balance.csv``, ``dso.csv``, ``at_risk.csv`` and ``finance_report.html`` to
     ``<out_dir>/<as_of_date>/``. Rewriting the same day replaces the files (reports are derived data).
@@ -277,6 +327,10 @@ def write_finance_report(
     ``model_note``: why no model was trained for this run (``models.train.TrainResult.reason`` when
     ``trained`` is False: the champion was kept, or a baseline serves). The report then opens with a banner
     saying so, since its probabilities do not come from a model fitted on today's data.
+
+    Company-risk sections: ``alerts`` (``ops.risk_alerts`` raised in the last days: title, detail, due date),
+    ``claims`` (``serving.claim_declarations``: the claims to declare, also written to ``claims.csv``) and
+    ``stale_sources`` (source -> since when it has no good answer: a banner says the risk data may be out of date).
     """
     _require(aged, AGED_COLUMNS, "report_aged_balance")
     _require(dso, DSO_COLUMNS, "report_dso")
@@ -287,6 +341,8 @@ def write_finance_report(
     csv_paths: dict[str, Path] = {}
     for name, frame in (("aged_balance", aged), ("dso", dso), ("at_risk", at_risk)):
         csv_paths[name] = write_csv(frame, target / f"{name}.csv")
+    if claims is not None and not claims.empty:
+        csv_paths["claims"] = write_csv(claims, target / "claims.csv")
 
     amounts, counts = _aged_pivot(aged)
     context = {
@@ -320,6 +376,9 @@ def write_finance_report(
         "p_title": target_heading(at_risk["target_name"])[1],
         "model_note": (model_note or "").strip() or None,
         "csv_names": [p.name for p in csv_paths.values()],
+        "stale_sources": sorted((stale_sources or {}).items()),
+        "alert_rows": _alert_rows(alerts),
+        "claim_rows": _claim_rows(claims),
     }
     html_path = target / HTML_NAME
     write_text_atomic(html_path, _environment().get_template(TEMPLATE).render(**context))

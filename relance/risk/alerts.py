@@ -101,10 +101,15 @@ def build_alerts(
             continue
         kind = _PROCEDURES.get(str(row.get("procedure_kind")), "procédure collective")
         deadline = _d(row.get("claim_deadline_date"))
+        declare = (
+            f"Déclaration de créance au mandataire avant le {_fr(deadline)}."
+            if deadline is None or deadline >= as_of_date
+            else f"Délai de déclaration de créance dépassé depuis le {_fr(deadline)} : relevé de forclusion à "
+            "demander au juge-commissaire (L622-26)."
+        )
         detail = (
-            f"Jugement du {_fr(row.get('judgment_date'))} ({row.get('court') or 'tribunal non précisé'}), publié au "
-            f"BODACC le {_fr(row.get('procedure_published_date'))}. Relances arrêtées. Déclaration de créance au "
-            f"mandataire avant le {_fr(deadline)}."
+            f"Jugement du {_fr(row.get('judgment_date'))} ({row.get('court') or 'tribunal non précisé'}), publié le "
+            f"{_fr(row.get('procedure_published_date'))}. Relances arrêtées. {declare}"
         )
         if row.get("source_url"):
             detail += f" Avis : {row['source_url']}"
@@ -145,7 +150,8 @@ def build_alerts(
             continue
         if published > as_of_date:
             continue
-        detail = f"Publié le {_fr(published)} ({row.get('publisher')}): {row.get('detail') or kind}."
+        label = str(row.get("detail") or kind).strip().rstrip(".")
+        detail = f"Publié le {_fr(published)} ({row.get('publisher')}) : {label}."
         if row.get("source_url"):
             detail += f" Avis : {row['source_url']}"
         out.append(
@@ -167,7 +173,7 @@ def build_alerts(
                 f"{row.get('customer_id')}:{as_of_date:%Y-%m}",
                 row,
                 f"Bon payeur qui se dégrade : {row.get('customer_name') or row.get('customer_id')}",
-                str(row.get("degradation_reason") or "comportement de paiement dégradé"),
+                _degradation_text(row),
                 None,
             )
         )
@@ -188,6 +194,27 @@ def build_alerts(
     frame = frame.drop_duplicates("alert_key").sort_values(["alert_type", "alert_key"], kind="mergesort")
     frame["as_of_date"] = as_of_date
     return frame.reset_index(drop=True)
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _degradation_text(row: dict[str, Any]) -> str:
+    """The figures of ``serving.payer_degradation`` in a French sentence (the model gives them in English)."""
+    parts = []
+    hist, recent = _num(row.get("hist_mean_days_late")), _num(row.get("recent_mean_days_late"))
+    if hist is not None and recent is not None:
+        parts.append(
+            f"payait en moyenne {hist:.1f} j après l'échéance sur {int(row.get('hist_invoice_count') or 0)} "
+            f"facture(s), {recent:.1f} j sur ses {int(row.get('recent_invoice_count') or 0)} dernière(s)".replace(
+                ".", ","
+            )
+        )
+    now, before = row.get("grade_now"), row.get("grade_30d_ago")
+    if isinstance(now, str) and isinstance(before, str) and now > before:
+        parts.append(f"note de risque passée de {before} à {now} en 30 jours")
+    return ("; ".join(parts) or str(row.get("degradation_reason") or "comportement de paiement dégradé")) + "."
 
 
 def digest_key(alert_keys: Sequence[str]) -> str:
