@@ -51,8 +51,8 @@ company_checks as (
     from customers
     inner join checks
         on
-            (checks.registry = 'FR-SIREN' and checks.company_id = customers.siren)
-            or (checks.registry = 'GB-CRN' and checks.company_id = customers.company_number)
+            (customers.siren = checks.company_id and checks.registry = 'FR-SIREN')
+            or (customers.company_number = checks.company_id and checks.registry = 'GB-CRN')
     group by customers.customer_id
 ),
 
