@@ -94,6 +94,10 @@ ENTITIES: dict[str, dict[str, str]] = {
     },
 }
 
+# Columns added after sources were first configured, that a source may leave out: an ERP query or a profile
+# written before them keeps working, and the column is NULL (customers.company_number: only UK companies have one).
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"customers": ("company_number",)}
+
 # External company-risk events (BODACC, Companies House, Recherche d'entreprises), one row per published event.
 # Not a receivables source: the risk-data flows fill it (until then it is empty and every risk feature is
 # null-safe). The as-of date of an event is when it became public (published_date), never the judgment date:

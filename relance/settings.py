@@ -214,8 +214,19 @@ class Settings(BaseSettings):
         return self.send_ledger_path or self.data / "ledger" / "sends.sqlite"
 
     @cached_property
+    def notification_ledger(self) -> Path:
+        """The send ledger of relance's own emails to finance (risk alerts), beside the reminders' one and kept
+        like it: an alert digest is sent once even after the warehouse is rebuilt."""
+        return self.send_ledger.with_name("notifications.sqlite")
+
+    @cached_property
     def outbox(self) -> Path:
         return self.data / "outbox"
+
+    @cached_property
+    def finance_outbox(self) -> Path:
+        """Where emails to finance go without a SendGrid key (``<outbox>/finance/email``), apart from customers'."""
+        return self.outbox / "finance"
 
     @property
     def target_name(self) -> str:
@@ -322,6 +333,7 @@ class Settings(BaseSettings):
             self.data / "mlflow" if self.mlflow_artifact_root is None else self.mlflow_artifacts,
             self.prefect_dir,
             self.dbt_dir,
+            self.data / "risk_cache",
         ]
 
     def ensure_dirs(self) -> None:

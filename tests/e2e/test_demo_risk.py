@@ -75,7 +75,7 @@ def test_a_director_change_raises_one_alert_emailed_and_in_the_report(demo_run: 
     assert alerts["alert_key"].is_unique and alerts["notified_at"].notna().all()
     assert set(alerts["alert_type"]) >= {"insolvency_notice", "director_change"}
     digests = [
-        json.loads(p.read_text()) for p in (demo_run.data / "outbox" / "email").glob("risk-alerts*.json")
+        json.loads(p.read_text()) for p in (demo_run.data / "outbox" / "finance" / "email").glob("risk-alerts*.json")
     ]  # the rerun added none: every alert had been sent
     assert len(digests) == 1
     body = digests[0]["content"][0]["value"]
@@ -93,10 +93,10 @@ def test_risk_features_are_non_zero_for_the_debtors_concerned(demo_run: DemoRun)
                    max(f.risk_days_since_last_event) as days
             from ml.ml_invoice_features f where f.as_of_date = date '{AS_OF}' group by 1""",
     )
-    concerned = _df(
+    concerned = _df(  # the window of the "recent" features (RELANCE_RISK_RECENT_DAYS, 365 by default)
         warehouse,
         "select distinct customer_id, event_type from serving.customer_risk_events "
-        f"where published_date <= date '{AS_OF}'",
+        f"where published_date <= date '{AS_OF}' and published_date > date '{AS_OF}' - interval 365 day",
     )
     procedure = set(concerned.loc[concerned["event_type"] == "procedure_opened", "customer_id"])
     director = set(concerned.loc[concerned["event_type"] == "director_change", "customer_id"])

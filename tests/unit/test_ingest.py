@@ -13,9 +13,9 @@ from relance.raw_schema import ENTITIES
 from relance.sources.base import SourceError, file_sha256
 
 CUSTOMERS = [
-    "C1,Bati Sud,B2B,732829320,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
+    "C1,Bati Sud,B2B,732829320,,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
     "10000.00,EUR,30,false,2023-01-15",
-    "C2,Jean Dupont,B2C,,,,,Bretagne,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
+    "C2,Jean Dupont,B2C,,,,,,Bretagne,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
 ]
 INVOICES = [
     "I1,C1,invoice,,2024-01-01,2024-01-31,1200.50,EUR,30,false",
@@ -232,3 +232,19 @@ def test_failure_rolls_back_the_whole_load(con: duckdb.DuckDBPyConnection, landi
 def test_missing_landing_directory(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         load_landing(con, tmp_path / "nope", flow_run_id=None)
+
+
+def test_an_export_written_before_company_number_existed_still_loads(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """customers.company_number came later (UK companies): a demo-format file without it loads, the column null."""
+    d = tmp_path / "old"
+    old_header = [c for c in ENTITIES["customers"] if c != "company_number"]
+    old_rows = [r.replace("732829320,,", "732829320,").replace("B2C,,,,,,", "B2C,,,,,") for r in CUSTOMERS]
+    write_csv(d, "customers", old_rows, header=old_header)
+    write_csv(d, "invoices", INVOICES)
+    load_landing(con, d, flow_run_id="run-old")
+    assert con.execute("SELECT customer_id, siren, company_number FROM raw.customers ORDER BY 1").fetchall() == [
+        ("C1", "732829320", None),
+        ("C2", None, None),
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from relance.raw_schema import ENTITIES
+from relance.raw_schema import ENTITIES, OPTIONAL_COLUMNS
 from relance.sources.sql.config import SqlSourceConfig
 from relance.sources.sql.connection import query_error
 from relance.sources.sql.errors import SqlColumnsError
@@ -59,7 +59,8 @@ def probe(
         raise query_error(config, entity, exc) from None
     by_lower = {name.lower(): name for name in returned}
     canonical = list(ENTITIES[entity])
-    missing = [c for c in canonical if c.lower() not in by_lower]
+    optional = set(OPTIONAL_COLUMNS.get(entity, ()))
+    missing = [c for c in canonical if c.lower() not in by_lower and c not in optional]
     wm = spec.watermark_column
     if wm is not None and wm.lower() not in by_lower:
         missing.append(f"{wm} (watermark_column)")
@@ -72,8 +73,12 @@ def probe(
     extra = [n for n in returned if n.lower() not in {c.lower() for c in canonical} and n.lower() != (wm or "").lower()]
     if extra:
         log.info("%s.%s: ignoring non-canonical column(s) %s", config.name, entity, ", ".join(extra))
-    result_columns = {c: by_lower[c.lower()] for c in canonical}
-    select = ", ".join(f"src.{quote(result_columns[c])} AS {quote(c)}" for c in canonical)
+    result_columns = {c: by_lower[c.lower()] for c in canonical if c.lower() in by_lower}
+    # a column of OPTIONAL_COLUMNS the query does not return is NULL (a query written before it existed)
+    select = ", ".join(
+        f"src.{quote(result_columns[c])} AS {quote(c)}" if c in result_columns else f"NULL AS {quote(c)}"
+        for c in canonical
+    )
     params: dict[str, Any] = {}
     new: str | None = None
     rows_expected: int | None = None

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from relance.raw_schema import ENTITIES
+from relance.raw_schema import ENTITIES, OPTIONAL_COLUMNS
 from relance.sources.amounts import thousands_marks
 from relance.sources.base import SOURCE_ROW, SourceError
 from relance.sources.tabular.profile import EntityMapping, MappingValue, ReaderOptions
@@ -236,8 +236,13 @@ def mapped_select(
 ) -> str:
     """The SELECT producing exactly the raw columns of ``entity_name`` (+ ``_source_row``) from ``source_sql``."""
     cols = []
+    optional = OPTIONAL_COLUMNS.get(entity_name, ())
     for col, typ in ENTITIES[entity_name].items():
-        if col not in mapping.columns:
+        value = mapping.columns.get(col)
+        # unmapped, or an optional column mapped to a source column this file does not have (an export written
+        # before the column existed): NULL
+        absent = isinstance(value, str) and col in optional and value.lower() not in resolver.by_lower
+        if col not in mapping.columns or absent:
             cols.append(f"CAST(NULL AS VARCHAR) AS {quote_ident(col)}")
             continue
         sql = resolver.expr(mapping.columns[col], f"{entity_name}.{col}")
