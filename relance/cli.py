@@ -449,9 +449,9 @@ def risk_import(
         table.add_column(col, overflow="fold", justify="left" if col in ("file", "outcome") else "right")
     for item in imports:
         outcome = (
-            f"[bold red]unreadable[/] {escape(item.error)}"
+            "[bold red]unreadable[/]"
             if item.error
-            else f"[bold red]contract failed[/] {escape('; '.join(item.contract_failures))}"
+            else "[bold red]contract failed[/]"
             if item.contract_failures
             else "[green]loaded[/]"
         )
@@ -460,6 +460,11 @@ def risk_import(
             outcome,
         )  # fmt: skip
     console.print(table)
+    for item in imports:  # the reasons in full, one per line, under the table
+        if item.error:
+            console.print(f"[bold red]{escape(item.path.name)}[/]: {escape(item.error)}", highlight=False)
+        for failure in item.contract_failures:
+            console.print(f"[bold red]{escape(item.path.name)}[/] contract: {escape(failure)}", highlight=False)
     if any(i.error for i in imports):
         raise typer.Exit(2)
     if any(i.contract_failures for i in imports):
