@@ -7,8 +7,8 @@ post-scoring build with its unit tests (``_serving__unit_tests.yml``: open-proce
 not yet due split, degradation thresholds) and data tests. Then, by hand-computed figures: the worklist stops the
 debtor in liquidation, its claim declaration holds the right amounts and deadline, and ``serving.customer_risk_status``,
 a view, sees an opening judgment loaded into raw after the build without any rebuild (what the check just before a
-send relies on). The same warehouse copied to a throwaway PostgreSQL gives the same risk relations (skipped without
-PostgreSQL, failed in CI).
+send relies on). PostgreSQL: tests/integration/test_dbt_postgres.py builds the same models there, runs these unit
+tests on it (month arithmetic of the deadline included) and compares every relation on a demo with open procedures.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from relance.settings import Settings
 from relance.sources.base import EntityExtract, entity_schema
 from relance.warehouse import ensure_schemas
 from tests.conftest import DbtInvoke
-from tests.pg_copy import copy_schemas, dbt_pg_settings, libpq_conninfo
 
 pytestmark = pytest.mark.integration
 
@@ -266,99 +265,3 @@ def test_payer_degradation_covers_customers_with_open_invoices(warehouse: Path) 
     assert math.isclose(c1["recent_mean_days_late"], (0 + 43 + 15 + 6) / 4)
     assert c1["is_reliable_history"] is False and c1["is_degrading"] is False
     assert c1["degradation_reason"] is None
-
-
-# --------------------------------------------------------------------------------------- PostgreSQL
-PG_DATABASE = "relance_risk_serving"  # own database on the session's server
-
-
-def _rows(cur: Any, sql: str) -> list[tuple]:
-    return [tuple(row) for row in cur.execute(sql).fetchall()]
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
-def test_postgres_gives_the_same_risk_relations(
-    built: Built, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same raw rows on PostgreSQL (copied from a fresh load, so events loaded by other tests do not count):
-    the serving build with its unit tests passes there, and the risk relations and the worklist's new columns hold
-    the same rows as on DuckDB, month arithmetic of the deadline included."""
-    import psycopg
-    from dbt.cli.main import dbtRunner
-    from psycopg import sql
-
-    duck_path = _settings(tmp_path / "duckdb").warehouse
-    _load(
-        duck_path,
-        "B1",
-        {
-            "customers": CUSTOMERS,
-            "invoices": [dict(zip(_I, row, strict=True)) for row in INVOICES],
-            "payments": PAYMENTS,
-            "payment_allocations": ALLOCATIONS,
-            "company_events": [e.as_row() for e in EVENTS],
-        },
-    )
-    with psycopg.connect(libpq_conninfo(postgres_url), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
-    conninfo = psycopg.conninfo.make_conninfo(libpq_conninfo(postgres_url), dbname=PG_DATABASE)
-    with duckdb.connect(str(duck_path)) as duck, psycopg.connect(conninfo) as pgcon:
-        copy_schemas(duck, pgcon, ("raw", "ops"))
-
-    fields, password = dbt_pg_settings(postgres_url, database=PG_DATABASE)
-    settings = _settings(tmp_path / "pg", warehouse_path=duck_path, **fields)
-    monkeypatch.setenv(dbt.PG_PASSWORD_ENV, password)
-    parsed = dbt.run_dbt(settings, dbt.dbt_args(settings, ["parse"], as_of_date=AS_OF, target="postgres"))
-    manifest = parsed.result_object
-
-    def invoke(args: list[str]) -> Any:
-        return dbtRunner(manifest=manifest.deepcopy()).invoke(args)
-
-    for stage in ("features", "serving"):
-        args = dbt.dbt_args(settings, ["build"], as_of_date=AS_OF, stage=stage, unit_tests=False, target="postgres")
-        dbt.run_dbt(settings, args, invoke=invoke)
-    # unit tests read their inputs' columns from the database: run them once everything is built
-    unit = dbt.dbt_args(
-        settings,
-        ["test"],
-        as_of_date=AS_OF,
-        target="postgres",
-        extra=("--select", "test_type:unit,path:models/serving"),
-    )
-    ran = dbt.run_dbt(settings, unit, invoke=invoke)
-    assert len(ran.result_object.results) >= 6
-
-    queries = {
-        "serving.claim_declarations": "select * from serving.claim_declarations order by claim_id",
-        "serving.claim_declaration_invoices": "select * from serving.claim_declaration_invoices order by invoice_id",
-        "serving.payer_degradation": "select * from serving.payer_degradation order by customer_id",
-        "serving.collection_worklist": "select invoice_id, has_open_procedure, procedure_published_date,"
-        " is_degrading from serving.collection_worklist order by invoice_id",
-    }
-    with duckdb.connect(str(built.path)) as duck, psycopg.connect(conninfo) as pgcon:
-        for relation, query in queries.items():
-            expected, actual = _rows(duck, query), _rows(pgcon, query)
-            assert len(expected) == len(actual) > 0, relation
-            for want, got in zip(expected, actual, strict=True):
-                assert len(want) == len(got) and all(_same(w, g) for w, g in zip(want, got, strict=True)), (
-                    relation,
-                    want,
-                    got,
-                )
-        status = _rows(
-            pgcon,
-            "select customer_id, has_open_procedure, procedure_event_id, claim_deadline_date, is_closed"
-            " from serving.customer_risk_status",
-        )
-        relkind = _rows(
-            pgcon,
-            "select table_type from information_schema.tables"
-            " where table_schema = 'serving' and table_name = 'customer_risk_status'",
-        )
-    assert status == [("C1", True, LJ_EVENT, date(2026, 5, 31), False)]
-    assert relkind == [("VIEW",)]
