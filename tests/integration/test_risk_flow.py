@@ -5,6 +5,9 @@ stop the day."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -217,3 +220,50 @@ def test_a_procedure_loaded_between_plan_and_send_blocks_the_send_with_its_rule(
         blocks = con.execute("SELECT reminder_key, customer_id, rule, detail FROM ops.reminder_blocks").fetchall()
         assert blocks == [("k0", "C1", "insolvency_stop", blocks[0][3])] and "TC Bordeaux" in blocks[0][3]
         assert stops.reads == 2  # asked before each of the two sends
+
+
+# --- the CLI, as a user runs it ------------------------------------------------------------------------------------
+
+RELANCE = Path(sys.executable).parent / "relance"
+
+
+def _cli(cwd: Path, *commands: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Commands side by side (each is seconds of imports), each in a user's shell plus its own variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RELANCE_", "MLFLOW_", "DBT_"))}
+    procs = [
+        (argv, subprocess.Popen([str(RELANCE), *argv], cwd=cwd, env=base | {"COLUMNS": "200"} | env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        for argv, env in commands
+    ]  # fmt: skip
+    done = []
+    for argv, proc in procs:
+        out, err = proc.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    return done
+
+
+def test_risk_import_and_check_from_the_command_line(tmp_path: Path, shared_dir: Path) -> None:
+    good = shared_dir / "data/risk_samples/bodacc_v21_records_examples.json"
+    bad = tmp_path / "notices.json"
+    bad.write_bytes('{"total_count": 1, "results": [{"commerçant": "é"}]}'.encode("latin-1"))
+    with BodaccStandIn() as bodacc, RechercheStandIn(max_per_second=None) as recherche:
+        data = {"RELANCE_DATA_DIR": str(tmp_path / "data")}
+        live = {"RELANCE_BODACC_URL": bodacc.url, "RELANCE_RECHERCHE_ENTREPRISES_URL": recherche.url}
+        imported, checked, invalid = _cli(
+            tmp_path,
+            (["risk", "import", str(good), str(bad)], data),
+            (["risk", "check", "552 032 534", "--json"], {"RELANCE_DATA_DIR": str(tmp_path / "other")} | live),
+            (["risk", "check", "552032535"], live),
+        )
+        assert bodacc.requests and recherche.requests  # the check asked the registries (here: the stand-ins)
+    assert imported.returncode == 2, imported.stdout + imported.stderr  # one file could not be read
+    assert "bodacc_v21_records_examples.json" in imported.stdout and "loaded" in imported.stdout
+    assert "notices.json: " in imported.stdout and "not UTF-8" in imported.stdout
+    with connection(tmp_path / "data" / "warehouse.duckdb") as con:
+        assert con.execute("SELECT count(*) FROM raw.company_events").fetchone()[0] >= 5
+    assert invalid.returncode == 2 and "not a valid SIREN" in invalid.stdout + invalid.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    payload = json.loads(checked.stdout)
+    assert payload["company"] == {"registry": "FR-SIREN", "company_id": DANONE}
+    assert any(e["event_type"] == "director_change" for e in payload["events"])
+    assert [p["company_name"] for p in payload["profiles"]] == ["DANONE"]

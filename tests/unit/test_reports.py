@@ -348,3 +348,48 @@ def test_the_probability_heading_names_the_target(targets, heading) -> None:
     assert got == heading
     named = sorted({t for t in targets if isinstance(t, str)})
     assert all(name in tooltip for name in named)
+
+
+def test_risk_sections_alerts_claims_and_the_stale_banner(tmp_path) -> None:
+    aged, dso, at_risk = _frames()
+    at_risk = at_risk.assign(has_open_procedure=[True] + [False] * (len(at_risk) - 1))
+    alerts = pd.DataFrame(
+        [
+            {"alert_type": "director_change", "title": "Changement de dirigeant : DANONE",
+             "detail": "Publié le 20/03/2026 (bodacc) : administration. Avis : https://www.bodacc.fr/x?q.id=id:B1",
+             "due_date": None, "as_of_date": AS_OF},
+            {"alert_type": "claim_deadline", "title": "Déclaration de créance dans 10 jours : <b>X</b>",
+             "detail": "Déclarer avant le 10/04/2026", "due_date": date(2026, 4, 10), "as_of_date": AS_OF},
+        ]
+    )  # fmt: skip
+    claims = pd.DataFrame(
+        [
+            {"claim_id": "A1:EUR", "customer_id": "C1", "customer_name": "DJ BATIMENT", "procedure_kind": "liquidation",
+             "court": "TC Bordeaux", "published_date": date(2026, 2, 10), "deadline_date": date(2026, 4, 10),
+             "days_to_deadline": 10, "currency": "EUR", "amount_due": 1200.5, "amount_not_yet_due": 300.0,
+             "status": "to_declare"},
+        ]
+    )  # fmt: skip
+    report = write_finance_report(
+        aged, dso, at_risk, as_of_date=AS_OF, out_dir=tmp_path, model_version="3", flow_run_id="fr",
+        alerts=alerts, claims=claims, stale_sources={"bodacc": "last good answer 2026-03-27 06:00 UTC: HTTP 503"},
+    )  # fmt: skip
+    html = report.html_path.read_text(encoding="utf-8")
+    text = _squash(_Page(html).text)
+    assert 'id="risk-data-stale"' in html and "bodacc (last good answer 2026-03-27 06:00 UTC: HTTP 503)" in text
+    assert text.index("possiblement périmées") < text.index("Balance âgée")  # read first
+    assert "Changement de dirigeant : DANONE" in text and '<a href="https://www.bodacc.fr/x?q.id=id:B1">' in html
+    assert "&lt;b&gt;X&lt;/b&gt;" in html  # a name from the data is text, never markup
+    assert (
+        "DJ BATIMENT liquidation TC Bordeaux 10/02/2026 10/04/2026 10 1\u202f200,50\u00a0€ 300,00\u00a0€ à déclarer"
+        in text
+    )
+    assert "procédure collective" in text  # the debtor in procedure is marked in the exposure table
+    assert report.csv_paths["claims"].read_text(encoding="utf-8").startswith("claim_id,")
+    quiet = write_finance_report(
+        aged, dso, at_risk.drop(columns="has_open_procedure"), as_of_date=AS_OF, out_dir=tmp_path / "q",
+        model_version="3", flow_run_id="fr",
+    )  # fmt: skip
+    quiet_html = quiet.html_path.read_text(encoding="utf-8")
+    assert 'id="risk-data-stale"' not in quiet_html and "Aucune alerte récente." in quiet_html
+    assert "Aucune créance à déclarer." in quiet_html and "claims" not in quiet.csv_paths
