@@ -9,7 +9,7 @@ that directory's ``./data``. Around it, what users do to a running installation:
   refused), and that next run must stop on the critical contract failure before anything downstream (exit 1);
 * after it, ``relance ui`` serves the demo's Prefect runs, MLflow registry and dbt docs (tests/e2e/test_ui.py), and
   ``relance run daily`` for the same date from a directory outside the checkout (the editable install of this
-  checkout, every dbt node a Prefect task, reporting to that Prefect server) must send nothing new;
+  checkout, reporting to that Prefect server) must send nothing new;
 * then ``relance model serve`` serves the champion over HTTP (tests/e2e/test_model_serve.py).
 
 Every run carries marked test secrets (:class:`MarkedSecrets`), which tests/e2e/test_secrets.py then searches for in
@@ -342,13 +342,11 @@ def _demo_sequence(repo_root: Path, tmp: Path, procs: _Processes) -> DemoRun:
     demo_result = json.loads((workdir / "demo.json").read_text())
     emails = sorted((data / "outbox" / "email").glob("*.json"))
 
-    # the rerun also takes the other dbt path: every dbt node a Prefect task (prefect-dbt), off by default
-    # and it has a SendGrid key (it is no demo: it uses it), pointing nowhere: it must send nothing new anyway
+    # the rerun has a SendGrid key (it is no demo: it uses it), pointing nowhere: it must send nothing new anyway
     # and it reports to the Prefect server `relance ui` started on the demo's database, as a scheduled run on a
     # server would (and no temporary server of its own: one start-up less in the suite)
     ui = _start_ui(procs, env, elsewhere, tmp / "ui.log")
     rerun_env = env | {
-        "RELANCE_DBT_NODE_TASKS": "true",
         "RELANCE_SENDGRID_API_KEY": secrets.sendgrid_key,
         "RELANCE_SENDGRID_HOST": NOWHERE,
         "PREFECT_API_URL": ui.prefect,

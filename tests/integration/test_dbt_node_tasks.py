@@ -1,0 +1,66 @@
+"""RELANCE_DBT_NODE_TASKS: with it on, every dbt node of a build is a Prefect task run of the flow that builds it.
+
+The real prefect-dbt runner (``flows.build_features._invoke``, what ``build-features`` passes to ``relance.dbt``)
+under Prefect's test harness, on a real DuckDB warehouse, for a small selection of models: each selected model and
+its data tests come back from the Prefect API as completed task runs whose flow run is the building flow's. (The
+end-to-end rerun used to run the whole project this way; the daily default is plain dbt, see bench/README.md.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+from prefect_dbt import PrefectDbtRunner
+
+from flows._common import current_flow_run_id
+from flows.build_features import _invoke
+from relance import dbt
+from relance.settings import Settings
+from relance.warehouse import connection, ensure_schemas
+
+pytestmark = pytest.mark.integration
+
+MODELS = ("stg_customers", "stg_company_events")
+
+
+def test_every_selected_dbt_node_is_a_prefect_task_of_the_building_flow(tmp_path: Path) -> None:
+    assert _invoke(Settings(data_dir=tmp_path / "off")) is None  # off by default: plain dbt in process
+    settings = Settings(data_dir=tmp_path / "data", dbt_node_tasks=True)
+    settings.ensure_dirs()
+    with connection(settings.warehouse) as con:
+        ensure_schemas(con)
+    invoke = _invoke(settings)
+    assert isinstance(getattr(invoke, "__self__", None), PrefectDbtRunner)
+
+    @flow(name="dbt-node-tasks-check")
+    def build() -> tuple[str | None, bool]:
+        args = dbt.dbt_args(
+            settings,
+            ["build"],
+            as_of_date=date(2026, 10, 31),
+            unit_tests=False,
+            extra=["--select", *MODELS, "--indirect-selection", "cautious"],
+        )
+        run = dbt.run_dbt(settings, args, invoke=_invoke(settings))
+        return current_flow_run_id(), run.success
+
+    with prefect_test_harness(server_startup_timeout=180):
+        flow_run_id, success = build()
+        tasks = asyncio.run(_task_runs(flow_run_id))
+    assert success
+    names = {t.name: t for t in tasks}
+    assert {f"model {m}" for m in MODELS} <= set(names), sorted(names)
+    assert any(n.startswith("test ") for n in names), "data tests are tasks too"
+    assert all(t.state_type.value == "COMPLETED" for t in tasks)
+
+
+async def _task_runs(flow_run_id: str | None) -> list:
+    async with get_client() as client:
+        return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
