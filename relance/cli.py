@@ -320,12 +320,19 @@ def run_risk(
 ) -> None:
     """Refresh the company-risk data alone (what the daily run does before dbt): notice files in
     <landing>/risk, or the live registries with RELANCE_RISK_MODE=live. A source that fails is reported, never
-    fatal: exit 0 with the errors listed, 1 only if the refresh itself could not run."""
+    fatal: exit 0 with the errors listed; exit 3 while a daily run holds the data directory. The next daily run
+    (or the check just before each send) acts on what it loaded."""
     settings = _settings()
     day = _as_of(as_of, _today(settings))
-    refresh = _flow("refresh_company_risk", "refresh_company_risk")
-    with console.status(f"[bold]company-risk data as of {day}[/] ({settings.risk_mode})"):
-        result = refresh(settings, day)
+    try:
+        # the data directory's lock: the warehouse has one writer at a time (a daily run holds it for its refresh)
+        with daily_run_lock(settings.data, as_of_date=day, what="relance run risk"):
+            refresh = _flow("refresh_company_risk", "refresh_company_risk")
+            with console.status(f"[bold]company-risk data as of {day}[/] ({settings.risk_mode})"):
+                result = refresh(settings, day)
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(3) from None
     console.print(escape(result.as_markdown()), highlight=False)
 
 
@@ -442,8 +449,16 @@ def risk_import(
         raise typer.Exit(2)
     import_notice_files = _flow("refresh_company_risk", "import_notice_files")
     settings.ensure_dirs()
-    with connection(settings.warehouse) as con, console.status(f"importing {len(files)} notice file(s)"):
-        imports = import_notice_files(con, files, gx_dir=settings.gx_dir, flow_run_id=None)
+    try:
+        with (
+            daily_run_lock(settings.data, as_of_date=_today(settings), what="relance risk import"),
+            connection(settings.warehouse) as con,
+            console.status(f"importing {len(files)} notice file(s)"),
+        ):
+            imports = import_notice_files(con, files, gx_dir=settings.gx_dir, flow_run_id=None)
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(3) from None
     table = Table(title="company-risk notices")
     for col in ("file", "events", "profiles", "rows loaded", "unchanged", "outcome"):
         table.add_column(col, overflow="fold", justify="left" if col in ("file", "outcome") else "right")
