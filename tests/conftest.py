@@ -176,3 +176,18 @@ def postgres_url() -> Iterator[str]:
         require(False, f"no throwaway PostgreSQL: {exc}")
     with pg.running_postgres() as server:
         yield server.url()
+
+
+# --- Prefect: one test API for the session --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """Prefect's test harness (a temporary API server and database) started once for the tests that read runs,
+    tasks or artifacts back from the API: its start-up costs seconds. In-process only: subprocesses (the CLI, the
+    end-to-end runs) never see it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    # a generous start-up timeout: the machine may be busy, and a slow start is no failure of the code under test
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

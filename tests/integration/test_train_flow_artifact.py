@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.train_model import fallback_markdown, train_model
 from models.contract import TARGET
@@ -58,7 +57,7 @@ def test_the_notice_says_what_scores_instead_and_why() -> None:
     assert "`@champion`" in baseline and "too few rows" in baseline
 
 
-def test_the_train_flow_publishes_the_notice_as_an_artifact(tmp_path: Path) -> None:
+def test_the_train_flow_publishes_the_notice_as_an_artifact(tmp_path: Path, prefect_api: None) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     settings.ensure_dirs()
     rng = np.random.default_rng(5)
@@ -68,11 +67,9 @@ def test_the_train_flow_publishes_the_notice_as_an_artifact(tmp_path: Path) -> N
     with duckdb.connect(str(settings.warehouse)) as con:
         write_tables(con, feats, labels)
 
-    # a generous start-up timeout: the machine may be busy, and a slow start is no failure of the flow
-    with prefect_test_harness(server_startup_timeout=180):
-        result = train_model(settings, RUN_AS_OF, {"git.sha": "abc"})
-        artifacts = asyncio.run(_artifacts("model-not-trained"))
-        tables = asyncio.run(_artifacts("model-comparison"))
+    result = train_model(settings, RUN_AS_OF, {"git.sha": "abc"})  # under the session's test API (prefect_api)
+    artifacts = asyncio.run(_artifacts("model-not-trained"))
+    tables = asyncio.run(_artifacts("model-comparison"))
 
     assert not result.trained and result.fallback == FALLBACK_BASELINE
     (artifact,) = artifacts
