@@ -335,6 +335,12 @@ def _positive(column: str) -> gxe.Expectation:
     return _warning(gxe.ExpectColumnValuesToBeBetween, f"{column} is > 0", column=column, min_value=0, strict_min=True)
 
 
+def _registry() -> gxe.Expectation:
+    return _critical(
+        gxe.ExpectColumnValuesToBeInSet, "registry is FR-SIREN or GB-CRN", column="registry", value_set=list(REGISTRIES)
+    )
+
+
 def _specific(entity: str) -> list[gxe.Expectation]:
     """Entity-specific expectations."""
     if entity == "customers":
@@ -416,12 +422,7 @@ def _specific(entity: str) -> list[gxe.Expectation]:
         ]
     if entity == "company_events":
         return [
-            _critical(
-                gxe.ExpectColumnValuesToBeInSet,
-                "registry is FR-SIREN or GB-CRN",
-                column="registry",
-                value_set=list(REGISTRIES),
-            ),
+            _registry(),
             *(
                 _critical(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
                 for col in ("company_id", "event_type", "published_date", "publisher")
@@ -445,12 +446,7 @@ def _specific(entity: str) -> list[gxe.Expectation]:
         ]
     if entity == "company_profiles":
         return [
-            _critical(
-                gxe.ExpectColumnValuesToBeInSet,
-                "registry is FR-SIREN or GB-CRN",
-                column="registry",
-                value_set=list(REGISTRIES),
-            ),
+            _registry(),
             *(
                 _critical(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
                 for col in ("company_id", "observed_date", "publisher")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -125,6 +125,32 @@ class BodaccProvider:
         return result
 
 
+def _each_company(result: ProviderResult, todo: Sequence[Company], ask: Callable[[Company], None]) -> ProviderResult:
+    """Ask about each company in turn (``ask`` adds its rows to ``result``) and record one check per company.
+
+    A company that cannot be looked up (``ValueError``: not a valid id) or whose answer failed keeps its error;
+    an error that says the whole source is down (:func:`_source_down`) stops the loop, and the companies not asked
+    yet are recorded as such: they keep their last known data and are asked again next run.
+    """
+    from relance.risk.http import RiskSourceError
+
+    for i, c in enumerate(todo):
+        try:
+            ask(c)
+        except ValueError as exc:
+            result.checks[c] = f"not looked up: {exc}"
+            continue
+        except RiskSourceError as exc:
+            result.checks[c] = str(exc)
+            if _source_down(exc.kind):
+                log.warning("%s down (%s): %d companies left for the next run", result.publisher, exc, len(todo) - i)
+                result.checks.update(dict.fromkeys(todo[i + 1 :], f"not asked: {exc}"))
+                break
+            continue
+        result.checks[c] = None
+    return result
+
+
 class RechercheEntreprisesProvider:
     """API Recherche d'entreprises: one lookup per FR debtor (the client's cache keeps one answer per TTL),
     a profile per company and the events its change since the previous profile shows (directors, head office,
@@ -144,31 +170,16 @@ class RechercheEntreprisesProvider:
         previous: Mapping[Company, CompanyProfile],
         today: date,
     ) -> ProviderResult:
-        from relance.risk.http import RiskSourceError
-
         result = ProviderResult(self.name)
-        todo = [c for c in companies if c.registry == REGISTRY_FR]
-        for i, c in enumerate(todo):
-            try:
-                found = self.client.company(c.company_id)  # type: ignore[attr-defined]
-            except ValueError as exc:  # not a valid SIREN: nothing to ask
-                result.checks[c] = f"not looked up: {exc}"
-                continue
-            except RiskSourceError as exc:
-                result.checks[c] = str(exc)
-                if _source_down(exc.kind):
-                    log.warning(
-                        "recherche_entreprises down (%s): %d companies left for the next run", exc, len(todo) - i
-                    )
-                    result.checks.update(dict.fromkeys(todo[i + 1 :], f"not asked: {exc}"))
-                    break
-                continue
+
+        def ask(c: Company) -> None:
+            found = self.client.company(c.company_id)  # type: ignore[attr-defined]
             if found is not None:
                 profile = classify.recherche_profile(found, today)
                 result.profiles.append(profile)
-                result.events += classify.profile_events(previous.get(c), profile)
-            result.checks[c] = None
-        return result
+                result.events.extend(classify.profile_events(previous.get(c), profile))
+
+        return _each_company(result, [c for c in companies if c.registry == REGISTRY_FR], ask)
 
 
 class CompaniesHouseProvider:
@@ -188,39 +199,25 @@ class CompaniesHouseProvider:
         previous: Mapping[Company, CompanyProfile],
         today: date,
     ) -> ProviderResult:
-        from relance.risk.http import RiskSourceError
-
         result = ProviderResult(self.name)
-        todo = [c for c in companies if c.registry == REGISTRY_GB]
-        for i, c in enumerate(todo):
-            try:
-                profile_payload = self.client.profile(c.company_id)  # type: ignore[attr-defined]
-                insolvency = None
-                officers = None
-                if profile_payload is not None:
-                    links = profile_payload.get("links") or {}
-                    if links.get("insolvency") or profile_payload.get("has_insolvency_history"):
-                        insolvency = self.client.insolvency(c.company_id)  # type: ignore[attr-defined]
-                    officers = self.client.officers(c.company_id)  # type: ignore[attr-defined]
-            except ValueError as exc:
-                result.checks[c] = f"not looked up: {exc}"
-                continue
-            except RiskSourceError as exc:
-                result.checks[c] = str(exc)
-                if _source_down(exc.kind):
-                    log.warning("companies_house down (%s): %d companies left for the next run", exc, len(todo) - i)
-                    result.checks.update(dict.fromkeys(todo[i + 1 :], f"not asked: {exc}"))
-                    break
-                continue
-            if profile_payload is not None:
-                profile = classify.companies_house_profile(profile_payload, today)
-                result.profiles.append(profile)
-                result.events += classify.companies_house_events(
-                    c.company_id, profile_payload, insolvency, officers, today
-                )
-                result.events += classify.profile_events(previous.get(c), profile)
-            result.checks[c] = None
-        return result
+
+        def ask(c: Company) -> None:
+            payload = self.client.profile(c.company_id)  # type: ignore[attr-defined]
+            if payload is None:
+                return
+            links = payload.get("links") or {}
+            insolvency = (
+                self.client.insolvency(c.company_id)  # type: ignore[attr-defined]
+                if links.get("insolvency") or payload.get("has_insolvency_history")
+                else None
+            )
+            officers = self.client.officers(c.company_id)  # type: ignore[attr-defined]
+            profile = classify.companies_house_profile(payload, today)
+            result.profiles.append(profile)
+            result.events.extend(classify.companies_house_events(c.company_id, payload, insolvency, officers, today))
+            result.events.extend(classify.profile_events(previous.get(c), profile))
+
+        return _each_company(result, [c for c in companies if c.registry == REGISTRY_GB], ask)
 
 
 def load_provider_class(spec: str) -> type:

@@ -149,7 +149,15 @@ def test_live_mode_fetches_from_watermarks_and_goes_on_when_a_registry_is_down(l
     assert "dateparution" not in (bodacc.requests_to(bodacc_path(bodacc))[0].param("where") or "")
 
     bodacc.fail_always(503)
-    second = refresh(settings, date(2026, 11, 2), flow_run_id="run-2")
+    recherche.fail_always(503)
+    asked_before = len(recherche.requests)
+    # the next day (cached answers expired): both registries down
+    second = refresh(settings.model_copy(update={"risk_cache_ttl_hours": 0}), date(2026, 11, 2), "run-2")
+    # a source down is asked once, not once per company: the others are left for the next run
+    assert len(recherche.requests) - asked_before == 1
+    with connection(settings.warehouse) as con:
+        errors = sorted(c.last_error.split(":")[0] for c in ops.risk_checks(con, "recherche_entreprises"))
+    assert errors == ["not asked", "recherche_entreprises GET /search"]
     asked = bodacc.requests_to(bodacc_path(bodacc))[-1].param("where") or ""
     assert "dateparution>=date'2026-10-24'" in asked.replace(" ", "")  # watermark minus the 7-day overlap
     assert "bodacc" in second.errors and "503" in second.errors["bodacc"]
