@@ -18,7 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
 from relance import ops
-from relance.channels import make_transport_for
+from relance.channels import transport_factory
 from relance.risk.alerts import build_alerts, notify
 from relance.send_ledger import SendLedger
 from relance.settings import Settings
@@ -92,13 +92,7 @@ def raise_risk_alerts(settings: Settings, as_of_date: date) -> AlertsResult:
         alerts["flow_run_id"] = flow_run_id
         new = ops.record_alerts(con, alerts)
         # the finance team's own ledger and outbox folder: customers' reminders and their ledger stay apart
-        transport = make_transport_for(
-            outbox_dir=settings.finance_outbox,
-            as_of_date=as_of_date,
-            sender_name=settings.sender_name,
-            sendgrid_api_key=settings.sendgrid_api_key,
-            sendgrid_host=settings.sendgrid_host,
-        )("email")
+        transport = transport_factory(settings, as_of_date, outbox_dir=settings.finance_outbox)("email")
         with SendLedger(settings.notification_ledger) as ledger:
             emailed, key = notify(
                 con,

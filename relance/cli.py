@@ -337,21 +337,19 @@ def run_risk(
 
 
 def _company(identifier: str) -> tuple[str, str]:
-    """A SIREN (9 digits, spaces allowed) or a UK company number (8 characters) -> (registry, id)."""
-    from stdnum.fr import siren as stdnum_siren
-
+    """A SIREN (9 digits, spaces allowed) or a UK company number -> (registry, id), checked by the clients' own
+    rules (Luhn for a SIREN, the 8-character form for Companies House) before any request."""
+    from relance.risk.companies_house import normalise_company_number
     from relance.risk.events import REGISTRY_FR, REGISTRY_GB
+    from relance.risk.recherche import validate_siren
 
-    compact = "".join(identifier.split()).upper()
-    if compact.isdigit() and len(compact) == 9:
-        if not stdnum_siren.is_valid(compact):
-            raise typer.BadParameter(f"{identifier!r} is not a valid SIREN (Luhn checksum)", param_hint="ID")
-        return REGISTRY_FR, compact
-    if len(compact) <= 8 and compact.isalnum():
-        return REGISTRY_GB, compact.zfill(8) if compact.isdigit() else compact
-    raise typer.BadParameter(
-        f"{identifier!r}: expected a SIREN (9 digits) or a Companies House number (8 characters)", param_hint="ID"
-    )
+    compact = "".join(identifier.split())
+    try:
+        if compact.isdigit() and len(compact) == 9:
+            return REGISTRY_FR, validate_siren(compact)
+        return REGISTRY_GB, normalise_company_number(compact)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc}; a French company is a SIREN (9 digits)", param_hint="ID") from None
 
 
 @risk_app.command("check")

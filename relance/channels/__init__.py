@@ -71,10 +71,13 @@ def make_transport_for(
     return transport_for
 
 
-def transport_factory(settings: Settings, as_of_date: date) -> Callable[[str], Transport]:
-    """:func:`make_transport_for` wired from :class:`~relance.settings.Settings` (what the flow calls)."""
+def transport_factory(
+    settings: Settings, as_of_date: date, outbox_dir: Path | None = None
+) -> Callable[[str], Transport]:
+    """:func:`make_transport_for` wired from :class:`~relance.settings.Settings` (what the flows call);
+    ``outbox_dir`` defaults to the customers' outbox (finance's own emails pass ``settings.finance_outbox``)."""
     return make_transport_for(
-        outbox_dir=settings.outbox,
+        outbox_dir=outbox_dir or settings.outbox,
         as_of_date=as_of_date,
         sender_name=settings.sender_name,
         sendgrid_api_key=settings.sendgrid_api_key,

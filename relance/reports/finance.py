@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from relance.channels.email import format_date
 from relance.files import write_text_atomic
 from relance.tabular_output import write_csv
 
@@ -101,10 +102,9 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> No
         raise ValueError(f"{relation} frame is missing columns {missing}; has {list(frame.columns)}")
 
 
-def _fr_date(value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return pd.Timestamp(value).strftime("%d/%m/%Y")
+def _day(value: Any) -> str:
+    """``31/03/2026``, blank when unknown: the email channel's own date format."""
+    return format_date(value) or ""
 
 
 def _alert_rows(alerts: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -120,8 +120,8 @@ def _alert_rows(alerts: pd.DataFrame | None) -> list[dict[str, Any]]:
                 "title": str(r["title"]),
                 "detail": detail,
                 "url": url.strip() if url.strip().startswith("https://") else None,
-                "due": _fr_date(r.get("due_date")),
-                "raised": _fr_date(r.get("as_of_date")),
+                "due": _day(r.get("due_date")),
+                "raised": _day(r.get("as_of_date")),
             }
         )
     return rows
@@ -135,8 +135,8 @@ def _claim_rows(claims: pd.DataFrame | None) -> list[dict[str, str]]:
             "customer": str(r.get("customer_name") or r.get("customer_id")),
             "procedure": str(r.get("procedure_kind") or ""),
             "court": str(r.get("court") or ""),
-            "published": _fr_date(r.get("published_date")),
-            "deadline": _fr_date(r.get("deadline_date")),
+            "published": _day(r.get("published_date")),
+            "deadline": _day(r.get("deadline_date")),
             "days": "" if pd.isna(r.get("days_to_deadline")) else str(int(r["days_to_deadline"])),
             "due": _money(r.get("amount_due"), r.get("currency")),
             "not_yet_due": _money(r.get("amount_not_yet_due"), r.get("currency")),

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, Subject, To
 
+from relance.channels.email import format_amount, format_date
 from relance.risk.events import WARNING_TYPES
 
 ALERT_TYPES: tuple[str, ...] = ("insolvency_notice", "claim_deadline", *sorted(WARNING_TYPES), "payer_degrading")
@@ -56,13 +57,12 @@ def _d(value: Any) -> date | None:
 
 
 def _fr(value: Any) -> str:
-    d = _d(value)
-    return d.strftime("%d/%m/%Y") if d else "date inconnue"
+    return format_date(value) or "date inconnue"
 
 
 def _money(amount: Any, currency: Any) -> str:
-    value = 0.0 if amount is None or pd.isna(amount) else float(amount)
-    return f"{value:,.2f}".replace(",", "\u202f").replace(".", ",") + f"\u00a0{currency or ''}".rstrip()
+    """The email channel's money format (``1 200,50 €``); a missing amount reads 0."""
+    return format_amount(0 if amount is None or pd.isna(amount) else amount, str(currency or ""))
 
 
 def _alert(kind: str, key: str, row: dict[str, Any], title: str, detail: str, due: date | None) -> dict[str, Any]:
