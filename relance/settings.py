@@ -263,13 +263,15 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret these settings hold, in clear: what :func:`relance.redaction.install_log_redaction` hides.
 
-        The SendGrid key, and the credentials inside the MLflow tracking URI (its password, its credential query
-        parameters). The PostgreSQL password is no setting (dbt reads ``RELANCE_PG_PASSWORD``): the redaction takes
-        it from the environment with every other credential-named variable.
+        The SendGrid key, the Companies House key, and the credentials inside the MLflow tracking URI (its password,
+        its credential query parameters). The PostgreSQL password is no setting (dbt reads ``RELANCE_PG_PASSWORD``):
+        the redaction takes it from the environment with every other credential-named variable.
         """
         values = []
         if self.sendgrid_api_key is not None:
             values.append(self.sendgrid_api_key.get_secret_value())
+        if self.companies_house_api_key is not None:
+            values.append(self.companies_house_api_key.get_secret_value())
         if self.mlflow_tracking_uri is not None:
             values += url_secrets(self.mlflow_tracking_uri.get_secret_value())
         values += url_secrets(self.sendgrid_host)

@@ -141,6 +141,17 @@ def test_a_credential_in_the_mlflow_uri_reaches_neither_repr_nor_json(
     assert secret in s.secret_values()
 
 
+def test_the_companies_house_key_is_a_secret_the_log_redaction_knows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = _marked()
+    monkeypatch.setenv("RELANCE_COMPANIES_HOUSE_API_KEY", secret)
+    s = Settings(data_dir=tmp_path)
+    for text in (repr(s), str(s), s.model_dump_json(), json.dumps(s.model_dump(mode="json"))):
+        assert secret not in text
+    assert secret in s.secret_values()
+
+
 def test_a_bad_setting_does_not_echo_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
