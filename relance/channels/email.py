@@ -123,10 +123,15 @@ def format_date(value: Any) -> str | None:
     """``31/03/2026``; ``None`` if the date is unknown (the sentence mentioning it is then left out)."""
     if value is None:
         return None
+    try:
+        if pd.isna(value):  # NaT is a datetime too: test it before the date branch
+            return None
+    except (ValueError, TypeError):  # pd.isna on a list-like: not a date either
+        return None
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     try:
-        return None if pd.isna(value) else pd.Timestamp(value).strftime("%d/%m/%Y")
+        return pd.Timestamp(value).strftime("%d/%m/%Y")
     except (ValueError, TypeError):
         return None
 

@@ -357,7 +357,7 @@ def test_risk_sections_alerts_claims_and_the_stale_banner(tmp_path) -> None:
         [
             {"alert_type": "director_change", "title": "Changement de dirigeant : DANONE",
              "detail": "Publié le 20/03/2026 (bodacc) : administration. Avis : https://www.bodacc.fr/x?q.id=id:B1",
-             "due_date": None, "as_of_date": AS_OF},
+             "due_date": pd.NaT, "as_of_date": AS_OF},  # as read back from ops.risk_alerts: NaT, not None
             {"alert_type": "claim_deadline", "title": "Déclaration de créance dans 10 jours : <b>X</b>",
              "detail": "Déclarer avant le 10/04/2026", "due_date": date(2026, 4, 10), "as_of_date": AS_OF},
         ]
