@@ -98,6 +98,10 @@ TABLES: dict[str, str] = {
 #: Raw entities that are external company-risk data, not receivables: a failed or pending batch of theirs never
 #: blocks the daily run (the risk flow validates its own batches; a bad payload leaves the last known data, stale).
 RISK_DATA_ENTITIES: tuple[str, ...] = ("company_events", "company_profiles")
+#: Raw entities that are debtors' answers (call outcomes, provider events): like risk data, a bad batch of theirs
+#: never blocks the receivables gate; its rows are quarantined and the customers they name are paused
+#: (``relance.reminders.engine``) until a person looks, so nothing goes out on an answer that failed its contract.
+CONTACT_DATA_ENTITIES: tuple[str, ...] = ("call_outcomes", "message_events")
 
 #: Columns added since their table first shipped, for warehouses created by earlier versions: (table, column,
 #: type, the statement that fills it for the rows already there, if any). Applied once, when the column is missing.
@@ -354,27 +358,37 @@ def list_batches(
     return _states(con, "true", (), limit)
 
 
-def pending_batch_ids(con: duckdb.DuckDBPyConnection, *, risk_data: bool = False) -> list[str]:
+def pending_batch_ids(
+    con: duckdb.DuckDBPyConnection, *, risk_data: bool = False, contact_data: bool = False
+) -> list[str]:
     """Batches loaded but not validated yet, oldest first: whatever happened before (a crash between load and
     validation, ``relance import`` in another process), they are validated before anything downstream runs.
 
     Receivables batches by default; ``risk_data``: the batches of :data:`RISK_DATA_ENTITIES` instead (the risk
-    flow validates those itself)."""
+    flow validates those itself); ``contact_data``: those of :data:`CONTACT_DATA_ENTITIES` (the call-outcome
+    import validates those)."""
+    if risk_data and contact_data:
+        raise ValueError("pending_batch_ids: ask for risk data or contact data, not both")
+    if risk_data or contact_data:
+        where, entities = "list_contains(?, entity)", list(RISK_DATA_ENTITIES if risk_data else CONTACT_DATA_ENTITIES)
+    else:
+        where, entities = "NOT list_contains(?, entity)", [*RISK_DATA_ENTITIES, *CONTACT_DATA_ENTITIES]
     rows = con.execute(
-        "SELECT batch_id FROM ops.ingest_batches WHERE validation_state = 'pending' "
-        f"AND {'' if risk_data else 'NOT '}list_contains(?, entity) ORDER BY loaded_at, batch_id",
-        [list(RISK_DATA_ENTITIES)],
+        f"SELECT batch_id FROM ops.ingest_batches WHERE validation_state = 'pending' AND {where} "
+        "ORDER BY loaded_at, batch_id",
+        [entities],
     ).fetchall()
     return [r[0] for r in rows]
 
 
 def blocking_batches(con: duckdb.DuckDBPyConnection) -> list[BatchState]:
     """Receivables batches that stop a run before dbt: not validated yet, or failed and neither superseded nor
-    quarantined. Risk-data batches never block (their failure leaves the last known risk data, flagged stale)."""
+    quarantined. Risk-data and contact-data batches never block (a failed risk batch leaves the last known risk
+    data, flagged stale; a failed call-outcome batch pauses the customers it names)."""
     return _states(
         con,
         "list_contains(?, validation_state) AND NOT list_contains(?, entity)",
-        [list(BLOCKING_STATES), list(RISK_DATA_ENTITIES)],
+        [list(BLOCKING_STATES), [*RISK_DATA_ENTITIES, *CONTACT_DATA_ENTITIES]],
     )
 
 

@@ -141,7 +141,41 @@ RISK_ENTITIES: dict[str, dict[str, str]] = {
     },
 }
 
+# What debtors did in answer to relance's own contacts, fed back by people and providers (not a receivables
+# source: a bad batch of theirs never blocks the day's receivables gate, see ``relance.ops.CONTACT_DATA_ENTITIES``).
+CONTACT_ENTITIES: dict[str, dict[str, str]] = {
+    # a collector's call, from ``relance calls import FILE`` or a CSV dropped in ``<landing>/calls``
+    "call_outcomes": {
+        "call_id": "VARCHAR",  # the file's id for the call, or sha256(customer_id, called_at) when it has none
+        "reminder_key": "VARCHAR",  # the call task on the call list (null for a call made outside it)
+        "customer_id": "VARCHAR",
+        "called_at": "TIMESTAMP",  # UTC
+        # relance.reminders.calls.CALL_OUTCOMES: 'reached' | 'voicemail' | 'no_answer' | 'promise' | 'dispute'
+        # | 'wrong_contact' | 'paid' | 'do_not_contact'
+        "outcome": "VARCHAR",
+        "promised_date": "DATE",  # 'promise' only
+        "promised_amount": "DECIMAL(18,2)",  # 'promise' only; null: the whole balance
+        "collector": "VARCHAR",
+        "note": "VARCHAR",
+    },
+    # what a provider reported about a message (SendGrid Event Webhook, Twilio status callback)
+    "message_events": {
+        "event_id": "VARCHAR",  # sg_event_id, or '<MessageSid>:<status>' for Twilio
+        "reminder_key": "VARCHAR",  # the custom arg relance sets on every message
+        "customer_id": "VARCHAR",
+        "provider": "VARCHAR",  # 'sendgrid' | 'twilio'
+        "channel": "VARCHAR",  # 'email' | 'sms'
+        # 'delivered' | 'open' | 'click' | 'bounce' | 'dropped' | 'deferred' | 'spamreport' | 'unsubscribe'
+        # | 'group_unsubscribe' | 'failed' | 'undelivered' | 'stop' (an SMS opt-out)
+        "event": "VARCHAR",
+        "occurred_at": "TIMESTAMP",  # UTC
+        "reason": "VARCHAR",  # the provider's reason for a bounce or failure
+    },
+}
+
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "call_outcomes": ("call_id",),
+    "message_events": ("event_id",),
     "company_events": ("event_id",),
     "company_profiles": ("profile_id",),
     "customers": ("customer_id",),
@@ -199,9 +233,10 @@ class Entity:
 
 
 def entity(name: str) -> Entity:
-    columns = ENTITIES.get(name) or RISK_ENTITIES.get(name)
+    columns = ENTITIES.get(name) or RISK_ENTITIES.get(name) or CONTACT_ENTITIES.get(name)
     if columns is None:
-        raise KeyError(f"unknown raw entity {name!r}; known: {', '.join([*ENTITIES, *RISK_ENTITIES])}")
+        known = ", ".join([*ENTITIES, *RISK_ENTITIES, *CONTACT_ENTITIES])
+        raise KeyError(f"unknown raw entity {name!r}; known: {known}")
     return Entity(name, columns, NATURAL_KEYS[name])
 
 
@@ -213,6 +248,11 @@ def all_entities() -> list[Entity]:
 def risk_entities() -> list[Entity]:
     """The external risk tables (filled by the risk-data flows, read by the as-of risk features)."""
     return [entity(n) for n in RISK_ENTITIES]
+
+
+def contact_entities() -> list[Entity]:
+    """What debtors answered: call outcomes and provider events (read by the contact-state and reaction models)."""
+    return [entity(n) for n in CONTACT_ENTITIES]
 
 
 def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
@@ -227,7 +267,7 @@ def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?", [RAW_SCHEMA]
         ).fetchall()
     )
-    for ent in [*all_entities(), *risk_entities()]:
+    for ent in [*all_entities(), *risk_entities(), *contact_entities()]:
         if not any(t == ent.name for t, _ in present):
             continue
         if (ent.name, "_load_seq") not in present:
@@ -245,7 +285,7 @@ def ensure_version_columns(con: duckdb.DuckDBPyConnection) -> None:
     # business columns added since (customers.company_number, the risk tables' event_subtype, court, ...): a
     # warehouse of an earlier version gets them, null on its rows; the loader inserts by column name. A row loaded
     # again after that hashes differently (its new column is part of the hash) and is appended once as a version.
-    for ent in [*all_entities(), *risk_entities()]:
+    for ent in [*all_entities(), *risk_entities(), *contact_entities()]:
         if not any(t == ent.name for t, _ in present):
             continue
         for column, typ in ent.columns.items():

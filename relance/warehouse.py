@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from relance.ops import ensure_ops
-from relance.raw_schema import RAW_SCHEMA, all_entities, ensure_version_columns, risk_entities
+from relance.raw_schema import RAW_SCHEMA, all_entities, contact_entities, ensure_version_columns, risk_entities
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -42,7 +42,7 @@ def connection(path: Path | str, read_only: bool = False) -> Iterator[duckdb.Duc
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables (``relance.raw_schema``) and the ops tables (``relance.ops``) if missing. Idempotent."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-    for ent in [*all_entities(), *risk_entities()]:
+    for ent in [*all_entities(), *risk_entities(), *contact_entities()]:
         con.execute(ent.ddl())
     ensure_version_columns(con)  # raw tables of earlier versions get _load_seq and _deleted
     ensure_ops(con)
