@@ -88,6 +88,23 @@ TABLES: dict[str, str] = {
         alert_key VARCHAR PRIMARY KEY, alert_type VARCHAR, customer_id VARCHAR, customer_name VARCHAR,
         company_id VARCHAR, event_id VARCHAR, title VARCHAR, detail VARCHAR, due_date DATE, as_of_date DATE,
         created_at TIMESTAMP, notified_at TIMESTAMP, notification_id VARCHAR, flow_run_id VARCHAR""",
+    # a channel (or '*': every channel) a customer must not be contacted on: set by hand (`relance suppress`),
+    # by a call outcome ('wrong_contact', 'do_not_contact') or by a provider (bounce, unsubscribe, STOP);
+    # lifted_at ends it. serving.customer_contact_state reads the unlifted rows.
+    "contact_suppressions": """
+        customer_id VARCHAR, channel VARCHAR, reason VARCHAR, source VARCHAR, created_at TIMESTAMP,
+        lifted_at TIMESTAMP, PRIMARY KEY (customer_id, channel, created_at)""",
+    # what the engine decided about each customer on each day, and why (send, wait, pause, stop, holdout):
+    # the answer to "why did (or didn't) this customer get a reminder?"
+    "reminder_decisions": """
+        as_of_date DATE, customer_id VARCHAR, decision VARCHAR, scenario VARCHAR, arm VARCHAR, step VARCHAR,
+        channel VARCHAR, reminder_key VARCHAR, rule VARCHAR, reasons VARCHAR, decided_at TIMESTAMP,
+        flow_run_id VARCHAR, PRIMARY KEY (as_of_date, customer_id)""",
+    # the randomised arm of each customer in each scenario's experiment: drawn once (a pure function of the
+    # salt, the scenario and the customer), recorded the first day the customer enters the scenario
+    "experiment_assignments": """
+        scenario VARCHAR, customer_id VARCHAR, arm VARCHAR, draw DOUBLE, salt VARCHAR, holdout_fraction DOUBLE,
+        assigned_on DATE, PRIMARY KEY (scenario, customer_id)""",
     # a reminder the rules stopped just before its send, with the rule: never silently dropped
     "reminder_blocks": """
         reminder_key VARCHAR, as_of_date DATE, invoice_id VARCHAR, customer_id VARCHAR, channel VARCHAR,
@@ -146,6 +163,14 @@ ADDED_COLUMNS: tuple[tuple[str, str, str, str | None], ...] = (
     ("predictions", "reason_1", "VARCHAR", None),
     ("predictions", "reason_2", "VARCHAR", None),
     ("predictions", "reason_3", "VARCHAR", None),
+    # the reminder engine: which scenario and arm chose the message, the invoices it groups, why, its value
+    ("reminders_planned", "scenario", "VARCHAR", None),
+    ("reminders_planned", "arm", "VARCHAR", None),
+    ("reminders_planned", "invoice_ids", "VARCHAR", None),
+    ("reminders_planned", "reasons", "VARCHAR", None),
+    ("reminders_planned", "expected_cash", "DOUBLE", None),
+    ("reminders_planned", "action_cost", "DOUBLE", None),
+    ("reminders_planned", "deliver_at", "TIMESTAMP", None),
 )
 
 #: Columns renamed since their table first shipped: (table, old name, new name). Applied once, before the
