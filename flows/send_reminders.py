@@ -1,6 +1,9 @@
-"""Plan reminders from the scored worklist and deliver each exactly once (email, letter, call list).
+"""Decide today's messages with the reminder engine and deliver each exactly once (email, letter, call list).
 
-What was sent is recorded in the durable send ledger (``Settings.send_ledger``, outside the warehouse).
+The engine (``relance.reminders``) decides one message per customer from its scenario, its reactions and the
+models; every decision and its reasons go to ``ops.reminder_decisions``. Just before each send the gate checks the
+contact rules again (``relance.reminders.gate``). What was sent is recorded in the durable send ledger
+(``Settings.send_ledger``, outside the warehouse).
 """
 
 from __future__ import annotations
@@ -8,58 +11,74 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
 from relance.channels import transport_factory
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
-from relance.reminders.policy import plan_reminders
-from relance.risk.stops import DunningStops
+from relance.reminders.gate import SendGate
+from relance.reminders.planning import plan_messages
+from relance.reminders.scenarios import load_configured
 from relance.send_ledger import SendLedger, import_warehouse_sends
 from relance.settings import Settings
-from relance.warehouse import connection, read_for_date
+from relance.warehouse import connection
 
 
 @flow(name="send-reminders")
 def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]) -> DeliveryReport:
     logger = get_run_logger()
+    scenarios = load_configured(settings.scenarios_path)  # a broken scenario file stops here, before any send
+    flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con, SendLedger(settings.send_ledger) as ledger:
         imported = import_warehouse_sends(ledger, con)  # an earlier version's sends, before they are planned again
         if imported:
             logger.warning("%d send(s) recorded in the warehouse imported into %s", imported, settings.send_ledger)
-        worklist = read_for_date(con, "serving.collection_worklist", as_of_date)
-        planned = plan_reminders(
-            worklist,
+        planning = plan_messages(
+            con,
             as_of_date=as_of_date,
-            max_reminders=settings.max_reminders_per_run,
-            exclude_keys=handled_reminder_keys(ledger),  # steps sent on earlier days do not eat the cap
+            scenarios=scenarios,
+            config=settings.engine_config(),
+            sent_keys=handled_reminder_keys(ledger),  # steps sent on earlier days are never planned again
+            response_min_history=settings.response_model_min_history,
+            flow_run_id=flow_run_id,
         )
+        gate = SendGate(con, ledger, settings.contact_rules(), promise_grace_days=settings.promise_grace_days)
         report = deliver(
             con,
-            planned,
+            planning.plan,
             ledger=ledger,
             transport_for=transport_factory(settings, as_of_date),
             lineage=lineage,
-            flow_run_id=current_flow_run_id(),
+            flow_run_id=flow_run_id,
             sender_email=settings.sender_email,
             sender_name=settings.sender_name,
-            stop_check=DunningStops(con).check,  # the insolvency stop, read live right before each send
+            stop_check=gate.check,  # insolvency, suppressions, promises, quiet hours, caps: right before each send
         )
+    summary = planning.summary
+    create_table_artifact(
+        key="reminder-decisions",
+        table=[{"decision": k, "customers": v} for k, v in sorted(summary["decisions"].items())]
+        + [{"decision": f"rule: {k}", "customers": v} for k, v in sorted(summary["rules"].items())],
+        description=f"{summary['messages']} message(s) for {summary['customers']} customer(s); "
+        f"{summary['grouped_messages']} group several invoices; channels {summary['channels']}",
+    )
+    create_markdown_artifact(key="channel-response-model", markdown=f"**Next best action**: {planning.response_note}")
     create_table_artifact(
         key="reminders-sent",
         table=report.as_rows(),
         description=(
             f"{report.sent} sent, {report.skipped_already_sent} already sent before, {report.failed} failed, "
-            f"{report.blocked} blocked just before sending, {planned.attrs.get('skipped', {}).get('insolvency', 0)} "
-            "left out of the plan (debtor in a collective procedure)"
+            f"{report.blocked} blocked just before sending ({gate.deferred} deferred to the debtor's hours)"
         ),
     )
     logger.info(
-        "%d planned (skipped: %s), %d sent, %d already sent, %d failed",
-        len(planned),
-        planned.attrs.get("skipped", {}),
+        "%d messages (decisions %s), %d sent, %d already sent, %d failed, %d blocked, %d deferred",
+        len(planning.plan),
+        summary["decisions"],
         report.sent,
         report.skipped_already_sent,
         report.failed,
+        report.blocked,
+        gate.deferred,
     )
     return report

@@ -46,6 +46,8 @@ risk_app = typer.Typer(
     help="External company-risk data: BODACC, Recherche d'entreprises, Companies House.", no_args_is_help=True
 )
 app.add_typer(risk_app, name="risk")
+policy_app = typer.Typer(help="Reminder scenarios (YAML): validate one, show the set in use.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 console = Console()
 
 
@@ -658,6 +660,48 @@ def sends_reconcile(
         console.print(f"[bold red]cannot reconcile[/] {escape(str(exc).strip(chr(39)))}")
         raise typer.Exit(2) from None
     console.print(f"reminder {key}: {before} -> [bold]{status}[/]")
+
+
+@policy_app.command("check")
+def policy_check(
+    path: Annotated[Path, typer.Argument(help="A scenarios YAML file.", exists=False)],
+) -> None:
+    """Validate a scenarios file: every error names the file, the line and the field (exit 1 when invalid)."""
+    from relance.reminders.scenarios import ScenarioError, load_scenarios
+
+    try:
+        scenarios = load_scenarios(path)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            console.print(f"[bold red]error[/] {escape(problem)}")
+        raise typer.Exit(1) from None
+    _print_scenarios(scenarios)
+    console.print(f"[bold green]valid[/]: {len(scenarios.scenarios)} scenario(s) in {escape(str(path))}")
+
+
+@policy_app.command("show")
+def policy_show() -> None:
+    """The scenarios the engine uses with the current settings (RELANCE_SCENARIOS_PATH or the default set)."""
+    from relance.reminders.scenarios import ScenarioError, load_configured
+
+    try:
+        scenarios = load_configured(_settings().scenarios_path)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            console.print(f"[bold red]error[/] {escape(problem)}")
+        raise typer.Exit(1) from None
+    _print_scenarios(scenarios)
+    console.print(f"from {escape(scenarios.source)}")
+
+
+def _print_scenarios(scenarios) -> None:
+    table = Table("scenario (first match wins)", "applies to", "steps (day: channels, tone)", "after", "holdout")
+    for sc in scenarios.scenarios:
+        when = sc.when.model_dump(exclude_none=True) or "everyone"
+        steps = "\n".join(f"{st.day:+d}: {'/'.join(st.channels)}, {st.tone} ({st.name})" for st in sc.steps)
+        rep = f"every {sc.repeat.every_days} d x{sc.repeat.max_times}" if sc.repeat else "-"
+        table.add_row(sc.name, escape(str(when)), steps, rep, f"{sc.holdout_fraction:.0%}")
+    console.print(table)
 
 
 @app.command()

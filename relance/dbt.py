@@ -68,6 +68,7 @@ def dbt_vars(settings: Settings, as_of_date: date) -> dict[str, Any]:
         "risk_recent_days": settings.risk_recent_days,
         "degrading_min_days": settings.degrading_min_days,
         "risk_stale_after_hours": settings.risk_stale_after_hours,
+        "promise_grace_days": settings.promise_grace_days,
     }
 
 

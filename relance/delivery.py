@@ -104,7 +104,7 @@ def record_planned(
     new."""
     if planned.empty:
         return 0
-    frame = planned[list(PLANNED_COLUMNS)].copy()
+    frame = planned[[*PLANNED_COLUMNS, *(c for c in ops.ENGINE_PLAN_COLUMNS if c in planned.columns)]].copy()
     frame["model_version"] = frame["model_version"].where(
         frame["model_version"].notna(), _lineage(lineage, "model_version", "model.version")
     )

@@ -692,27 +692,107 @@ PLAN_COLUMNS: tuple[str, ...] = (
 PLANNED_COLUMNS: tuple[str, ...] = (*PLAN_COLUMNS, "dbt_invocation_id", "planned_at", "flow_run_id")
 
 
+#: What the reminder engine adds to a plan row when it made it (absent from a per-invoice policy plan).
+ENGINE_PLAN_COLUMNS: tuple[str, ...] = ("scenario", "arm", "invoice_ids", "reasons", "expected_cash", "action_cost")
+
+
 def record_planned(con: duckdb.DuckDBPyConnection, planned: pd.DataFrame) -> int:
-    """Insert planned reminders (:data:`PLANNED_COLUMNS`) whose key is not there yet: the first plan of a step
-    wins and keeps its lineage. Returns how many were new."""
+    """Insert planned reminders (:data:`PLANNED_COLUMNS`, and :data:`ENGINE_PLAN_COLUMNS` when present) whose key
+    is not there yet: the first plan of a step wins and keeps its lineage. Returns how many were new."""
     if planned.empty:
         return 0
-    frame = planned[list(PLANNED_COLUMNS)].copy()
+    extra = [c for c in ENGINE_PLAN_COLUMNS if c in planned.columns]
+    frame = planned[[*PLANNED_COLUMNS, *extra]].copy()
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
     for col in ("model_version", "model_run_id", "dbt_invocation_id", "flow_run_id"):
         frame[col] = frame[col].astype("string")
+    for col in extra:
+        frame[col] = (
+            frame[col].astype("float64") if col in ("expected_cash", "action_cost") else frame[col].astype("string")
+        )
     before = con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0]
     _with_frame(
         con,
         frame,
-        f"""INSERT INTO ops.reminders_planned ({", ".join(PLANNED_COLUMNS)})
+        f"""INSERT INTO ops.reminders_planned ({", ".join([*PLANNED_COLUMNS, *extra])})
             SELECT reminder_key, invoice_id, customer_id, CAST(as_of_date AS DATE), step, channel, tone,
                 CAST(p_late AS DOUBLE), CAST(open_amount AS DECIMAL(18,2)), currency, recipient,
                 model_version, model_run_id, dbt_invocation_id, CAST(planned_at AS TIMESTAMP), flow_run_id
+                {"".join(f", {c}" for c in extra)}
             FROM {{frame}}
             ON CONFLICT DO NOTHING""",
     )
     return con.execute("SELECT count(*) FROM ops.reminders_planned").fetchone()[0] - before
+
+
+def set_deliver_at(con: duckdb.DuckDBPyConnection, reminder_key: str, deliver_at: datetime | None) -> None:
+    """When the rules deferred a planned message (an email planned outside the debtor's hours), the moment it is
+    delivered: frequency caps count contacts at that moment."""
+    con.execute("UPDATE ops.reminders_planned SET deliver_at = ? WHERE reminder_key = ?", [deliver_at, reminder_key])
+
+
+def planned_deliveries(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str]) -> pd.DataFrame:
+    """reminder_key, customer_id, channel, deliver_at of the planned messages of these customers (to join with the
+    send ledger: the moment each sent message reached, or will reach, the debtor)."""
+    return con.execute(
+        "SELECT reminder_key, customer_id, channel, deliver_at FROM ops.reminders_planned "
+        "WHERE list_contains(?, customer_id)",
+        [list(customer_ids)],
+    ).df()
+
+
+def record_decisions(
+    con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, *, at: datetime, flow_run_id: str | None
+) -> int:
+    """One decision per customer and as-of date (a rerun of the day replaces that day's decisions: the latest
+    picture of the day is what was acted on)."""
+    if decisions.empty:
+        return 0
+    frame = decisions[
+        [
+            "as_of_date",
+            "customer_id",
+            "decision",
+            "scenario",
+            "arm",
+            "step",
+            "channel",
+            "reminder_key",
+            "rule",
+            "reasons",
+        ]
+    ].copy()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    frame["decided_at"] = at
+    frame["flow_run_id"] = flow_run_id
+    with _atomic(con):
+        _with_frame(
+            con,
+            frame,
+            """INSERT OR REPLACE INTO ops.reminder_decisions
+               SELECT CAST(as_of_date AS DATE), customer_id, decision, scenario, arm, step, channel, reminder_key,
+                   rule, reasons, CAST(decided_at AS TIMESTAMP), flow_run_id FROM {frame}""",
+        )
+    return len(frame)
+
+
+def record_assignments(con: duckdb.DuckDBPyConnection, assignments: pd.DataFrame, *, as_of: date) -> int:
+    """Record each (scenario, customer) arm the first time it is drawn; returns how many were new."""
+    if assignments.empty:
+        return 0
+    frame = assignments[["scenario", "customer_id", "arm", "draw", "salt", "holdout_fraction"]].copy()
+    frame["assigned_on"] = pd.Timestamp(as_of)
+    before = con.execute("SELECT count(*) FROM ops.experiment_assignments").fetchone()[0]
+    _with_frame(
+        con,
+        frame,
+        """INSERT INTO ops.experiment_assignments
+           SELECT scenario, customer_id, arm, CAST(draw AS DOUBLE), salt, CAST(holdout_fraction AS DOUBLE),
+               CAST(assigned_on AS DATE) FROM {frame}
+           ON CONFLICT DO NOTHING""",
+    )
+    return con.execute("SELECT count(*) FROM ops.experiment_assignments").fetchone()[0] - before
 
 
 # The send facts live in the durable ledger (``relance.send_ledger``, its own SQLite file); ``ops.reminder_sends``

@@ -114,6 +114,49 @@ class Settings(BaseSettings):
     )
     sendgrid_host: str = "https://api.sendgrid.com"
     max_reminders_per_run: int = 5000
+    # --- the reminder engine (relance.reminders.engine) and the rules checked before each send (.rules) ---
+    scenarios_path: Path | None = Field(
+        default=None,
+        description="Reminder scenarios YAML (check it with `relance policy check FILE`). Default: the set shipped "
+        "in relance/reminders/scenarios/default.yaml.",
+    )
+    channels_enabled: list[Literal["email", "sms", "letter", "call"]] = Field(
+        default=["email", "letter", "call"],
+        description="Channels the engine may choose (a scenario's other channels are skipped).",
+    )
+    materiality_min: float = Field(default=15.0, ge=0, description="A customer owing less than this is not chased.")
+    promise_grace_days: int = Field(
+        default=3, ge=0, description="A promise to pay pauses reminders until its date plus this many days."
+    )
+    b2c_contact_hours: tuple[int, int] = Field(
+        default=(8, 20), description="Local hours (start, end) when consumers may get an email or SMS."
+    )
+    b2b_contact_hours: tuple[int, int] = Field(
+        default=(8, 19), description="Local hours (start, end) when professional debtors may be contacted."
+    )
+    contact_weekdays_only: bool = Field(default=True, description="No contact on Saturdays and Sundays.")
+    contact_skip_public_holidays: bool = Field(
+        default=True, description="No contact on the debtor's country's public holidays (the holidays package)."
+    )
+    max_contacts_per_window: int = Field(default=2, ge=1, description="At most this many contacts per customer ...")
+    contact_window_days: int = Field(default=7, ge=1, description="... in any window of this many days.")
+    min_hours_between_contacts: float = Field(default=48.0, ge=0, description="Minimum gap between two contacts.")
+    max_calls_per_week: int = Field(default=2, ge=0, description="Calls to one customer in any 7 days.")
+    negotiator_minutes_per_day: float = Field(
+        default=480.0, ge=0, description="Minutes the negotiators spend on calls per day (the call list's capacity)."
+    )
+    call_minutes: float = Field(default=8.0, gt=0, description="Average length of a collection call.")
+    negotiator_cost_per_minute: float = Field(default=0.60, ge=0)
+    email_cost: float = Field(default=0.02, ge=0)
+    sms_cost: float = Field(default=0.07, ge=0)
+    letter_cost: float = Field(default=1.80, ge=0, description="Printing and postage of one letter.")
+    holdout_salt: str = Field(
+        default="relance-holdout-v1",
+        description="Seed of the experiments' random arms: change it to draw new holdout groups.",
+    )
+    response_model_min_history: int = Field(
+        default=500, ge=50, description="Past contacts needed before the channel-response model chooses channels."
+    )
     send_ledger_path: Path | None = Field(
         default=None,
         description="The durable record of every reminder sent (SQLite), kept apart from the rebuildable warehouse: "
@@ -181,6 +224,54 @@ class Settings(BaseSettings):
     finance_alert_recipients: list[str] = Field(
         default=["finance@example.com"], description="Who receives the risk alerts email."
     )
+
+    @field_validator("b2c_contact_hours", "b2b_contact_hours")
+    @classmethod
+    def _hours(cls, v: tuple[int, int]) -> tuple[int, int]:
+        start, end = v
+        if not 0 <= start < end <= 24:
+            raise ValueError(f"contact hours must be 0 <= start < end <= 24, got {v}")
+        return v
+
+    def engine_config(self):  # -> relance.reminders.engine.EngineConfig (imported here to keep settings light)
+        from relance.reminders.engine import ChannelCostTable, EngineConfig
+
+        return EngineConfig(
+            enabled_channels=tuple(self.channels_enabled),
+            materiality_min=self.materiality_min,
+            promise_grace_days=self.promise_grace_days,
+            call_capacity_minutes=self.negotiator_minutes_per_day,
+            max_messages=self.max_reminders_per_run,
+            holdout_salt=self.holdout_salt,
+            costs=ChannelCostTable(
+                email=self.email_cost,
+                sms=self.sms_cost,
+                letter=self.letter_cost,
+                call_minutes=self.call_minutes,
+                negotiator_cost_per_minute=self.negotiator_cost_per_minute,
+            ),
+        )
+
+    def contact_rules(self):  # -> relance.reminders.rules.ContactRules
+        from datetime import time
+
+        from relance.reminders.rules import ContactRules
+
+        def hours(v: tuple[int, int]) -> tuple[time, time]:
+            return time(v[0]), (time(23, 59, 59) if v[1] == 24 else time(v[1]))
+
+        return ContactRules(
+            b2c_hours=hours(self.b2c_contact_hours),
+            b2b_hours=hours(self.b2b_contact_hours),
+            weekdays_only=self.contact_weekdays_only,
+            skip_public_holidays=self.contact_skip_public_holidays,
+            max_contacts=self.max_contacts_per_window,
+            window_days=self.contact_window_days,
+            min_gap_hours=self.min_hours_between_contacts,
+            max_calls_per_week=self.max_calls_per_week,
+            materiality_min=self.materiality_min,
+            default_timezone=self.timezone,
+        )
 
     # --- reports -----------------------------------------------------------------------------
     report_top_n: int = 20
