@@ -1,4 +1,12 @@
-"""Reminder emails: the message (French, by tone) and two transports behind one interface.
+"""Reminder emails: the message (by tone, French or English) and two transports behind one interface.
+
+The message (:func:`render_reminder`) is shared with the paper letter. A row of the per-invoice policy reads as it
+always did; a row of the reminder engine may group several invoices (its ``statement``: the message then carries
+a statement of account, one line per invoice and the total), be a formal notice (``tone='formal_notice'``: for a
+business debtor it states the late-payment penalties of Code de commerce L441-10 and the fixed 40 euro recovery
+indemnity per invoice of D441-5; for a consumer neither, only the legal-rate interest a formal notice starts), be
+in English (``language='en'``), and carry a ``deliver_at`` moment, which becomes SendGrid's ``send_at`` so an email
+planned outside the debtor's contact hours arrives when it may. The amounts of penalties are not computed here.
 
 This module also defines the channel-neutral pieces every transport shares (:class:`SendResult`,
 :class:`DeliveryError`, :class:`Transport`): email is the reference channel and the
@@ -16,10 +24,12 @@ import html
 import http.client
 import json
 import logging
+import math
+import re
 import urllib.error
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,7 +37,7 @@ import pandas as pd
 from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, Subject, To
+from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, SendAt, Subject, To
 
 from relance.files import write_text_atomic
 from relance.redaction import install_log_redaction
@@ -110,17 +120,49 @@ class Transport(Protocol):
 
 # --- message ------------------------------------------------------------------------------------------------
 
+#: The tones a planned message may carry, mildest first (``formal_notice`` = mise en demeure).
+TONES: tuple[str, ...] = ("preventive", "cordial", "firm", "formal_notice")
+#: Languages with their own wording; anything else is written in French, the default.
+LANGUAGES: tuple[str, ...] = ("fr", "en")
+#: Fixed recovery indemnity per invoice paid late by a professional debtor (Code de commerce D441-5), in euros.
+RECOVERY_INDEMNITY_EUR = 40
+#: Days a formal notice gives the debtor to pay, counted from its receipt.
+FORMAL_NOTICE_DEADLINE_DAYS = 8
+#: SendGrid refuses a ``send_at`` more than 72 hours ahead (Mail Send spec, ``send_at``).
+SENDGRID_MAX_SCHEDULE = timedelta(hours=72)
+#: What a value must look like to travel as a custom arg beside the ids (scenario and step names from the
+#: scenario YAML): a short slug, so free text (a name, an address) can never reach SendGrid that way.
+_CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-def format_amount(amount: Any, currency: str) -> str:
-    """French money format: ``1 234,56 €`` (narrow no-break space for thousands, comma for decimals)."""
+
+def format_amount(amount: Any, currency: str, language: str = "fr") -> str:
+    """Money as the reader writes it: French ``1 234,56 €`` (narrow no-break space for thousands, comma for
+    decimals, symbol after); English (``language="en"``) ``€1,234.56`` (``CHF 1,234.56`` for a code)."""
     value = float(amount)
-    digits = f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
     code = (currency or "").upper()
-    return f"{digits}\u00a0{CURRENCY_SYMBOLS.get(code, code)}".strip()
+    symbol = CURRENCY_SYMBOLS.get(code, code)
+    if language == "en":
+        digits = f"{value:,.2f}"
+        if not symbol:
+            return digits
+        return f"{symbol}{digits}" if len(symbol) == 1 else f"{symbol}\u00a0{digits}"
+    digits = f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
+    return f"{digits}\u00a0{symbol}".strip()
 
 
-def format_date(value: Any) -> str | None:
-    """``31/03/2026``; ``None`` if the date is unknown (the sentence mentioning it is then left out)."""
+def format_date(value: Any, language: str = "fr") -> str | None:
+    """``31/03/2026`` (English: ``31 Mar 2026``, unambiguous on both sides of the Atlantic); ``None`` if the date
+    is unknown (the sentence mentioning it is then left out)."""
+    day = _as_date(value)
+    if day is None:
+        return None
+    if language == "en":
+        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return day.strftime("%d/%m/%Y")
+
+
+def _as_date(value: Any) -> date | None:
     if value is None:
         return None
     try:
@@ -128,16 +170,266 @@ def format_date(value: Any) -> str | None:
             return None
     except (ValueError, TypeError):  # pd.isna on a list-like: not a date either
         return None
+    if isinstance(value, datetime):
+        return value.date()
     if isinstance(value, date):
-        return value.strftime("%d/%m/%Y")
+        return value
     try:
-        return pd.Timestamp(value).strftime("%d/%m/%Y")
+        return pd.Timestamp(value).date()
     except (ValueError, TypeError):
         return None
 
 
-def _texts(tone: str, *, name: str, invoice: str, amount: str, due: str | None, sender: str) -> tuple[str, str]:
-    """Subject and plain-text body for one tone. Plain French, no threats beyond the next step."""
+def message_language(row: Mapping[str, Any]) -> str:
+    """``'en'`` when the row's ``language`` says English (``en``, ``EN``, ``en-GB``), else ``'fr'``."""
+    language = str(_field(row, "language") or "").strip().lower()
+    return "en" if language[:2] == "en" else "fr"
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One invoice of a statement of account, as the engine's ``statement`` JSON gives it."""
+
+    invoice_id: str
+    open_amount: float
+    due_date: date | None = None
+    days_overdue: int | None = None
+    issue_date: date | None = None
+    amount: float | None = None
+
+    @property
+    def is_overdue(self) -> bool | None:
+        return None if self.days_overdue is None else self.days_overdue > 0
+
+
+def parse_statement(value: Any) -> list[StatementLine]:
+    """The lines of a row's ``statement`` (JSON list text, or the list itself), oldest due date first; ``[]``
+    when the row has none. Raises ``ValueError`` on a statement that is not a list of invoices."""
+    value = _missing_to_none(value)
+    if value is None or value == "":
+        return []
+    items = json.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"statement must be a JSON list of invoices, got {type(items).__name__}")
+    lines = []
+    for item in items:
+        if not isinstance(item, Mapping) or _missing_to_none(item.get("invoice_id")) is None:
+            raise ValueError(f"statement line without an invoice_id: {item!r}")
+        days = _missing_to_none(item.get("days_overdue"))
+        amount = _missing_to_none(item.get("amount"))
+        lines.append(
+            StatementLine(
+                invoice_id=str(item["invoice_id"]),
+                open_amount=float(_missing_to_none(item.get("open_amount")) or 0.0),
+                due_date=_as_date(item.get("due_date")),
+                days_overdue=None if days is None else int(days),
+                issue_date=_as_date(item.get("issue_date")),
+                amount=None if amount is None else float(amount),
+            )
+        )
+    return sorted(lines, key=lambda line: (line.due_date is None, line.due_date or date.min))
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement of account block: one line per invoice and the total, in the message's language."""
+
+    lines: tuple[StatementLine, ...]
+    currency: str
+    language: str
+
+    @property
+    def total(self) -> float:
+        return round(sum(line.open_amount for line in self.lines), 2)
+
+    def _money(self, amount: float) -> str:
+        return format_amount(amount, self.currency, self.language)
+
+    def _status(self, line: StatementLine, *, short: bool = False) -> str:
+        """How late the invoice is (``short``: without the words the table's column heading already says)."""
+        d, en = line.days_overdue, self.language == "en"
+        if d is None:
+            return ""
+        if d > 0:
+            days = f"{d} day{'s' if d > 1 else ''}" if en else f"{d} jour{'s' if d > 1 else ''}"
+            return days if short else f"{days} overdue" if en else f"{days} de retard"
+        if d == 0:
+            return "due today" if en else "échue ce jour"
+        return "not yet due" if en else "non échue"
+
+    def text(self) -> str:
+        en = self.language == "en"
+        rows = []
+        for line in self.lines:
+            issued = format_date(line.issue_date, self.language)
+            due = format_date(line.due_date, self.language)
+            status = self._status(line)
+            head = f"- {'Invoice' if en else 'Facture'} {line.invoice_id}"
+            if issued:
+                head += f" {'of' if en else 'du'} {issued}"
+            if due:
+                head += f", {'due' if en else 'échéance le'} {due}"
+            if status:
+                head += f" ({status})"
+            open_ = self._money(line.open_amount)
+            of_total = (
+                f" {'of' if en else 'sur'} {self._money(line.amount)}"
+                if line.amount is not None and abs(line.amount - line.open_amount) >= 0.005
+                else ""
+            )
+            rows.append(f"{head}: {open_}{of_total} outstanding" if en else f"{head} : restant dû {open_}{of_total}")
+        total = self._money(self.total)
+        rows.append(f"Total outstanding: {total}" if en else f"Total restant dû : {total}")
+        return "\n".join(rows)
+
+    def html(self) -> str:
+        """The same lines as :meth:`text`, as a table with inline styles (mail clients drop ``<style>``); every
+        value escaped."""
+        en = self.language == "en"
+        heads = (
+            ("Invoice", "Date", "Due", "Overdue", "Amount", "Outstanding")
+            if en
+            else ("Facture", "Date", "Échéance", "Retard", "Montant", "Restant dû")
+        )
+        cell = 'style="padding:2px 8px;border-bottom:1px solid #ddd"'
+        num = 'style="padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap"'
+        head = "".join(f'<th style="padding:2px 8px;text-align:left">{html.escape(h)}</th>' for h in heads)
+        body = []
+        for line in self.lines:
+            values = (
+                line.invoice_id,
+                format_date(line.issue_date, self.language) or "",
+                format_date(line.due_date, self.language) or "",
+                self._status(line, short=True),
+            )
+            amounts = (
+                "" if line.amount is None else self._money(line.amount),
+                self._money(line.open_amount),
+            )
+            body.append(
+                "<tr>"
+                + "".join(f"<td {cell}>{html.escape(v)}</td>" for v in values)
+                + "".join(f"<td {num}>{html.escape(v)}</td>" for v in amounts)
+                + "</tr>"
+            )
+        total_label = "Total outstanding" if en else "Total restant dû"
+        return (
+            '<table class="statement" style="border-collapse:collapse;margin:1em 0">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+            f'<tfoot><tr><th colspan="5" style="padding:2px 8px;text-align:left">{html.escape(total_label)}</th>'
+            f'<th style="padding:2px 8px;text-align:right;white-space:nowrap">{html.escape(self._money(self.total))}'
+            "</th></tr></tfoot></table>"
+        )
+
+
+@dataclass(frozen=True)
+class ReminderMessage:
+    """A rendered reminder: its subject and its blocks (paragraphs, at most one statement of account), from which
+    the text part, the HTML part and the letter are all made, so they always say the same thing."""
+
+    subject: str
+    language: str
+    blocks: tuple[str | Statement, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b if isinstance(b, str) else b.text() for b in self.blocks)
+
+    def html_blocks(self, separator: str = "") -> str:
+        """One ``<p>`` per paragraph (escaped, line breaks kept), the statement as a table."""
+        return separator.join(
+            f"<p>{html.escape(b).replace(chr(10), '<br>')}</p>" if isinstance(b, str) else b.html() for b in self.blocks
+        )
+
+    @property
+    def statement(self) -> Statement | None:
+        return next((b for b in self.blocks if isinstance(b, Statement)), None)
+
+
+def _count_label(lines: tuple[StatementLine, ...], en: bool) -> str:
+    """``3 factures échues`` / ``3 factures à échéance`` / ``3 factures dont 2 échues`` (English alike)."""
+    n = len(lines)
+    overdue = [line.is_overdue for line in lines]
+    late = sum(1 for o in overdue if o)
+    if None in overdue:
+        return f"{n} invoices" if en else f"{n} factures"
+    if late == n:
+        return f"{n} overdue invoices" if en else f"{n} factures échues"
+    if late == 0:
+        return f"{n} invoices falling due" if en else f"{n} factures à échéance"
+    return f"{n} invoices, {late} overdue" if en else f"{n} factures dont {late} échue{'s' if late > 1 else ''}"
+
+
+def _formal_notice_fr(total: str, late_invoices: int, b2b: bool) -> list[str]:
+    """The demand of a French mise en demeure, after the sentence that says what is unpaid."""
+    lines = [
+        f"Par la présente, nous vous mettons en demeure de nous régler la somme de {total} dans un délai de "
+        f"{FORMAL_NOTICE_DEADLINE_DAYS} jours à compter de la réception de ce courrier."
+    ]
+    if b2b:
+        indemnity = format_amount(RECOVERY_INDEMNITY_EUR * late_invoices, "EUR")
+        lines += [
+            "Conformément à l'article L441-10 du Code de commerce, des pénalités de retard sont exigibles de plein "
+            "droit, sans qu'un rappel soit nécessaire, à compter du lendemain de la date d'échéance de chaque "
+            "facture, au taux prévu par nos conditions générales de vente ou, à défaut, au taux de la Banque "
+            "centrale européenne majoré de 10 points.",
+            f"S'y ajoute l'indemnité forfaitaire pour frais de recouvrement de {RECOVERY_INDEMNITY_EUR}\u00a0€ due "
+            "pour chaque facture payée en retard (article D441-5 du Code de commerce), soit "
+            + (
+                f"{indemnity} pour cette facture."
+                if late_invoices == 1
+                else f"{indemnity} pour {late_invoices} factures."
+            ),
+            "À défaut de règlement dans ce délai, nous pourrons engager une procédure de recouvrement judiciaire.",
+        ]
+    else:
+        lines += [
+            "À défaut de règlement dans ce délai, cette somme portera intérêts au taux légal à compter de la "
+            "présente mise en demeure (article 1231-6 du Code civil).",
+            "Si vous rencontrez des difficultés pour régler cette somme, contactez-nous : nous pouvons convenir "
+            "ensemble d'un échéancier.",
+        ]
+    lines += [
+        "En cas de désaccord sur les sommes réclamées, répondez à ce courrier en nous en indiquant le motif.",
+        "Si vous avez procédé au règlement entre-temps, nous vous prions de ne pas tenir compte de la présente.",
+    ]
+    return lines
+
+
+def _formal_notice_en(total: str, late_invoices: int, b2b: bool) -> list[str]:
+    lines = [
+        f"We hereby formally demand that you pay us the sum of {total} within {FORMAL_NOTICE_DEADLINE_DAYS} days "
+        "of receiving this letter."
+    ]
+    if b2b:
+        indemnity = format_amount(RECOVERY_INDEMNITY_EUR * late_invoices, "EUR", "en")
+        lines += [
+            "Under article L441-10 of the French Commercial Code (Code de commerce), late-payment penalties are due "
+            "by law, without any reminder being necessary, from the day after each invoice's due date, at the rate "
+            "set in our terms and conditions of sale or, failing that, the European Central Bank rate plus 10 "
+            "percentage points.",
+            f"A fixed recovery indemnity of €{RECOVERY_INDEMNITY_EUR} is also due for each invoice paid late "
+            "(article D441-5 of the French Commercial Code), i.e. "
+            + (
+                f"{indemnity} for this invoice." if late_invoices == 1 else f"{indemnity} for {late_invoices} invoices."
+            ),
+            "Failing payment within this period, we may start legal proceedings to recover this debt.",
+        ]
+    else:
+        lines += [
+            "Failing payment within this period, interest at the legal rate will accrue on this sum from the date "
+            "of this formal notice (article 1231-6 of the French Civil Code).",
+            "If you are having difficulty paying this sum, please contact us: we can agree a payment plan together.",
+        ]
+    lines += [
+        "If you disagree with the amounts claimed, please reply to this letter stating why.",
+        "If you have paid in the meantime, please disregard this letter.",
+    ]
+    return lines
+
+
+def _single_fr(tone: str, *, invoice: str, amount: str, due: str | None, b2b: bool) -> tuple[str, list[str]]:
+    """Subject and paragraphs for one invoice, in French (the wording of the per-invoice policy, unchanged)."""
     due_past = f", échue le {due}," if due else ""
     if tone == "preventive":
         subject = f"Rappel : facture {invoice} à échéance" + (f" le {due}" if due else "")
@@ -164,23 +456,200 @@ def _texts(tone: str, *, name: str, invoice: str, amount: str, due: str | None, 
             "En cas de difficulté ou de désaccord sur cette facture, répondez à ce message : nous sommes "
             "prêts à en discuter avec vous.",
         ]
+    else:  # formal_notice
+        subject = f"Mise en demeure de payer : facture {invoice}"
+        lines = [
+            f"Malgré nos précédentes relances, la facture n° {invoice}{due_past} d'un montant restant dû de "
+            f"{amount}, demeure impayée à ce jour.",
+            *_formal_notice_fr(amount, 1, b2b),
+        ]
+    return subject, lines
+
+
+def _single_en(tone: str, *, invoice: str, amount: str, due: str | None, b2b: bool) -> tuple[str, list[str]]:
+    due_past = f", due on {due}" if due else ""
+    if tone == "preventive":
+        subject = f"Reminder: invoice {invoice} falls due" + (f" on {due}" if due else " soon")
+        lines = [
+            f"This is a reminder that invoice no. {invoice}, for {amount}, falls due"
+            + (f" on {due}." if due else " soon."),
+            "If your payment is already scheduled, please disregard this message.",
+        ]
+    elif tone == "cordial":
+        subject = f"Invoice {invoice}: payment outstanding"
+        lines = [
+            f"Unless we are mistaken, invoice no. {invoice}{due_past}, with {amount} outstanding, has not been "
+            "paid yet.",
+            "This may simply be an oversight: we would be grateful if you could pay it as soon as possible.",
+            "If you have paid it in the meantime, please disregard this message.",
+        ]
+    elif tone == "firm":
+        subject = f"Reminder: invoice {invoice} unpaid"
+        lines = [
+            f"Unless we are mistaken, invoice no. {invoice}{due_past}, with {amount} outstanding, remains unpaid.",
+            "We ask you to pay it within eight days of receiving this message.",
+            "If you have any difficulty or disagree with this invoice, reply to this message: we are ready to "
+            "discuss it with you.",
+        ]
+    else:  # formal_notice
+        subject = f"Formal notice to pay: invoice {invoice}"
+        lines = [
+            f"Despite our previous reminders, invoice no. {invoice}{due_past}, with {amount} outstanding, "
+            "remains unpaid.",
+            *_formal_notice_en(amount, 1, b2b),
+        ]
+    return subject, lines
+
+
+def _grouped_fr(tone: str, statement: Statement, *, b2b: bool) -> tuple[str, list[str | Statement]]:
+    """Subject and blocks for a statement of several invoices, in French."""
+    total = format_amount(statement.total, statement.currency)
+    count = _count_label(statement.lines, en=False)
+    n = len(statement.lines)
+    if tone == "preventive":
+        subject = f"Relevé de compte : {count}, {total}"
+        blocks: list[str | Statement] = [
+            f"Nous vous rappelons que les {n} factures ci-dessous, d'un montant total de {total}, arrivent à "
+            "échéance :",
+            statement,
+            "Si votre règlement est déjà programmé, merci de ne pas tenir compte de ce message.",
+        ]
+    elif tone == "cordial":
+        subject = f"Relevé de compte : {count}, {total}"
+        blocks = [
+            f"Sauf erreur de notre part, les {n} factures ci-dessous, d'un montant total restant dû de {total}, "
+            "n'ont pas encore été réglées :",
+            statement,
+            "Il s'agit peut-être d'un simple oubli : nous vous remercions de bien vouloir procéder à leur "
+            "règlement dans les meilleurs délais.",
+            "Si vous les avez réglées entre-temps, merci de ne pas tenir compte de ce message.",
+        ]
+    elif tone == "firm":
+        subject = f"Relance, relevé de compte : {count}, {total}"
+        blocks = [
+            f"Sauf erreur de notre part, les {n} factures ci-dessous, d'un montant total restant dû de {total}, "
+            "demeurent impayées à ce jour :",
+            statement,
+            "Nous vous demandons de procéder à leur règlement sous huit jours à compter de la réception de ce message.",
+            "En cas de difficulté ou de désaccord sur l'une de ces factures, répondez à ce message : nous sommes "
+            "prêts à en discuter avec vous.",
+        ]
+    else:  # formal_notice
+        late = sum(1 for line in statement.lines if line.is_overdue is not False)
+        subject = f"Mise en demeure de payer : {count}, {total}"
+        blocks = [
+            f"Malgré nos précédentes relances, les {n} factures ci-dessous, d'un montant total restant dû de "
+            f"{total}, demeurent impayées à ce jour :",
+            statement,
+            *_formal_notice_fr(total, late, b2b),
+        ]
+    return subject, blocks
+
+
+def _grouped_en(tone: str, statement: Statement, *, b2b: bool) -> tuple[str, list[str | Statement]]:
+    total = format_amount(statement.total, statement.currency, "en")
+    count = _count_label(statement.lines, en=True)
+    n = len(statement.lines)
+    if tone == "preventive":
+        subject = f"Statement of account: {count}, {total}"
+        blocks: list[str | Statement] = [
+            f"This is a reminder that the {n} invoices below, for a total of {total}, fall due:",
+            statement,
+            "If your payment is already scheduled, please disregard this message.",
+        ]
+    elif tone == "cordial":
+        subject = f"Statement of account: {count}, {total}"
+        blocks = [
+            f"Unless we are mistaken, the {n} invoices below, with {total} outstanding in total, have not been "
+            "paid yet:",
+            statement,
+            "This may simply be an oversight: we would be grateful if you could pay them as soon as possible.",
+            "If you have paid them in the meantime, please disregard this message.",
+        ]
+    elif tone == "firm":
+        subject = f"Payment reminder, statement of account: {count}, {total}"
+        blocks = [
+            f"Unless we are mistaken, the {n} invoices below, with {total} outstanding in total, remain unpaid:",
+            statement,
+            "We ask you to pay them within eight days of receiving this message.",
+            "If you have any difficulty or disagree with one of these invoices, reply to this message: we are "
+            "ready to discuss it with you.",
+        ]
+    else:  # formal_notice
+        late = sum(1 for line in statement.lines if line.is_overdue is not False)
+        subject = f"Formal notice to pay: {count}, {total}"
+        blocks = [
+            f"Despite our previous reminders, the {n} invoices below, with {total} outstanding in total, remain "
+            "unpaid:",
+            statement,
+            *_formal_notice_en(total, late, b2b),
+        ]
+    return subject, blocks
+
+
+def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> ReminderMessage:
+    """The message of one planned reminder, shared by the email (text and HTML parts) and the paper letter.
+
+    Reads ``tone``, ``invoice_id``, ``open_amount``, ``currency`` and, when present, ``customer_name``,
+    ``due_date``, ``customer_type`` (``'B2B'`` gets the professional formal notice: penalties and the fixed
+    indemnity), ``language`` (``'en'`` for English, French otherwise) and ``statement`` (the engine's JSON list of
+    invoices: with more than one invoice the message carries a statement of account, its total is the sum of
+    the lines). A row with none of those columns reads exactly as the per-invoice policy always wrote it.
+    """
+    tone = str(reminder_row["tone"])
+    if tone not in TONES:
+        raise ValueError(f"unknown tone {tone!r}; expected one of {', '.join(TONES)}")
+    language = message_language(reminder_row)
+    en = language == "en"
+    currency = str(reminder_row["currency"])
+    name = str(_field(reminder_row, "customer_name") or "").strip()
+    b2b = str(_field(reminder_row, "customer_type") or "").strip().upper() == "B2B"
+    lines = parse_statement(_field(reminder_row, "statement"))
+
+    blocks: list[str | Statement]
+    if len(lines) > 1:
+        statement = Statement(tuple(lines), currency, language)
+        row_total = _field(reminder_row, "open_amount")
+        if row_total is not None and abs(float(row_total) - statement.total) >= 0.005:
+            log.warning(
+                "reminder %s: open_amount %s differs from its statement's total %s; the message shows the "
+                "statement's lines and their total",
+                reminder_row.get("reminder_key"),
+                row_total,
+                statement.total,
+            )
+        subject, blocks = (_grouped_en if en else _grouped_fr)(tone, statement, b2b=b2b)
     else:
-        raise ValueError(f"unknown tone {tone!r}; expected preventive, cordial or firm")
-    greeting = f"Bonjour {name}," if name else "Bonjour,"
-    body = "\n\n".join([greeting, *lines, f"Cordialement,\n{sender}"])
-    return subject, body
+        due = _field(reminder_row, "due_date")
+        if due is None and lines:
+            due = lines[0].due_date
+        subject, paragraphs = (_single_en if en else _single_fr)(
+            tone,
+            invoice=str(reminder_row["invoice_id"]),
+            amount=format_amount(reminder_row["open_amount"], currency, language),
+            due=format_date(due, language),
+            b2b=b2b,
+        )
+        blocks = list(paragraphs)
+
+    formal = tone == "formal_notice"
+    if en:
+        greeting = "Dear Sir or Madam," if formal or not name else f"Dear {name},"
+        closing = f"{'Yours faithfully' if formal else 'Kind regards'},\n{sender_name}"
+    else:
+        greeting = "Madame, Monsieur," if formal else (f"Bonjour {name}," if name else "Bonjour,")
+        closing = (
+            f"Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations distinguées.\n{sender_name}"
+            if formal
+            else f"Cordialement,\n{sender_name}"
+        )
+    return ReminderMessage(subject, language, (greeting, *blocks, closing))
 
 
 def reminder_text(reminder_row: Mapping[str, Any], *, sender_name: str) -> tuple[str, str]:
     """(subject, plain-text body) of a planned reminder; shared by the email and the paper letter."""
-    return _texts(
-        str(reminder_row["tone"]),
-        name=str(_field(reminder_row, "customer_name") or "").strip(),
-        invoice=str(reminder_row["invoice_id"]),
-        amount=format_amount(reminder_row["open_amount"], str(reminder_row["currency"])),
-        due=format_date(_field(reminder_row, "due_date")),
-        sender=sender_name,
-    )
+    message = render_reminder(reminder_row, sender_name=sender_name)
+    return message.subject, message.text
 
 
 def _html(body_text: str) -> str:
@@ -189,13 +658,49 @@ def _html(body_text: str) -> str:
     return f'<!doctype html><html lang="fr"><body>{paragraphs}</body></html>'
 
 
-def _field(row: Mapping[str, Any], name: str) -> Any:
-    """``row[name]``, with pandas' missing markers (NaN, NaT, NA) read as ``None``."""
-    value = row.get(name)
+def message_html(message: ReminderMessage) -> str:
+    """The HTML part: the message's blocks, escaped (a statement as a table), in the message's language."""
+    return f'<!doctype html><html lang="{message.language}"><body>{message.html_blocks()}</body></html>'
+
+
+def _missing_to_none(value: Any) -> Any:
     try:
         return None if value is None or pd.isna(value) else value
     except (ValueError, TypeError):  # pd.isna on a list-like: not a missing marker
         return value
+
+
+def _field(row: Mapping[str, Any], name: str) -> Any:
+    """``row[name]``, with pandas' missing markers (NaN, NaT, NA) read as ``None``."""
+    return _missing_to_none(row.get(name))
+
+
+def send_at_for(deliver_at: Any, *, now: datetime | None = None) -> int | None:
+    """SendGrid's ``send_at`` (unix seconds) for a planned delivery moment, or ``None`` to send at once.
+
+    ``deliver_at``: a timezone-aware datetime, or a naive one read as UTC (``ops.reminders_planned.deliver_at``
+    is a UTC ``TIMESTAMP``); missing or not after ``now`` -> ``None``. Rounded up to the second, so the mail never
+    leaves before the allowed moment. More than 72 hours ahead (SendGrid's limit) -> ``ValueError``: the message
+    is not prepared, the ledger records the failure, and a later run (closer to the moment) sends it.
+    """
+    value = _missing_to_none(deliver_at)
+    if value is None:
+        return None
+    try:
+        moment = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"deliver_at {deliver_at!r} is not a date and time") from exc
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    current = pd.Timestamp(now or datetime.now(UTC))
+    current = current.tz_localize("UTC") if current.tzinfo is None else current.tz_convert("UTC")
+    if moment <= current:
+        return None
+    if moment - current > SENDGRID_MAX_SCHEDULE:
+        raise ValueError(
+            f"deliver_at {moment.isoformat()} is more than {SENDGRID_MAX_SCHEDULE.total_seconds() / 3600:.0f} hours "
+            "ahead, beyond what SendGrid schedules; a later run sends it"
+        )
+    return math.ceil(moment.timestamp())
 
 
 def build_mail(
@@ -204,15 +709,22 @@ def build_mail(
     sender_email: str,
     sender_name: str,
     lineage: Mapping[str, str | None],
+    now: datetime | None = None,
 ) -> Mail:
     """The SendGrid message for one planned email reminder.
 
-    ``reminder_row`` is one row of ``relance.reminders.policy.plan_reminders`` (a dict or a pandas Series):
-    ``reminder_key, invoice_id, recipient, tone, open_amount, currency``; ``customer_name`` and ``due_date``
-    are used when present. Ids in ``personalizations[0].custom_args``: ``reminder_key``, ``invoice_id``,
-    ``model_version`` and ``model_run_id`` (the row's, else lineage's), ``flow_run_id`` and the other keys of
-    :data:`LINEAGE_CUSTOM_ARGS` found in ``lineage`` (either spelling). Other lineage keys are ignored on
-    purpose: custom args are size-limited and must stay free of personal data.
+    ``reminder_row`` is one row of a plan (``relance.reminders.policy.plan_reminders`` or the engine's; a dict or
+    a pandas Series): ``reminder_key, invoice_id, recipient, tone, open_amount, currency``; the columns
+    :func:`render_reminder` reads are used when present. ``deliver_at`` in the future (compared with ``now``,
+    default the current time) sets SendGrid's top-level ``send_at`` (see :func:`send_at_for`).
+
+    Ids in ``personalizations[0].custom_args``: ``reminder_key``, ``invoice_id`` (the lead invoice of a grouped
+    message), ``model_version`` and ``model_run_id`` (the row's, else lineage's), ``flow_run_id`` and the other
+    keys of :data:`LINEAGE_CUSTOM_ARGS` found in ``lineage`` (either spelling); for an engine row (one with a
+    ``scenario``), ``scenario`` and ``step`` too: names from the scenario configuration, not personal data, sent
+    only when they look like a slug. Other keys are left out on purpose: custom args are size-limited and must
+    stay free of personal data (the invoices of a grouped message are in ``ops.reminders_planned``, found by
+    ``reminder_key``).
     """
     recipient = str(_field(reminder_row, "recipient") or "").strip()
     if "@" not in recipient:
@@ -220,11 +732,14 @@ def build_mail(
     tone = str(reminder_row["tone"])
     invoice = str(reminder_row["invoice_id"])
     name = str(_field(reminder_row, "customer_name") or "").strip()
-    subject, text = reminder_text(reminder_row, sender_name=sender_name)
+    message = render_reminder(reminder_row, sender_name=sender_name)
+    send_at = send_at_for(_field(reminder_row, "deliver_at"), now=now)
 
     mail = Mail(from_email=From(sender_email, sender_name), to_emails=To(recipient, name or None))
-    mail.subject = Subject(subject)
-    mail.content = [Content(MimeType.text, text), Content(MimeType.html, _html(text))]
+    mail.subject = Subject(message.subject)
+    mail.content = [Content(MimeType.text, message.text), Content(MimeType.html, message_html(message))]
+    if send_at is not None:
+        mail.send_at = SendAt(send_at)
 
     args: dict[str, str] = {"reminder_key": str(reminder_row["reminder_key"]), "invoice_id": invoice}
     for arg in ("model_version", "model_run_id"):  # the row's own scoring lineage wins over the run's
@@ -237,6 +752,15 @@ def build_mail(
         value = next((lineage[k] for k in spellings if lineage.get(k)), None)
         if value:
             args[arg] = str(value)
+    if _field(reminder_row, "scenario") is not None:
+        for arg in ("scenario", "step"):
+            value = str(_field(reminder_row, arg) or "")
+            if _CONFIG_NAME.fullmatch(value):
+                args[arg] = value
+            elif value:
+                log.warning(
+                    "reminder %s: %s %r is not a plain name; left out of custom_args", args["reminder_key"], arg, value
+                )
     mail.custom_arg = [CustomArg(k, v, p=0) for k, v in args.items()]
     mail.category = [Category("relance"), Category(tone)]
     return mail

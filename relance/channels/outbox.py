@@ -12,6 +12,13 @@ being late (``p_late``), the customer's risk grade of the day, the predicted pay
 and the three reasons towards late (blank when the model gives none). A list written by an earlier version with
 fewer columns is rewritten with today's header before a line is appended, its lines kept.
 
+A line of the reminder engine is one customer, not one invoice: after the columns above (where ``invoice_id`` is
+the lead invoice and ``open_amount`` the customer's total due) come :data:`CALL_CONTEXT_COLUMNS`: the scenario,
+the call's priority, ``total_due``, ``invoice_count`` and ``invoices`` (one readable cell, ``F-0012 1 200,00 €
++45 j; F-0040 310,00 € +12 j``: number, amount open, days past due), the talking points, the window in which the
+debtor may be called and the last contact (UTC, with its channel). A per-invoice line fills them from its one
+invoice. A letter with several invoices carries the statement of account of the email.
+
 The list is opened in a spreadsheet, so its cells are written by :mod:`relance.tabular_output`: a customer name
 (or a reason) that starts like a formula is written as text with a leading apostrophe, and so is the E.164 phone
 (``'+33199001234``: its ``+`` and every digit kept, never read as a number);
@@ -21,6 +28,7 @@ The list is opened in a spreadsheet, so its cells are written by :mod:`relance.t
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -30,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from relance.channels.email import SendResult, format_amount, format_date, reminder_text
+from relance.channels.email import SendResult, format_amount, format_date, parse_statement, render_reminder
 from relance.files import write_text_atomic
 from relance.tabular_output import csv_rows, read_csv_records
 
@@ -57,7 +65,18 @@ CALL_LIST_COLUMNS: tuple[str, ...] = (
     "reason_3",
     "step",
     "tone",
+    "scenario",
+    "priority",
+    "total_due",
+    "invoice_count",
+    "invoices",
+    "talking_points",
+    "call_window",
+    "last_contact",
 )
+#: The columns added for the reminder engine's one-line-per-customer calls (see the module docstring); they come
+#: last so that the columns of a per-invoice list keep their place.
+CALL_CONTEXT_COLUMNS: tuple[str, ...] = CALL_LIST_COLUMNS[CALL_LIST_COLUMNS.index("scenario") :]
 #: Date columns of the call list, written as ISO dates (whatever date flavour the plan holds).
 _DATE_COLUMNS: tuple[str, ...] = (
     "due_date",
@@ -75,6 +94,75 @@ def _value(row: Mapping[str, Any], name: str) -> Any:
         return value
 
 
+def _readable(value: Any, separator: str = " | ") -> str | None:
+    """One cell for a list-like value (a list, or JSON list text): its items joined; other values as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return text
+        else:
+            return text or None
+    if isinstance(value, list | tuple):
+        items = [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return separator.join(items) or None
+    return str(value)
+
+
+def _invoices_cell(lines: list[tuple[str, float, Any]], currency: str) -> str:
+    """``F-0012 1 200,00 € +45 j; F-0040 310,00 € +12 j``: number, amount open, days past due (when known)."""
+    cells = []
+    for invoice_id, open_amount, days in lines:
+        cell = f"{invoice_id} {format_amount(open_amount, currency)}"
+        if days is not None:
+            cell += f" {int(days):+d} j"
+        cells.append(cell)
+    return "; ".join(cells)
+
+
+def _last_contact(row: Mapping[str, Any]) -> str | None:
+    """``2026-03-20 14:05 UTC (email)`` from ``last_contact_at`` (a UTC timestamp) and ``last_contact_channel``."""
+    at = _value(row, "last_contact_at")
+    if at is None:
+        return None
+    moment = pd.Timestamp(at)
+    moment = moment.tz_convert("UTC") if moment.tzinfo is not None else moment
+    channel = _value(row, "last_contact_channel")
+    return f"{moment:%Y-%m-%d %H:%M} UTC" + (f" ({channel})" if channel else "")
+
+
+def call_context(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`CALL_CONTEXT_COLUMNS` cells of one planned call (see the module docstring)."""
+    currency = str(_value(row, "currency") or "")
+    statement = parse_statement(_value(row, "statement"))
+    if statement:
+        lines = [(s.invoice_id, s.open_amount, s.days_overdue) for s in statement]
+    elif _value(row, "open_amount") is not None:
+        lines = [(str(row["invoice_id"]), float(row["open_amount"]), _value(row, "days_overdue"))]
+    else:
+        lines = []
+    ids = _value(row, "invoice_ids")
+    if isinstance(ids, str):
+        ids = json.loads(ids) if ids.strip().startswith("[") else [ids]
+    ids = [] if ids is None else list(ids)
+    count = len(statement) if statement else len(ids) if ids else len(lines) or None
+    return {
+        "scenario": _value(row, "scenario"),
+        "priority": _value(row, "priority"),
+        # the statement's own total when there is one: the figure the debtor's email and letter show
+        "total_due": round(sum(amount for _, amount, _ in lines), 2) if statement else _value(row, "open_amount"),
+        "invoice_count": count,
+        "invoices": _invoices_cell(lines, currency) if lines else None,
+        "talking_points": _readable(_value(row, "talking_points")),
+        "call_window": _readable(_value(row, "call_window"), " / "),
+        "last_contact": _last_contact(row),
+    }
+
+
 class LetterOutbox:
     """Writes ``<outbox_dir>/letter/<reminder_key>.html``, one printable letter per reminder."""
 
@@ -86,17 +174,39 @@ class LetterOutbox:
         self.as_of_date = as_of_date
 
     def render(self, row: Mapping[str, Any]) -> str:
-        """The letter as one HTML page: sender, addressee, date, subject, the same words as the email."""
-        subject, text = reminder_text(row, sender_name=self.sender_name)
-        letter_date = format_date(_value(row, "as_of_date") or self.as_of_date) or ""
+        """The letter as one HTML page: sender, addressee, date, subject, the same words as the email (with its
+        statement of account as a table when the letter groups several invoices), in the row's language."""
+        message = render_reminder(row, sender_name=self.sender_name)
+        en = message.language == "en"
+        letter_date = format_date(_value(row, "as_of_date") or self.as_of_date, message.language) or ""
         addressee = html.escape(str(_value(row, "recipient") or _value(row, "customer_name") or ""))
         customer = html.escape(str(_value(row, "customer_id") or ""))
-        invoice = html.escape(str(row["invoice_id"]))
-        amount = html.escape(format_amount(row["open_amount"], str(row["currency"])))
         ref = html.escape(str(row["reminder_key"])[:12])
-        paragraphs = "\n".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in text.split("\n\n"))
+        statement = message.statement
+        if statement is not None:
+            total = html.escape(format_amount(statement.total, statement.currency, message.language))
+            n = len(statement.lines)
+            reference = (
+                f"Statement of {n} invoices &middot; total outstanding {total} &middot; ref. {ref}"
+                if en
+                else f"Relevé de {n} factures &middot; total restant dû {total} &middot; réf. {ref}"
+            )
+        else:
+            invoice = html.escape(str(row["invoice_id"]))
+            amount = html.escape(format_amount(row["open_amount"], str(row["currency"]), message.language))
+            reference = (
+                f"Invoice {invoice} &middot; outstanding {amount} &middot; ref. {ref}"
+                if en
+                else f"Facture {invoice} &middot; restant dû {amount} &middot; réf. {ref}"
+            )
+        placeholder = (
+            f"[postal address: customer record {customer}]" if en else f"[adresse postale : fiche client {customer}]"
+        )
+        dated = html.escape(letter_date) if en else f"Le {html.escape(letter_date)}"
+        subject_label = "Subject:" if en else "Objet :"
+        paragraphs = message.html_blocks("\n")
         return f"""<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>{html.escape(subject)}</title>
+<html lang="{message.language}"><head><meta charset="utf-8"><title>{html.escape(message.subject)}</title>
 <style>
 body {{ font-family: Georgia, serif; max-width: 17cm; margin: 2cm auto; line-height: 1.5; }}
 .sender {{ font-weight: bold; }} .addressee {{ margin: 2em 0 2em 9cm; }}
@@ -105,11 +215,11 @@ body {{ font-family: Georgia, serif; max-width: 17cm; margin: 2cm auto; line-hei
 <body>
 <div class="sender">{html.escape(self.sender_name)}</div>
 <div class="addressee">{addressee}<br>
-<span class="placeholder">[adresse postale : fiche client {customer}]</span>
+<span class="placeholder">{placeholder}</span>
 </div>
-<p>Le {html.escape(letter_date)}</p>
-<p><strong>Objet : {html.escape(subject)}</strong><br>
-<span class="ref">Facture {invoice} &middot; restant dû {amount} &middot; réf. {ref}</span></p>
+<p>{dated}</p>
+<p><strong>{subject_label} {html.escape(message.subject)}</strong><br>
+<span class="ref">{reference}</span></p>
 {paragraphs}
 </body></html>
 """
@@ -151,6 +261,7 @@ class CallListOutbox:
             log.info("call task %s already on %s", reminder_key, self.path.name)
             return SendResult(provider_message_id=None, outbox_path=self.path)
         record = {c: _value(message, c) for c in CALL_LIST_COLUMNS}
+        record.update(call_context(message))
         record["reminder_key"] = reminder_key
         record["phone"] = _value(message, "phone") or _value(message, "recipient")
         record["as_of_date"] = (_value(message, "as_of_date") and str(message["as_of_date"])[:10]) or str(
