@@ -46,6 +46,8 @@ from relance.send_ledger import SendLedger
 log = logging.getLogger(__name__)
 
 CONTACT_STATE_RELATION = "serving.customer_contact_state"
+#: How far ahead a message may be scheduled with its provider (SendGrid's ``send_at`` limit is 72 hours).
+MAX_SCHEDULE_AHEAD = timedelta(hours=71)
 
 
 def _utc(value: Any) -> datetime | None:
@@ -180,6 +182,13 @@ class SendGate:
         if not verdict.allowed:
             return Stop(str(verdict.rule), verdict.detail)
         at = verdict.deliver_at or when
+        if channel in ("email", "sms") and at - now > MAX_SCHEDULE_AHEAD:
+            # SendGrid schedules at most 72 h ahead: a long holiday weekend waits for a later run instead
+            return Stop(
+                "quiet_hours",
+                f"next allowed moment {at:%Y-%m-%d %H:%M} UTC is more than {MAX_SCHEDULE_AHEAD} ahead; a later run "
+                "sends it",
+            )
         if channel == "call":
             zone = debtor_timezone(facts.country_code, self._rules.default_timezone)
             row["call_window"] = f"à partir du {at.astimezone(zone):%d/%m/%Y %H:%M} ({zone.key})"
