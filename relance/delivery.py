@@ -206,7 +206,7 @@ def deliver(
         try:
             transport = transport_for(channel)
             message: Any = (
-                build_mail(row, sender_email=sender_email, sender_name=sender_name, lineage=mail_lineage)
+                build_mail(row, sender_email=sender_email, sender_name=sender_name, lineage=mail_lineage, now=now())
                 if channel == "email"
                 else {k: none_if_missing(v) for k, v in row.items()}
             )

@@ -31,6 +31,7 @@ import duckdb
 import pandas as pd
 
 from relance import ops
+from relance.reminders.engine import _flag, _text
 from relance.reminders.policy import _as_date
 from relance.reminders.rules import (
     Contact,
@@ -128,14 +129,15 @@ class SendGate:
         out = list(self._history.get(customer_id, []))
         last = _utc(contact.get("last_contact_at"))
         if last is not None and not any(abs((h.at - last).total_seconds()) < 60 for h in out):
-            channel = str(contact.get("last_contact_channel") or "email")
+            channel = _text(contact.get("last_contact_channel")) or "email"
+            channel = channel if channel in ("email", "sms", "letter", "call") else "email"
             out.append(Contact(customer_id, channel, last))
         return out
 
     def facts(self, row: Mapping[str, Any], contact: Mapping[str, Any]) -> CustomerFacts:
-        suppressed = frozenset(c.strip() for c in str(contact.get("suppressed_channels") or "").split(",") if c.strip())
+        suppressed = frozenset(c.strip() for c in _text(contact.get("suppressed_channels")).split(",") if c.strip())
         promise_until = None
-        if str(contact.get("promise_status") or "") == "active":
+        if _text(contact.get("promise_status")) == "active":
             promised = _as_date(contact.get("promise_date"))
             promise_until = promised + timedelta(days=self._grace) if promised else None
         try:
@@ -144,14 +146,15 @@ class SendGate:
             invoice_count = 1
         return CustomerFacts(
             customer_id=str(row.get("customer_id")),
-            customer_type=str(row.get("customer_type") or "").upper(),
-            country_code=(str(row["country_code"]).upper() if row.get("country_code") else None),
+            # an unknown type gets the consumer rules: the stricter hours
+            customer_type="B2B" if str(row.get("customer_type") or "").strip().upper() == "B2B" else "B2C",
+            country_code=_text(row.get("country_code")).upper() or None,
             total_due=float(row.get("open_amount") or 0.0),
             do_not_contact="*" in suppressed,
             suppressed_channels=suppressed,
             in_insolvency=False,  # DunningStops answers first, with the procedure's details
             promise_until=promise_until,
-            all_disputed=bool(contact.get("has_open_dispute")) and invoice_count == 1,
+            all_disputed=_flag(contact.get("has_open_dispute")) and invoice_count == 1,
         )
 
     # --- the hook ------------------------------------------------------------------------------------------
