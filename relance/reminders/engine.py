@@ -675,7 +675,7 @@ def _choose_channels(
     if not ready:
         return [], dropped
 
-    scored = _nba(ready, cfg, response_model) if response_model is not None else None
+    scored = _nba(ready, cfg, response_model, dropped) if response_model is not None else None
     if scored is not None:
         return scored, dropped
     # no model: the first possible channel; calls by priority up to capacity, the next channel for the others
@@ -707,7 +707,12 @@ def _cost(costs: Any, channel: str) -> float:
     return float(getattr(costs, channel))
 
 
-def _nba(ready: list[tuple[_Action, list[str]]], cfg: EngineConfig, model: Any) -> list[_Action] | None:
+def _nba(
+    ready: list[tuple[_Action, list[str]]],
+    cfg: EngineConfig,
+    model: Any,
+    dropped: list[tuple[_Action, str, list[str]]],
+) -> list[_Action] | None:
     """Next best action over every message at once (helper modules: response model + optimiser)."""
     from relance.reminders.nba import choose_actions
 
@@ -742,6 +747,9 @@ def _nba(ready: list[tuple[_Action, list[str]]], cfg: EngineConfig, model: Any) 
     chosen: list[_Action] = []
     for action, possible in ready:
         pick = by_key.get(action.reminder_key)
+        if pick is not None and not _text(pick.get("channel")):  # a call-only message with no minutes left
+            dropped.append((action, "call_capacity", [*action.reasons, "no negotiator time left today"]))
+            continue
         if pick is None:  # none of its channels is scored: the scenario's default
             action.channel = next((c for c in possible if c != "call"), possible[0])
             action.action_cost = round(_cost(cfg.costs, action.channel), 4)

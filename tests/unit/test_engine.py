@@ -209,3 +209,30 @@ def test_every_customer_gets_exactly_one_decision_and_sends_match_the_plan() -> 
     sends = result.decisions[result.decisions.decision == "send"]
     assert set(sends.reminder_key) == set(result.plan.reminder_key)
     assert decision(result, "C3")["decision"] == "nothing_due"
+
+
+def test_with_a_response_model_the_channel_is_the_next_best_action() -> None:
+    """History where a call works far better on construction firms (the demo's hidden model): the engine calls the
+    construction firm and emails the other one, and says what each action is worth."""
+    from relance.reminders.response_model import fit_response_model
+    from tests.unit.test_response_model import synthetic_history
+
+    model = fit_response_model(synthetic_history(4000), min_rows=500)
+    assert model is not None and {"email", "call"} <= set(model.channels)
+    rows = [
+        inv("F1", "C1", 20, 6000.0, sector_section="F", size_band="small"),
+        inv("F2", "C2", 20, 25.0, sector_section="M", size_band="medium"),
+    ]
+    scenarios = parse_scenarios(
+        "version: 1\nscenarios:\n  - name: s\n    steps:\n"
+        "      - {name: first, day: 3, channels: [email, call], tone: cordial}\n",
+        "nba.yaml",
+    )
+    result = decide(
+        pd.DataFrame(rows), None, as_of_date=AS_OF, scenarios=scenarios, config=EngineConfig(), response_model=model
+    )
+    plan = result.plan.set_index("customer_id")
+    assert plan.loc["C1", "channel"] == "call"
+    assert plan.loc["C2", "channel"] == "email", "a call costs more than it can bring on 25 EUR"
+    assert plan["expected_cash"].notna().all() and plan["action_cost"].notna().all()
+    assert any("next best action" in r for r in json.loads(plan.loc["C1", "reasons"]))
