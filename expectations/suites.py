@@ -29,6 +29,12 @@ frame before validation, and a plain expectation checks the derived column:
   * ``payment_allocations.invoice_id -> invoices`` (``_invoice_exists``): critical
   * ``disputes.invoice_id -> invoices`` (``_invoice_exists``): warning (the orphan row is quarantined)
   * ``reminders.invoice_id -> invoices`` (``_invoice_exists``): warning (the orphan row is quarantined)
+  * ``call_outcomes.customer_id -> customers`` (``_customer_exists``): warning (the orphan call is quarantined)
+  * ``message_events.customer_id -> customers`` when set (``_customer_exists``): warning
+
+Contact data (``call_outcomes``, ``message_events``: what debtors answered) is checked row by row with warnings
+(a bad row is quarantined, the others count); only structure is critical (columns, an empty batch, the natural key).
+Like the risk data, it has no volume check, and a failed batch of it never blocks the receivables gate.
 
 Volume anomaly against previous loads (batch-level, severity ``warning``, never quarantines rows): the runner
 adds ``_rows_read`` (the batch's ``ops.ingest_batches.rows_read``, the same value on every row) and the suite
@@ -61,7 +67,8 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column
 from stdnum.fr import siren as stdnum_siren
 
-from relance.raw_schema import ENTITIES, NATURAL_KEYS, PAYMENT_METHODS, RAW_SCHEMA, RISK_ENTITIES
+from relance.raw_schema import CONTACT_ENTITIES, ENTITIES, NATURAL_KEYS, PAYMENT_METHODS, RAW_SCHEMA, RISK_ENTITIES
+from relance.reminders.calls import CALL_OUTCOMES
 from relance.risk.events import EVENT_TYPES, REGISTRIES
 
 Severity = Literal["critical", "warning"]
@@ -94,8 +101,28 @@ REMINDER_TONES = ("preventive", "cordial", "firm")
 REMINDER_RESPONSES = ("none", "promise_to_pay", "dispute", "paid")
 #: INSEE ``tranche_effectif_salarie`` codes (API Recherche d'entreprises), NN = not an employer.
 HEADCOUNT_BANDS = ("NN", "00", "01", "02", "03", "11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53")
-#: Every raw table a suite exists for: the receivables entities and the external risk data.
-SUITE_ENTITIES: dict[str, dict[str, str]] = {**ENTITIES, **RISK_ENTITIES}
+#: What a provider reports about a message (raw.message_events): SendGrid Event Webhook events, Twilio statuses,
+#: and 'stop' (an SMS opt-out).
+MESSAGE_EVENTS = (
+    "delivered",
+    "open",
+    "click",
+    "bounce",
+    "dropped",
+    "deferred",
+    "spamreport",
+    "unsubscribe",
+    "group_unsubscribe",
+    "failed",
+    "undelivered",
+    "stop",
+)
+MESSAGE_CHANNELS = ("email", "sms")
+MESSAGE_PROVIDERS = ("sendgrid", "twilio")
+#: Every raw table a suite exists for: the receivables entities, the external risk data, the debtors' answers.
+SUITE_ENTITIES: dict[str, dict[str, str]] = {**ENTITIES, **RISK_ENTITIES, **CONTACT_ENTITIES}
+#: Entities whose batches come in ones and tens, any day: their volume says nothing about a broken extract.
+NO_VOLUME_CHECK: frozenset[str] = frozenset({*RISK_ENTITIES, *CONTACT_ENTITIES})
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,8 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("payment_allocations", "invoice_id", "invoices", "invoice_id", CRITICAL),
     Reference("disputes", "invoice_id", "invoices", "invoice_id", WARNING),
     Reference("reminders", "invoice_id", "invoices", "invoice_id", WARNING),
+    Reference("call_outcomes", "customer_id", "customers", "customer_id", WARNING),
+    Reference("message_events", "customer_id", "customers", "customer_id", WARNING, nullable=True),
 )
 
 # Derived boolean columns computed in DuckDB by the runner (entity -> column -> SQL expression over the
@@ -268,8 +297,7 @@ def _common(entity: str) -> list[gxe.Expectation]:
             exact_match=False,
         ),
         _critical(gxe.ExpectTableRowCountToBeBetween, "the batch is not empty", min_value=1),
-        # risk notices come in ones and tens, any day: their volume says nothing about a broken extract
-        *([] if entity in RISK_ENTITIES else [_volume()]),
+        *([] if entity in NO_VOLUME_CHECK else [_volume()]),
         *(_reference(r) for r in REFERENCES if r.entity == entity),
     ]
     exps += [_critical(gxe.ExpectColumnValuesToNotBeNull, f"natural key {col} is not null", column=col) for col in key]
@@ -452,6 +480,31 @@ def _specific(entity: str) -> list[gxe.Expectation]:
                 for col in ("company_id", "observed_date", "publisher")
             ),
             _in_set("headcount_band", HEADCOUNT_BANDS),
+        ]
+    if entity == "call_outcomes":
+        return [
+            *(
+                _warning(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
+                for col in ("customer_id", "called_at", "outcome")
+            ),
+            _in_set("outcome", CALL_OUTCOMES),
+            _warning(
+                gxe.ExpectColumnValuesToNotBeNull,
+                "a promise has a promised_date",
+                column="promised_date",
+                row_condition=Column("outcome") == "promise",
+            ),
+            _positive("promised_amount"),
+        ]
+    if entity == "message_events":
+        return [
+            *(
+                _warning(gxe.ExpectColumnValuesToNotBeNull, f"{col} is not null", column=col)
+                for col in ("event", "channel", "occurred_at")
+            ),
+            _in_set("event", MESSAGE_EVENTS),
+            _in_set("channel", MESSAGE_CHANNELS),
+            _in_set("provider", MESSAGE_PROVIDERS),
         ]
     return []
 
