@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows._common import current_flow_run_id
 from flows.build_features import build_features
+from flows.import_call_outcomes import import_call_outcomes_flow
 from flows.ingest_receivables import ingest_receivables
 from flows.publish_finance_report import publish_finance_report
 from flows.raise_risk_alerts import AlertsResult, raise_risk_alerts
@@ -65,6 +66,9 @@ def _daily(
     risk: RiskRefresh | None = _never_fails(
         logger, "company-risk refresh", lambda: refresh_company_risk(settings, as_of)
     )
+
+    # collectors' call outcomes dropped in <landing>/calls: today's promises and disputes pause tomorrow's plan
+    _never_fails(logger, "call outcomes import", lambda: import_call_outcomes_flow(settings))
 
     dbt_invocation = build_features(settings, as_of, stage="features", full_refresh=full_refresh_features)
     lineage = {

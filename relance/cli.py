@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from relance import servers
+from relance.calls_cli import calls_app
 from relance.runs import DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
 
@@ -46,6 +47,7 @@ risk_app = typer.Typer(
     help="External company-risk data: BODACC, Recherche d'entreprises, Companies House.", no_args_is_help=True
 )
 app.add_typer(risk_app, name="risk")
+app.add_typer(calls_app, name="calls")
 policy_app = typer.Typer(help="Reminder scenarios (YAML): validate one, show the set in use.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 console = Console()
