@@ -39,7 +39,12 @@ Assumptions (where the issue is silent, what a collections manager would expect)
   **holdout effect**: each customer's experiment arm as the engine first assigned it in the window (before any of
   its messages), every invoice of those customers falling due in the window (at least 15 days before its end),
   P(settled within 14 days of its first overdue day), treatment minus holdout with a 95 % CI clustered by customer
-  (delta method). The 5 % holdout is small: expect a wide interval on a few hundred customers.
+  (delta method). The 5 % holdout is small: about 40 customers of the default 1,000 give an interval of about
+  +-11 points.
+* **Ceiling**: reminders can only move overdue receivables, so the DSO cannot fall below the *DSO floor* (not yet
+  due + never paid, both arms print it). With the default world the fixed schedule's DSO is about 10 days above
+  it: a 15 % lower DSO needs about 80 % of every collectable overdue euro collected by the window's end,
+  including invoices that fell due a few days before it.
 """
 
 from __future__ import annotations
