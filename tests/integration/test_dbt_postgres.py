@@ -49,6 +49,9 @@ MUST_HAVE_ROWS = (
     "ml.ml_invoice_features",
     "ml.ml_invoice_labels",
     "serving.collection_worklist",
+    "intermediate.int_reminder_sends_expanded_to_invoices",
+    "serving.customer_contact_state",
+    "serving.reminder_response_history",
 )
 IGNORED_COLUMNS = frozenset({"dbt_invocation_id"})  # the dbt run's own id: differs between any two builds
 REL_TOL = 1e-9
@@ -164,6 +167,7 @@ def _seed(path: Path, demo_raw_warehouse: Path) -> None:
         ops.quarantine(con, [_quarantined(invoice_id) for invoice_id in ids[3:]])
         _seed_late_payment(con)
         _seed_company_risk(con)
+        _seed_contacts(con)
 
 
 # A source of its own (batches not recorded in ops): its first load is history, its second a payment booked late.
@@ -262,6 +266,98 @@ def _seed_company_risk(con: duckdb.DuckDBPyConnection) -> None:
                     f"values ({', '.join('?' for _ in columns)}, ?, ?, ?, ?, ?, ?, ?, false)",
                     [*(row[c] for c in columns), *meta, f"row-{batch}-{i}", i],
                 )
+
+
+# What debtors answered and relance's own sends (issue 12): loaded in October, before the as-of date.
+CONTACT_LOAD = datetime(2026, 10, 25, 6, 0)
+
+
+def _seed_contacts(con: duckdb.DuckDBPyConnection) -> None:
+    """relance's own sends (a grouped e-mail whose plan lists two invoices as JSON, an SMS, a call task answered
+    by a call, a failed send), call outcomes of every kind that changes the contact state, provider events (opens,
+    bounces, opt-outs) and suppressions, lifted and not, for demo customers with overdue invoices: the contact
+    state, the response history and the own-send features are compared on both targets (JSON parsing included)."""
+    import json
+
+    import pandas as pd
+
+    from relance.raw_schema import CONTACT_ENTITIES
+
+    rows = con.execute(
+        """select customer_id, list(invoice_id order by invoice_id) from raw.invoices
+        where document_type = 'invoice' and due_date between date '2026-08-01' and date '2026-09-30'
+          and invoice_id not in (select invoice_id from raw.payment_allocations)
+        group by customer_id having count(*) >= 2 order by customer_id limit 4"""
+    ).fetchall()
+    assert len(rows) == 4, rows
+    (c1, (i1, i2, *_)), (c2, (i3, *_)), (c3, _), (c4, _) = rows
+    plan = [  # reminder_key, customer, lead invoice, channel, tone, invoice_ids
+        ("PG-S1", c1, i1, "email", "firm", json.dumps([i1, i2])),
+        ("PG-S2", c2, i3, "sms", "cordial", json.dumps([i3])),
+        ("PG-S3", c1, i2, "call", "formal_notice", json.dumps([i2, i1])),
+        ("PG-S4", c2, i3, "email", "cordial", None),
+    ]
+    sends = [  # reminder_key, status, sent_at
+        ("PG-S1", "sent", datetime(2026, 10, 5, 9)),
+        ("PG-S2", "sent", datetime(2026, 10, 20, 9)),
+        ("PG-S3", "sent", datetime(2026, 10, 6, 8)),
+        ("PG-S4", "failed", None),
+    ]
+    by_key = {p[0]: p for p in plan}
+    ops.record_planned(con, pd.DataFrame([
+        {"reminder_key": key, "invoice_id": inv, "customer_id": cust, "as_of_date": date(2026, 10, 5), "step": "s1",
+         "channel": ch, "tone": tone, "p_late": 0.5, "open_amount": 100, "currency": "EUR", "recipient": "x",
+         "model_version": "1", "model_run_id": "run-1", "dbt_invocation_id": "inv-1",
+         "planned_at": datetime(2026, 10, 5, 6), "flow_run_id": "flow-plan", "invoice_ids": ids}
+        for key, cust, inv, ch, tone, ids in plan
+    ]))  # fmt: skip
+    ops.replace_reminder_sends(con, pd.DataFrame([
+        {"reminder_key": key, "channel": by_key[key][3], "status": status, "attempts": 1, "sent_at": at,
+         "invoice_id": by_key[key][2], "customer_id": by_key[key][1], "step": "s1",
+         "updated_at": datetime(2026, 10, 20, 10), "origin": "delivery"}
+        for key, status, at in sends
+    ]))  # fmt: skip
+    tables: dict[str, list[dict]] = {
+        "call_outcomes": [
+            {"call_id": "PG-K1", "reminder_key": "PG-S3", "customer_id": c1, "called_at": datetime(2026, 10, 7, 10),
+             "outcome": "promise", "promised_date": date(2026, 10, 28), "promised_amount": Decimal("50.00")},
+            {"call_id": "PG-K2", "reminder_key": None, "customer_id": c2, "called_at": datetime(2026, 10, 8, 11),
+             "outcome": "promise", "promised_date": date(2026, 10, 12)},
+            {"call_id": "PG-K3", "reminder_key": None, "customer_id": c3, "called_at": datetime(2026, 10, 9, 11),
+             "outcome": "dispute"},
+            {"call_id": "PG-K4", "reminder_key": None, "customer_id": c3, "called_at": datetime(2026, 10, 2, 11),
+             "outcome": "wrong_contact"},
+            {"call_id": "PG-K5", "reminder_key": None, "customer_id": c4, "called_at": datetime(2026, 10, 3, 11),
+             "outcome": "do_not_contact"},
+        ],
+        "message_events": [
+            {"event_id": "PG-E1", "reminder_key": "PG-S1", "customer_id": c1, "provider": "sendgrid",
+             "channel": "email", "event": "open", "occurred_at": datetime(2026, 10, 30, 23, 59)},
+            {"event_id": "PG-E2", "reminder_key": "PG-S2", "customer_id": c2, "provider": "twilio", "channel": "sms",
+             "event": "undelivered", "occurred_at": datetime(2026, 10, 20, 9, 1)},
+            {"event_id": "PG-E3", "reminder_key": "PG-S2", "customer_id": c2, "provider": "twilio", "channel": "sms",
+             "event": "stop", "occurred_at": datetime(2026, 10, 21, 9)},
+            {"event_id": "PG-E4", "reminder_key": None, "customer_id": c3, "provider": "sendgrid",
+             "channel": "email", "event": "unsubscribe", "occurred_at": datetime(2026, 9, 1, 9)},
+        ],
+    }  # fmt: skip
+    meta_cols = "_batch_id, _source_file, _file_hash, _loaded_at, _flow_run_id, _row_hash, _load_seq, _deleted"
+    for table, table_rows in tables.items():
+        columns = list(CONTACT_ENTITIES[table])
+        for i, row in enumerate(table_rows):
+            con.execute(
+                f"insert into raw.{table} ({', '.join(columns)}, {meta_cols}) "
+                f"values ({', '.join('?' for _ in columns)}, ?, ?, ?, ?, ?, ?, ?, false)",
+                [*(row.get(c) for c in columns), "C-first", f"{table}.csv", "hash-contacts", CONTACT_LOAD,
+                 "flow-seed", f"row-{table}-{i}", i],
+            )  # fmt: skip
+    con.executemany(
+        "insert into ops.contact_suppressions values (?, ?, ?, ?, ?, ?)",
+        [
+            (c4, "letter", "returned mail", "manual", datetime(2026, 9, 1), None),
+            (c3, "email", "asked to resume", "manual", datetime(2026, 9, 2), datetime(2026, 9, 3)),
+        ],
+    )
 
 
 def _fake_scores(path: Path) -> int:
@@ -503,6 +599,25 @@ def test_a_payment_booked_late_is_known_from_its_load_on_both(built: Built, conn
     loaded = LATE_SOURCE_LOADS["L-later"].date()
     assert any(LATE_PAYMENT_DATE <= d < loaded for d, _ in on_duck) and any(d >= loaded for d, _ in on_duck), on_duck
     assert all(n == (1 if d < loaded else 2) for d, n in on_duck), on_duck
+
+
+def test_contact_data_is_exercised_on_both(built: Built, connections) -> None:
+    """The seeded contact data reaches the reaction models with the same values on both targets: a grouped send
+    covers both its invoices (the plan's JSON list, parsed by each target), and the contact state has promises,
+    disputes, opt-outs and bounces."""
+    duck, pgcon = connections
+    queries = (
+        "select reminder_key, count(*) from intermediate.int_reminder_sends_expanded_to_invoices group by 1 order by 1",
+        """select count(promise_status), count(case when has_open_dispute then 1 end), count(suppressed_channels),
+            count(bounced_channels), count(case when is_opened_since_last_contact then 1 end)
+        from serving.customer_contact_state where last_call_at is not null or suppressed_channels is not null""",
+        "select source, count(*) from serving.reminder_response_history group by 1 order by 1",
+    )
+    on_duck = [duck.execute(q).fetchall() for q in queries]
+    assert on_duck == [[tuple(r) for r in pgcon.execute(q).fetchall()] for q in queries]
+    assert on_duck[0] == [("PG-S1", 2), ("PG-S2", 1), ("PG-S3", 2)]
+    assert all(n > 0 for n in on_duck[1][0]), on_duck[1]
+    assert {source for source, _ in on_duck[2]} == {"legacy", "relance", "call"}, on_duck[2]
 
 
 def test_risk_features_are_exercised_on_both(built: Built, connections) -> None:

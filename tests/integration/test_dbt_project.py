@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 
 from models import contract
 from relance import dbt, ops
-from relance.raw_schema import ENTITIES, LOAD_METADATA, NATURAL_KEYS, RISK_ENTITIES, VERSION_METADATA
+from relance.raw_schema import (
+    CONTACT_ENTITIES,
+    ENTITIES,
+    LOAD_METADATA,
+    NATURAL_KEYS,
+    RISK_ENTITIES,
+    VERSION_METADATA,
+)
 from relance.risk.events import EVENT_TYPES
 from relance.settings import Settings
 from relance.warehouse import ensure_schemas
@@ -143,7 +150,7 @@ def _insert(
 ) -> None:
     """Append rows (full tuples in raw_schema column order, or dicts with missing columns null) to raw, loaded at
     ``loaded_at`` (default: the batch's time in BATCHES)."""
-    columns = {**ENTITIES, **RISK_ENTITIES}[entity]
+    columns = {**ENTITIES, **RISK_ENTITIES, **CONTACT_ENTITIES}[entity]
     cols = list(columns) + list(LOAD_METADATA)
     placeholders = ", ".join("?" for _ in cols)
     for i, supplied in enumerate(rows):
@@ -288,10 +295,23 @@ def test_sources_match_raw_schema_contract() -> None:
     raw = next(s for s in sources if s["name"] == "raw")
     for table in raw["tables"]:
         declared = {c["name"]: c["data_type"] for c in table["columns"]}
-        entity_columns = {**ENTITIES, **RISK_ENTITIES}[table["name"]]
+        entity_columns = {**ENTITIES, **RISK_ENTITIES, **CONTACT_ENTITIES}[table["name"]]
         expected = {c: t.lower() for c, t in {**entity_columns, **LOAD_METADATA, **VERSION_METADATA}.items()}
         assert declared == expected, table["name"]
-    assert {t["name"] for t in raw["tables"]} == {*ENTITIES, *RISK_ENTITIES}
+    assert {t["name"] for t in raw["tables"]} == {*ENTITIES, *RISK_ENTITIES, *CONTACT_ENTITIES}
+
+
+def test_ops_sources_are_ops_tables() -> None:
+    """Every ops source dbt reads is a table relance.ops creates, with the columns it declares."""
+    sources = yaml.safe_load((PROJECT_DIR / "models/staging/_sources.yml").read_text())["sources"]
+    declared = {
+        t["name"]: [c["name"] for c in t["columns"]] for t in next(s for s in sources if s["name"] == "ops")["tables"]
+    }
+    with duckdb.connect() as con:
+        ensure_schemas(con)
+        for table, columns in declared.items():
+            assert set(columns) <= set(ops.table_columns(con, table)), table
+    assert {"reminder_sends", "reminders_planned", "contact_suppressions"} <= set(declared)
 
 
 def test_staging_natural_keys_match_raw_schema() -> None:
@@ -369,6 +389,13 @@ def test_relations_land_in_their_schemas(warehouse: Path) -> None:
         ("serving", "report_aged_balance"),
         ("serving", "report_dso"),
         ("serving", "report_at_risk_exposure"),
+        ("staging", "stg_call_outcomes"),
+        ("staging", "stg_message_event_versions"),
+        ("staging", "stg_reminder_sends"),
+        ("staging", "stg_contact_suppressions"),
+        ("intermediate", "int_reminder_sends_expanded_to_invoices"),
+        ("serving", "customer_contact_state"),
+        ("serving", "reminder_response_history"),
     ):
         assert rel in rows, rel
 
@@ -636,6 +663,32 @@ def test_worklist_and_reports(warehouse: Path) -> None:
         " order by currency, risk_rank",
     )
     assert risk == [("I4", 800, 1), ("I5", 40, 2)]
+
+
+def test_contact_state_and_response_history(warehouse: Path) -> None:
+    """The reaction models on the module's seed (their logic is pinned by their unit tests, which this build ran;
+    tests/integration/test_contact_state.py checks call outcomes, provider events and relance's own sends)."""
+    path = warehouse
+    state = {r["customer_id"]: r for r in _dicts(path, "select * from serving.customer_contact_state")}
+    assert set(state) == {"C1", "C2", "C3"}
+    c1, c2 = state["C1"], state["C2"]
+    # R2 is sent on the as-of day: not a contact yet; R1's promise (03-20 + 3 days) was not kept by 03-31
+    assert (c1["last_contact_at"], c1["last_contact_channel"]) == (datetime(2026, 3, 10, 10), "email")
+    assert (c1["promise_source"], c1["promise_status"], c1["broken_promise_count"]) == ("reminder", "broken", 1)
+    assert (c1["has_open_dispute"], c1["is_paid_since_last_contact"]) == (False, False)
+    # C2 paid P9 (02-02) after R3 (01-20) while I5, disputed, stays open
+    assert (c2["has_open_dispute"], c2["is_partial_payment_since_last_contact"]) == (True, True)
+    assert state["C3"]["last_contact_at"] is None and state["C3"]["promise_status"] is None
+    history = _query(
+        path,
+        "select source, contact_id, invoice_id, days_overdue_at_send, amount, size_band, prior_contacts,"
+        " is_paid_within_14d from serving.reminder_response_history order by contact_id",
+    )
+    # contacts of 03-17 (AS_OF - 14) or before: R1 (I4: 1200 - 200 credited, settled 04-10) and R3 (I5, unpaid)
+    assert history == [
+        ("legacy", "R1", "I4", 7, 1000, "small", 0, False),
+        ("legacy", "R3", "I5", 5, 80, None, 0, False),
+    ]
 
 
 # --------------------------------------------------------------------------------------- leakage

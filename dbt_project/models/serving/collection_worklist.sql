@@ -5,7 +5,8 @@
 -- collective procedure (customer_risk_status, current state when this table was built; the last check before a
 -- send reads that view again); is_degrading: payer_degradation; risk_checked_at / is_risk_data_stale: when a
 -- company-risk source last answered about the customer's company (stg_risk_checks), and whether that is older
--- than var risk_stale_after_hours before the as-of date.
+-- than var risk_stale_after_hours before the as-of date. language: 'fr' for customers in a French-speaking country
+-- (FR, BE, LU, CH, MC: macro french_speaking_countries), else 'en' (no country included).
 --
 -- predicted_payment_date(_p10, _p90) = due_date + days_late_p50 (p10, p90) rounded to whole days (halves up, the
 -- same on both targets), never before the day after as_of_date: the invoice is open on it, so paid after it.
@@ -80,6 +81,14 @@ final as (
         customers.customer_name,
         customers.customer_type,
         customers.sector_section,
+        customers.size_band,
+        customers.country_code,
+        -- the language of the customer's messages (relance's templates: French or English)
+        case
+            when upper(customers.country_code) in {{ sql_in_list(french_speaking_countries()) }} then 'fr'
+            else 'en'
+        -- a keyword to sqlfluff, the design's column name
+        end as language,  -- noqa: RF04
         customers.email,
         customers.phone,
         invoices.currency,
