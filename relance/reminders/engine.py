@@ -646,6 +646,7 @@ def _possible_channels(action: _Action, cfg: EngineConfig) -> tuple[list[str], l
                 wanted.insert(wanted.index(channel) + 1, replacement)
     high_stakes = (
         esc.negotiator_min_due is not None
+        and action.tone != "formal_notice"  # a formal notice is a letter: it must exist in writing
         and action.days_overdue > 0
         and _text(lead.get("customer_type")).upper() == "B2B"
         and action.total_due >= esc.negotiator_min_due

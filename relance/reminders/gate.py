@@ -199,6 +199,7 @@ class SendGate:
             row["deliver_at"] = at
             ops.set_deliver_at(self._con, str(row["reminder_key"]), at.astimezone(UTC).replace(tzinfo=None))
             self.deferred += 1
-            log.info("reminder %s to %s deferred to %s: %s", row["reminder_key"], customer_id, at, verdict.detail)
+            why = verdict.detail or f"the debtor's next allowed {channel} window"
+            log.info("reminder %s to %s deferred to %s: %s", row["reminder_key"], customer_id, at, why)
         self._history.setdefault(customer_id, []).append(Contact(customer_id, channel, at))
         return None

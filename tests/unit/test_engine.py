@@ -236,3 +236,9 @@ def test_with_a_response_model_the_channel_is_the_next_best_action() -> None:
     assert plan.loc["C2", "channel"] == "email", "a call costs more than it can bring on 25 EUR"
     assert plan["expected_cash"].notna().all() and plan["action_cost"].notna().all()
     assert any("next best action" in r for r in json.loads(plan.loc["C1", "reasons"]))
+
+
+def test_a_formal_notice_stays_a_letter_even_for_high_stakes() -> None:
+    result = run([inv("F1", "C1", 35, 9000.0)])
+    msg = result.plan.iloc[0]
+    assert (msg.step, msg.tone, msg.channel) == ("notice", "formal_notice", "letter")
