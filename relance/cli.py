@@ -9,6 +9,7 @@ project, profiles, templates) are found through the installed package, the data 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -48,6 +49,10 @@ risk_app = typer.Typer(
 )
 app.add_typer(risk_app, name="risk")
 app.add_typer(calls_app, name="calls")
+contacts_app = typer.Typer(
+    help="Who must not be contacted, on which channel: set, lift and list suppressions.", no_args_is_help=True
+)
+app.add_typer(contacts_app, name="contacts")
 policy_app = typer.Typer(help="Reminder scenarios (YAML): validate one, show the set in use.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 console = Console()
@@ -662,6 +667,87 @@ def sends_reconcile(
         console.print(f"[bold red]cannot reconcile[/] {escape(str(exc).strip(chr(39)))}")
         raise typer.Exit(2) from None
     console.print(f"reminder {key}: {before} -> [bold]{status}[/]")
+
+
+_CHANNEL_HELP = "email, sms, letter, call, or '*' for every channel (do not contact at all)."
+
+
+def _suppression_channel(channel: str) -> str:
+    if channel not in ("email", "sms", "letter", "call", "*"):
+        console.print(f"[bold red]unknown channel[/] {escape(channel)}: {_CHANNEL_HELP}")
+        raise typer.Exit(2)
+    return channel
+
+
+@contextlib.contextmanager
+def _contacts_warehouse(what: str):
+    """The warehouse, under the daily-run lock (exit 3 when a run holds it: its own suppressions are being read)."""
+    from relance.warehouse import connection, ensure_schemas
+
+    settings = _settings()
+    try:
+        with (
+            daily_run_lock(settings.data, as_of_date=_today(settings), what=what),
+            connection(settings.warehouse) as con,
+        ):
+            ensure_schemas(con)
+            yield con
+    except RunInProgressError as exc:
+        console.print(f"[bold red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(3) from None
+
+
+@contacts_app.command("suppress")
+def contacts_suppress(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the row, shown to whoever lifts it).")],
+    channel: Annotated[str, typer.Option(help=_CHANNEL_HELP)] = "*",
+) -> None:
+    """Stop contacting a customer (on one channel, or on every channel with '*'): checked before every send."""
+    from datetime import UTC, datetime
+
+    from relance import ops
+
+    with _contacts_warehouse("relance contacts suppress") as con:
+        added = ops.add_suppression(
+            con, customer_id, _suppression_channel(channel), reason=reason, source="manual",
+            at=datetime.now(UTC).replace(tzinfo=None),
+        )  # fmt: skip
+    console.print(f"{escape(customer_id)}: {'suppressed' if added else 'already suppressed'} on {escape(channel)}")
+
+
+@contacts_app.command("lift")
+def contacts_lift(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    channel: Annotated[str, typer.Option(help=_CHANNEL_HELP)] = "*",
+) -> None:
+    """Allow contact again on a channel (also overrides an earlier unsubscribe, STOP or call outcome)."""
+    from datetime import UTC, datetime
+
+    from relance import ops
+
+    with _contacts_warehouse("relance contacts lift") as con:
+        n = ops.lift_suppressions(
+            con, customer_id, _suppression_channel(channel), at=datetime.now(UTC).replace(tzinfo=None)
+        )
+    console.print(f"{escape(customer_id)}: {n} suppression(s) lifted on {escape(channel)}")
+
+
+@contacts_app.command("list")
+def contacts_list(customer_id: Annotated[str | None, typer.Argument(help="One customer (default: all).")] = None):
+    """Suppressions, set by hand, by call outcomes or by providers, lifted or not."""
+    from relance import ops
+
+    with _contacts_warehouse("relance contacts list") as con:
+        frame = ops.read_suppressions(con, customer_id)
+    table = Table("customer", "channel", "reason", "source", "since", "lifted")
+    for row in frame.to_dict("records"):
+        lifted = "" if row["lifted_at"] is None or str(row["lifted_at"]) == "NaT" else str(row["lifted_at"])[:16]
+        table.add_row(
+            escape(str(row["customer_id"])), row["channel"], escape(str(row["reason"])), row["source"],
+            str(row["created_at"])[:16], lifted,
+        )  # fmt: skip
+    console.print(table)
 
 
 @app.command()

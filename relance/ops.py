@@ -1019,3 +1019,46 @@ def record_blocks(con: duckdb.DuckDBPyConnection, blocks: Iterable[Mapping[str, 
             rows,
         )
     return len(rows)
+
+
+# --- contact suppressions ------------------------------------------------------------------------------------------
+
+
+def add_suppression(
+    con: duckdb.DuckDBPyConnection, customer_id: str, channel: str, *, reason: str, source: str, at: datetime
+) -> bool:
+    """Suppress a channel ('*': every channel) for a customer; False when an unlifted one is already there."""
+    exists = con.execute(
+        "SELECT count(*) FROM ops.contact_suppressions WHERE customer_id = ? AND channel = ? AND lifted_at IS NULL",
+        [customer_id, channel],
+    ).fetchone()[0]
+    if exists:
+        return False
+    con.execute(
+        "INSERT INTO ops.contact_suppressions VALUES (?, ?, ?, ?, ?, NULL)", [customer_id, channel, reason, source, at]
+    )
+    return True
+
+
+def lift_suppressions(con: duckdb.DuckDBPyConnection, customer_id: str, channel: str, *, at: datetime) -> int:
+    """Lift the customer's suppressions of a channel (a person decided contact may resume). A provider's or a
+    call's opt-out signalled before ``at`` is lifted too: a row is written for it when there was none."""
+    lifted = con.execute(
+        "UPDATE ops.contact_suppressions SET lifted_at = ? WHERE customer_id = ? AND channel = ? AND lifted_at IS NULL "
+        "RETURNING 1",
+        [at, customer_id, channel],
+    ).fetchall()
+    if not lifted:  # an opt-out the contact state derives from events or calls: a lifted marker overrides it
+        con.execute(
+            "INSERT INTO ops.contact_suppressions VALUES (?, ?, 'lifted by hand', 'manual', ?, ?)",
+            [customer_id, channel, at, at],
+        )
+    return len(lifted)
+
+
+def read_suppressions(con: duckdb.DuckDBPyConnection, customer_id: str | None = None) -> pd.DataFrame:
+    where = "WHERE customer_id = ?" if customer_id else ""
+    return con.execute(
+        f"SELECT * FROM ops.contact_suppressions {where} ORDER BY customer_id, created_at",
+        [customer_id] if customer_id else [],
+    ).df()
