@@ -11,7 +11,8 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
 from relance import ops
-from relance.reports.finance import FinanceReport, write_finance_report
+from relance.reminders.experiment import holdout_effect
+from relance.reports.finance import FinanceReport, reminder_section, write_finance_report
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
 
@@ -32,6 +33,20 @@ def _claims(con, as_of_date: date) -> pd.DataFrame | None:
         return read_for_date(con, "serving.claim_declarations", as_of_date, order_by="deadline_date, claim_id")
     except duckdb.CatalogException:  # a warehouse whose serving models predate the risk data
         return None
+
+
+def _reminders(con, as_of_date: date) -> dict | None:
+    """Today's reminder decisions, messages and blocks, and the holdout effect (None on a warehouse before them)."""
+    try:
+        day = [as_of_date]
+        decisions = con.execute("SELECT * FROM ops.reminder_decisions WHERE as_of_date = ?", day).df()
+        planned = con.execute("SELECT * FROM ops.reminders_planned WHERE as_of_date = ?", day).df()
+        blocks = con.execute("SELECT * FROM ops.reminder_blocks WHERE as_of_date = ?", day).df()
+        outcomes = read_for_date(con, "serving.reminder_experiment_outcomes", as_of_date)
+    except duckdb.CatalogException:
+        return None
+    effect = holdout_effect(outcomes.rename(columns={"first_channel": "channel"})) if not outcomes.empty else None
+    return reminder_section(decisions, planned, blocks, effect)
 
 
 @flow(name="publish-finance-report")
@@ -61,6 +76,7 @@ def publish_finance_report(
             alerts=_recent_alerts(con, as_of_date),
             claims=_claims(con, as_of_date),
             stale_sources=stale_sources,
+            reminders=_reminders(con, as_of_date),
         )
         ops.record_report_run(
             con,

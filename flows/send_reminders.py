@@ -17,7 +17,7 @@ from flows._common import current_flow_run_id
 from relance.channels import transport_factory
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
 from relance.reminders.gate import SendGate
-from relance.reminders.planning import plan_messages
+from relance.reminders.planning import last_sends, plan_messages
 from relance.reminders.scenarios import load_configured
 from relance.send_ledger import SendLedger, import_warehouse_sends
 from relance.settings import Settings
@@ -39,6 +39,7 @@ def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]
             scenarios=scenarios,
             config=settings.engine_config(),
             sent_keys=handled_reminder_keys(ledger),  # steps sent on earlier days are never planned again
+            last_sends=last_sends(ledger),  # what this day's earlier runs sent: the contact state starts at dawn
             response_min_history=settings.response_model_min_history,
             flow_run_id=flow_run_id,
         )

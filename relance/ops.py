@@ -744,8 +744,8 @@ def planned_deliveries(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[st
 def record_decisions(
     con: duckdb.DuckDBPyConnection, decisions: pd.DataFrame, *, at: datetime, flow_run_id: str | None
 ) -> int:
-    """One decision per customer and as-of date (a rerun of the day replaces that day's decisions: the latest
-    picture of the day is what was acted on)."""
+    """One decision per customer and as-of date. A rerun of the day replaces that day's decisions, except a
+    'send': the message that went out is what the day decided (the rerun then only sees it was sent)."""
     if decisions.empty:
         return 0
     frame = decisions[
@@ -770,9 +770,15 @@ def record_decisions(
         _with_frame(
             con,
             frame,
-            """INSERT OR REPLACE INTO ops.reminder_decisions
+            """INSERT INTO ops.reminder_decisions
                SELECT CAST(as_of_date AS DATE), customer_id, decision, scenario, arm, step, channel, reminder_key,
-                   rule, reasons, CAST(decided_at AS TIMESTAMP), flow_run_id FROM {frame}""",
+                   rule, reasons, CAST(decided_at AS TIMESTAMP), flow_run_id FROM {frame}
+               ON CONFLICT (as_of_date, customer_id) DO UPDATE SET
+                   decision = excluded.decision, scenario = excluded.scenario, arm = excluded.arm,
+                   step = excluded.step, channel = excluded.channel, reminder_key = excluded.reminder_key,
+                   rule = excluded.rule, reasons = excluded.reasons, decided_at = excluded.decided_at,
+                   flow_run_id = excluded.flow_run_id
+               WHERE ops.reminder_decisions.decision <> 'send'""",
         )
     return len(frame)
 

@@ -300,14 +300,31 @@ def decide(
     config: EngineConfig | None = None,
     response_model: Any = None,
     sent_keys: Set[str] = frozenset(),
+    last_sends: Mapping[str, Any] | None = None,
 ) -> Decisions:
     """Decide today's messages (see the module docstring). ``sent_keys``: keys already sent or in flight (the
-    send ledger's ``handled_keys``), so a step is never planned twice."""
+    send ledger's ``handled_keys``), so a step is never planned twice. ``last_sends``: customer -> when relance last
+    sent it something (the send ledger, up to this minute): the contact state is built as of the start of the day,
+    so without it a second run of the same day would not see the first one's messages."""
     cfg = config or EngineConfig()
     _check_columns(worklist)
     contact_by_customer: dict[str, Mapping[str, Any]] = {}
     if contacts is not None and not contacts.empty:
         contact_by_customer = {str(r["customer_id"]): r for r in contacts.to_dict("records")}
+    for customer_id, sent_at in (last_sends or {}).items():
+        known = contact_by_customer.get(str(customer_id), {})
+        previous = pd.Timestamp(known.get("last_contact_at")) if _text(known.get("last_contact_at")) else None
+        latest = pd.Timestamp(sent_at)
+        if latest.tzinfo is not None:
+            latest = latest.tz_convert("UTC").tz_localize(None)
+        if previous is not None and previous.tzinfo is not None:
+            previous = previous.tz_convert("UTC").tz_localize(None)
+        if previous is None or pd.isna(previous) or latest > previous:
+            contact_by_customer[str(customer_id)] = {
+                **known,
+                "customer_id": str(customer_id),
+                "last_contact_at": latest,
+            }
 
     wl = worklist.reset_index(drop=True).copy()
     wl["_d"] = pd.to_numeric(wl["days_overdue"], errors="coerce").fillna(0).astype(float)
@@ -481,7 +498,7 @@ def _decide_one(
 
     overdue = [i for i in owed if i["_d"] > 0]
     last_contact = _as_date(contact.get("last_contact_at"))
-    days_since_contact = (as_of - last_contact).days if last_contact else None
+    days_since_contact = max((as_of - last_contact).days, 0) if last_contact else None
 
     units = [[i] for i in overdue or owed] if scenario.grouping == "invoice" else [overdue or owed]
     for unit in units:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from relance import ops
 from relance.reminders.engine import Decisions, EngineConfig, decide
 from relance.reminders.gate import read_contact_state
 from relance.reminders.scenarios import ScenarioSet
+from relance.send_ledger import SendLedger
 from relance.warehouse import read_for_date
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,17 @@ def add_talking_points(con: duckdb.DuckDBPyConnection, plan: pd.DataFrame, conta
     return plan.assign(talking_points=points)
 
 
+def last_sends(ledger: SendLedger) -> dict[str, datetime]:
+    """customer -> the latest moment relance sent it something (sent or in flight), from the send ledger."""
+    frame = ledger.frame()
+    frame = frame[frame["status"].isin(["sent", "sending"]) & frame["customer_id"].notna()]
+    if frame.empty:
+        return {}
+    moments = pd.to_datetime(frame["sent_at"]).fillna(pd.to_datetime(frame["claimed_at"]))
+    latest = moments.groupby(frame["customer_id"].astype(str)).max().dropna()
+    return {str(k): v.to_pydatetime() for k, v in latest.items()}
+
+
 def plan_messages(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -110,6 +122,7 @@ def plan_messages(
     config: EngineConfig,
     sent_keys: Set[str],
     response_min_history: int,
+    last_sends: Mapping[str, Any] | None = None,
     flow_run_id: str | None = None,
     now: datetime | None = None,
 ) -> PlanningResult:
@@ -130,6 +143,7 @@ def plan_messages(
         config=config,
         response_model=model,
         sent_keys=sent_keys,
+        last_sends=last_sends,
     )
     decisions.plan = add_talking_points(con, decisions.plan, contacts)
     at = (now or datetime.now(UTC)).replace(tzinfo=None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -294,6 +295,89 @@ def _summary(amounts: pd.DataFrame, counts: pd.DataFrame, dso: pd.DataFrame) -> 
     return rows
 
 
+DECISION_LABELS: dict[str, str] = {
+    "send": "relance envoyée",
+    "wait": "en attente (étape suivante, délai, montant)",
+    "pause": "en pause (promesse, litige)",
+    "stop": "arrêt (procédure, ne pas contacter, injoignable)",
+    "holdout": "groupe témoin (aucune relance)",
+    "nothing_due": "rien à payer",
+}
+CHANNEL_LABELS: dict[str, str] = {
+    "email": "e-mail",
+    "sms": "SMS",
+    "letter": "courrier",
+    "call": "appel",
+    "no message": "traité sans message",
+    "all (intention to treat)": "toutes relances (intention de traiter)",
+}
+
+
+def _pct(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if number != number else f"{number * 100:+.1f} pts".replace(".", ",")
+
+
+def reminder_section(
+    decisions: pd.DataFrame | None,
+    planned: pd.DataFrame | None,
+    blocks: pd.DataFrame | None,
+    effect: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The report's "Relances" section: today's decisions (``ops.reminder_decisions``), the messages by channel
+    and scenario (``ops.reminders_planned``), the sends the rules blocked, and the holdout effect
+    (:func:`relance.reminders.experiment.holdout_effect` over ``serving.reminder_experiment_outcomes``)."""
+    out: dict[str, Any] = {"decisions": [], "messages": [], "blocks": [], "effect": [], "effect_note": ""}
+    if decisions is not None and not decisions.empty:
+        counts = decisions.groupby(["decision", decisions["rule"].fillna("")]).size()
+        for (decision, rule), n in counts.items():
+            label = DECISION_LABELS.get(decision, decision)
+            out["decisions"].append({"decision": label, "rule": rule, "n": int(n)})
+    if planned is not None and not planned.empty:
+        grouped = planned.assign(n_inv=planned["invoice_ids"].map(_invoice_count))
+        for (scenario, channel, tone), part in grouped.groupby(["scenario", "channel", "tone"], dropna=False):
+            out["messages"].append(
+                {
+                    "scenario": scenario or "-",
+                    "channel": CHANNEL_LABELS.get(channel, channel),
+                    "tone": tone,
+                    "n": len(part),
+                    "invoices": int(part["n_inv"].sum()),
+                    "amount": _money(part["open_amount"].astype(float).sum(), str(part["currency"].iloc[0])),
+                }
+            )
+    if blocks is not None and not blocks.empty:
+        for rule, n in blocks["rule"].value_counts().items():
+            out["blocks"].append({"rule": rule, "n": int(n)})
+    if effect is None or effect.empty or int(effect["n_holdout"].iloc[0]) == 0:
+        out["effect_note"] = (
+            "Pas encore de recul : l'effet se mesure 14 jours après l'entrée des clients dans un scénario, en "
+            "comparant leur paiement à celui du groupe témoin tiré au sort."
+        )
+    else:
+        for row in effect.to_dict("records"):
+            out["effect"].append(
+                {
+                    "group": CHANNEL_LABELS.get(row["group"], row["group"]),
+                    "treated": f"{row['paid_treated']}/{row['n_treated']}",
+                    "holdout": f"{row['paid_holdout']}/{row['n_holdout']}",
+                    "effect": _pct(row["effect"]),
+                    "ci": f"[{_pct(row['ci_low'])} ; {_pct(row['ci_high'])}]",
+                }
+            )
+    return out
+
+
+def _invoice_count(value: Any) -> int:
+    try:
+        return len(json.loads(value)) if isinstance(value, str) and value else 1
+    except ValueError:
+        return 1
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("relance.reports", "templates"),
@@ -316,6 +400,7 @@ def write_finance_report(
     alerts: pd.DataFrame | None = None,
     claims: pd.DataFrame | None = None,
     stale_sources: dict[str, str] | None = None,
+    reminders: dict[str, Any] | None = None,
 ) -> FinanceReport:
     """Write ``aged_balance.csv``, ``dso.csv``, ``at_risk.csv`` and ``finance_report.html`` to
     ``<out_dir>/<as_of_date>/``. Rewriting the same day replaces the files (reports are derived data).
@@ -331,6 +416,7 @@ def write_finance_report(
     Company-risk sections: ``alerts`` (``ops.risk_alerts`` raised in the last days: title, detail, due date),
     ``claims`` (``serving.claim_declarations``: the claims to declare, also written to ``claims.csv``) and
     ``stale_sources`` (source -> since when it has no good answer: a banner says the risk data may be out of date).
+    ``reminders``: the "Relances" section (:func:`reminder_section`), left out when None.
     """
     _require(aged, AGED_COLUMNS, "report_aged_balance")
     _require(dso, DSO_COLUMNS, "report_dso")
@@ -379,6 +465,7 @@ def write_finance_report(
         "stale_sources": sorted((stale_sources or {}).items()),
         "alert_rows": _alert_rows(alerts),
         "claim_rows": _claim_rows(claims),
+        "reminders": reminders,
     }
     html_path = target / HTML_NAME
     write_text_atomic(html_path, _environment().get_template(TEMPLATE).render(**context))

@@ -242,3 +242,31 @@ def test_a_formal_notice_stays_a_letter_even_for_high_stakes() -> None:
     result = run([inv("F1", "C1", 35, 9000.0)])
     msg = result.plan.iloc[0]
     assert (msg.step, msg.tone, msg.channel) == ("notice", "formal_notice", "letter")
+
+
+def test_a_second_run_the_same_day_sees_the_first_runs_sends_through_the_ledger() -> None:
+    rows = [inv("F1", "C1", 20)]
+    first = run(rows).plan.iloc[0]
+    # the contact state is built as of dawn: it does not know this morning's send; the ledger does
+    later = decide(
+        pd.DataFrame(rows),
+        None,
+        as_of_date=AS_OF,
+        scenarios=NO_HOLDOUT,
+        sent_keys={first.reminder_key},
+        last_sends={"C1": pd.Timestamp(f"{AS_OF} 06:05")},
+    )
+    assert later.plan.empty
+    assert decision(later, "C1")["rule"] == "min_days_between_messages"
+    # a broken promise followed up this morning does not fall through to the scenario's step the same day
+    broken = [{"customer_id": "C1", "promise_status": "broken", "promise_date": AS_OF - timedelta(days=9)}]
+    escalation = run(rows, broken).plan.iloc[0]
+    again = decide(
+        pd.DataFrame(rows),
+        pd.DataFrame(broken),
+        as_of_date=AS_OF,
+        scenarios=NO_HOLDOUT,
+        sent_keys={escalation.reminder_key},
+        last_sends={"C1": pd.Timestamp(f"{AS_OF} 06:05", tz="UTC")},
+    )
+    assert again.plan.empty
