@@ -257,7 +257,7 @@ def test_a_second_run_the_same_day_sees_the_first_runs_sends_through_the_ledger(
         last_sends={"C1": pd.Timestamp(f"{AS_OF} 06:05")},
     )
     assert later.plan.empty
-    assert decision(later, "C1")["rule"] == "min_days_between_messages"
+    assert decision(later, "C1")["decision"] == "wait"
     # a broken promise followed up this morning does not fall through to the scenario's step the same day
     broken = [{"customer_id": "C1", "promise_status": "broken", "promise_date": AS_OF - timedelta(days=9)}]
     escalation = run(rows, broken).plan.iloc[0]
@@ -270,3 +270,6 @@ def test_a_second_run_the_same_day_sees_the_first_runs_sends_through_the_ledger(
         last_sends={"C1": pd.Timestamp(f"{AS_OF} 06:05", tz="UTC")},
     )
     assert again.plan.empty
+    assert decision(again, "C1")["rule"] == "min_days_between_messages"
+    without_ledger = run(rows, broken, sent={escalation.reminder_key})
+    assert without_ledger.plan.iloc[0].step == "second", "what the same-day rerun did before it read the ledger"
