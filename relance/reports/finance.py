@@ -303,6 +303,12 @@ DECISION_LABELS: dict[str, str] = {
     "holdout": "groupe témoin (aucune relance)",
     "nothing_due": "rien à payer",
 }
+TONE_LABELS: dict[str, str] = {
+    "preventive": "préventif",
+    "cordial": "cordial",
+    "firm": "ferme",
+    "formal_notice": "mise en demeure",
+}
 CHANNEL_LABELS: dict[str, str] = {
     "email": "e-mail",
     "sms": "SMS",
@@ -338,15 +344,16 @@ def reminder_section(
             out["decisions"].append({"decision": label, "rule": rule, "n": int(n)})
     if planned is not None and not planned.empty:
         grouped = planned.assign(n_inv=planned["invoice_ids"].map(_invoice_count))
-        for (scenario, channel, tone), part in grouped.groupby(["scenario", "channel", "tone"], dropna=False):
+        keys = ["scenario", "channel", "tone", "currency"]
+        for (scenario, channel, tone, currency), part in grouped.groupby(keys, dropna=False):
             out["messages"].append(
                 {
                     "scenario": scenario or "-",
                     "channel": CHANNEL_LABELS.get(channel, channel),
-                    "tone": tone,
+                    "tone": TONE_LABELS.get(tone, tone),
                     "n": len(part),
                     "invoices": int(part["n_inv"].sum()),
-                    "amount": _money(part["open_amount"].astype(float).sum(), str(part["currency"].iloc[0])),
+                    "amount": _money(part["open_amount"].astype(float).sum(), str(currency)),
                 }
             )
     if blocks is not None and not blocks.empty:
