@@ -38,10 +38,7 @@ def _claims(con, as_of_date: date) -> pd.DataFrame | None:
 def _reminders(con, as_of_date: date) -> dict | None:
     """Today's reminder decisions, messages and blocks, and the holdout effect (None on a warehouse before them)."""
     try:
-        day = [as_of_date]
-        decisions = con.execute("SELECT * FROM ops.reminder_decisions WHERE as_of_date = ?", day).df()
-        planned = con.execute("SELECT * FROM ops.reminders_planned WHERE as_of_date = ?", day).df()
-        blocks = con.execute("SELECT * FROM ops.reminder_blocks WHERE as_of_date = ?", day).df()
+        decisions, planned, blocks = ops.reminder_day(con, as_of_date)
         outcomes = read_for_date(con, "serving.reminder_experiment_outcomes", as_of_date)
     except duckdb.CatalogException:
         return None

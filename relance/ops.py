@@ -1068,3 +1068,13 @@ def read_suppressions(con: duckdb.DuckDBPyConnection, customer_id: str | None = 
         f"SELECT * FROM ops.contact_suppressions {where} ORDER BY customer_id, created_at",
         [customer_id] if customer_id else [],
     ).df()
+
+
+def reminder_day(con: duckdb.DuckDBPyConnection, as_of_date: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(decisions, planned messages, blocked sends) of one as-of date: what the report's "Relances" section shows."""
+    day = [as_of_date]
+    return (
+        con.execute("SELECT * FROM ops.reminder_decisions WHERE as_of_date = ?", day).df(),
+        con.execute("SELECT * FROM ops.reminders_planned WHERE as_of_date = ?", day).df(),
+        con.execute("SELECT * FROM ops.reminder_blocks WHERE as_of_date = ?", day).df(),
+    )

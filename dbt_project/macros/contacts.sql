@@ -6,7 +6,7 @@
 
 {#-
     Days after a promised payment date during which a payment still keeps the promise (var promise_grace_days).
-    3 when the var is not passed: relance.dbt passes it once the settings carry it; by hand, --vars overrides it.
+    relance.dbt always passes Settings.promise_grace_days (RELANCE_PROMISE_GRACE_DAYS); 3 when run by hand without it.
 -#}
 {% macro promise_grace_days() -%}
     {%- set raw_value = var('promise_grace_days', 3) -%}

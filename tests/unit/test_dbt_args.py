@@ -45,7 +45,8 @@ def _paths(tmp_path: Path) -> list[str]:
 
 VARS_2026_10_31 = (
     '{"as_of_date": "2026-10-31", "claim_deadline_months": 2, "degrading_min_days": 10, "history_start_days": 90, '
-    '"horizon_days": 45, "risk_recent_days": 365, "risk_stale_after_hours": 48, "snapshot_interval_days": 14, '
+    '"horizon_days": 45, "promise_grace_days": 3, "risk_recent_days": 365, "risk_stale_after_hours": 48, '
+    '"snapshot_interval_days": 14, '
     '"target_days": 45, "target_kind": "unpaid_after_due"}'
 )
 
@@ -125,6 +126,7 @@ def test_every_var_the_project_reads_is_passed_and_the_project_has_no_defaults(s
             "risk_recent_days",
             "degrading_min_days",
             "risk_stale_after_hours",
+            "promise_grace_days",
         }
     )
 

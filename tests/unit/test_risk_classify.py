@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from relance.demo.bodacc import (
@@ -683,6 +683,7 @@ def _registry_firms(n: int, rng: np.random.Generator, end: date) -> RegistryFirm
 
 
 @given(n=st.integers(1, 400), seed=st.integers(0, 2**32 - 1))
+@example(n=1, seed=67)  # a lone firm struck off: the guarantee does not apply to it
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_planned_registry_notices_classify_to_their_kind_in_one_batch(n, seed):
     """The round trip on whole plans: every generated notice gives the events of its kind when the file is read as
@@ -704,8 +705,13 @@ def test_planned_registry_notices_classify_to_their_kind_in_one_batch(n, seed):
         assert got == list(REGISTRY_KINDS[g.kind]), (g.kind, g.record)
         lo, hi = windows[g.siren]
         assert lo < day_number(date.fromisoformat(g.record["dateparution"])) <= hi
-    owing = {f"{int(s):09d}" for s, o, hi in zip(firms.siren, firms.has_open_invoices, firms.last_day, strict=True)
-             if o and hi >= day_number(end)}  # fmt: skip
+    # the generator's guarantee: a firm still owing, old enough for both notices, and not struck off (a firm whose
+    # radiation was drawn gets no director change: hypothesis found n=1, seed=67)
+    struck = {g.siren for g in plan if g.kind in ("radiation", "dissolution")}
+    owing = {f"{int(s):09d}" for s, o, lo, hi in zip(firms.siren, firms.has_open_invoices, firms.first_day,
+                                                    firms.last_day, strict=True)
+             if o and hi >= day_number(end) and lo < day_number(end) - 210
+             and f"{int(s):09d}" not in struck}  # fmt: skip
     if owing:
         assert any(e.event_type == "director_change" and e.company_id in owing
                    and e.published_date >= end - timedelta(days=60) for e in events)  # fmt: skip
