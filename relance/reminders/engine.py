@@ -451,6 +451,8 @@ def _decide_one(
     suppressed = _channels(contact.get("suppressed_channels"))
     if "*" in suppressed:
         return nothing("stop", "do_not_contact", ["do not contact this customer (suppressed on every channel)"])
+    if _text(contact.get("last_call_outcome")) == "dispute":
+        return nothing("pause", "dispute_pause", ["the customer disputed on the phone: a person handles it first"])
     owed = [i for i in invoices if not i["_disputed"] and i["_amount"] > 0]
     if not owed:
         if any(i["_disputed"] for i in invoices):

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from relance import ops
-from relance.reminders.engine import _flag, _text
+from relance.reminders.engine import _text
 from relance.reminders.policy import _as_date
 from relance.reminders.rules import (
     Contact,
@@ -140,10 +140,6 @@ class SendGate:
         if _text(contact.get("promise_status")) == "active":
             promised = _as_date(contact.get("promise_date"))
             promise_until = promised + timedelta(days=self._grace) if promised else None
-        try:
-            invoice_count = int(row.get("invoice_count") or 1)
-        except (TypeError, ValueError):
-            invoice_count = 1
         return CustomerFacts(
             customer_id=str(row.get("customer_id")),
             # an unknown type gets the consumer rules: the stricter hours
@@ -154,7 +150,8 @@ class SendGate:
             suppressed_channels=suppressed,
             in_insolvency=False,  # DunningStops answers first, with the procedure's details
             promise_until=promise_until,
-            all_disputed=_flag(contact.get("has_open_dispute")) and invoice_count == 1,
+            # a dispute raised on the phone covers the customer (invoice disputes are out of the plan already)
+            all_disputed=_text(contact.get("last_call_outcome")) == "dispute",
         )
 
     # --- the hook ------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ scenarios:
 )
 STATE_COLUMNS = (
     "customer_id VARCHAR, last_contact_at TIMESTAMP, last_contact_channel VARCHAR, promise_status VARCHAR, "
-    "promise_date DATE, suppressed_channels VARCHAR, has_open_dispute BOOLEAN"
+    "promise_date DATE, suppressed_channels VARCHAR, has_open_dispute BOOLEAN, last_call_outcome VARCHAR"
 )
 
 
@@ -143,16 +143,20 @@ def test_frequency_cap_and_gap_block_and_record_without_claiming(env) -> None:
 def test_a_promise_or_a_suppression_loaded_after_the_plan_stops_the_send(env) -> None:
     con, ledger, tmp = env
     now = datetime(2026, 10, 30, 10, 0, tzinfo=UTC)
-    plan = _plan([_inv("F1", "C1", 5), _inv("F2", "C2", 5), _inv("F3", "C3", 5)]).plan
-    # after planning: a collector's call brought a promise; the provider reported an unsubscribe
+    rows = [_inv("F1", "C1", 5), _inv("F2", "C2", 5), _inv("F3", "C3", 5), _inv("F4", "C4", 5), _inv("F5", "C5", 5)]
+    plan = _plan(rows).plan
+    # after planning: a collector's call brought a promise, another a dispute; the provider reported an
+    # unsubscribe; C5 has a dispute on another invoice (not in this message): it still gets its reminder
     con.execute(
-        "INSERT INTO serving.customer_contact_state (customer_id, promise_status, promise_date, suppressed_channels) "
-        "VALUES ('C1', 'active', DATE '2026-11-05', NULL), ('C2', NULL, NULL, 'email')"
+        "INSERT INTO serving.customer_contact_state (customer_id, promise_status, promise_date, suppressed_channels, "
+        "last_call_outcome, has_open_dispute) VALUES ('C1', 'active', DATE '2026-11-05', NULL, NULL, false), "
+        "('C2', NULL, NULL, 'email', NULL, false), ('C4', NULL, NULL, NULL, 'dispute', true), "
+        "('C5', NULL, NULL, NULL, 'reached', true)"
     )
     report, _ = _deliver(con, ledger, tmp, plan, now)
-    assert report.sent == 1
+    assert report.sent == 2
     rules = dict(con.execute("SELECT customer_id, rule FROM ops.reminder_blocks").fetchall())
-    assert rules == {"C1": "promise_pause", "C2": "suppressed"}
+    assert rules == {"C1": "promise_pause", "C2": "suppressed", "C4": "dispute_pause"}
     assert ops.table_columns(con, "reminder_decisions"), "the ops tables of the engine exist"
 
 

@@ -273,3 +273,9 @@ def test_a_second_run_the_same_day_sees_the_first_runs_sends_through_the_ledger(
     assert decision(again, "C1")["rule"] == "min_days_between_messages"
     without_ledger = run(rows, broken, sent={escalation.reminder_key})
     assert without_ledger.plan.iloc[0].step == "second", "what the same-day rerun did before it read the ledger"
+
+
+def test_a_dispute_raised_on_the_phone_pauses_the_customer() -> None:
+    result = run([inv("F1", "C1", 20)], [{"customer_id": "C1", "last_call_outcome": "dispute"}])
+    assert result.plan.empty
+    assert decision(result, "C1")["rule"] == "dispute_pause"
