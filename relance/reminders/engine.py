@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from relance.ops import PLAN_COLUMNS
 from relance.reminders.policy import _as_date, reminder_key
 from relance.reminders.scenarios import Scenario, ScenarioSet, Step
 
@@ -87,20 +88,9 @@ CARRIED_COLUMNS: tuple[str, ...] = (
     "days_late_p50",
 )
 DECISIONS: tuple[str, ...] = ("send", "wait", "pause", "stop", "holdout", "nothing_due")
+#: ``ops.reminders_planned``'s plan columns, then what the channels and the call list render from.
 PLAN_OUTPUT_COLUMNS: tuple[str, ...] = (
-    "reminder_key",
-    "invoice_id",
-    "customer_id",
-    "as_of_date",
-    "step",
-    "channel",
-    "tone",
-    "p_late",
-    "open_amount",
-    "currency",
-    "recipient",
-    "model_version",
-    "model_run_id",
+    *PLAN_COLUMNS,
     "scenario",
     "arm",
     "invoice_ids",
