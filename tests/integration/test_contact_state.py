@@ -246,7 +246,7 @@ def test_contact_state_as_built(built: tuple[Settings, Path]) -> None:
 
 def test_contact_state_sees_facts_loaded_after_the_build(built: tuple[Settings, Path]) -> None:
     """A call outcome and an SMS opt-out loaded after the dbt build change the view at once; a call made on the
-    as-of day itself does not count (only facts before the as-of date do)."""
+    as-of day itself counts for what it brought (its outcome), not as a contact before the date."""
     _, path = built
     before = _state(path)["C1"]
     with duckdb.connect(str(path)) as con:
@@ -263,11 +263,13 @@ def test_contact_state_sees_facts_loaded_after_the_build(built: tuple[Settings, 
     assert (after["promise_source"], after["promise_date"], after["promise_amount"], after["promise_status"]) == (
         "call", date(2026, 4, 30), None, "active"
     )  # fmt: skip
-    assert (after["last_contact_at"], after["last_call_at"]) == (datetime(2026, 4, 14, 16),) * 2
+    # K9 (04-15, the as-of day) is not a contact before the date, but what a call brought counts up to the end of
+    # the as-of day: its dispute is the last call outcome (a send later that day must stop)
+    assert (after["last_contact_at"], after["last_call_at"]) == (datetime(2026, 4, 14, 16), datetime(2026, 4, 15, 9))
     assert after["contacts_last_7d"] == 2
-    # P2 (04-10) and the open (04-09) are now before the last contact; K9 (04-15) is not known yet
+    # P2 (04-10) and the open (04-09) are now before the last contact
     assert (after["is_paid_since_last_contact"], after["is_opened_since_last_contact"]) == (False, False)
-    assert (after["last_call_outcome"], after["has_open_dispute"]) == ("promise", False)
+    assert (after["last_call_outcome"], after["has_open_dispute"]) == ("dispute", True)
     # an opt-out counts as soon as it is received, the as-of day included
     assert after["suppressed_channels"] == "sms"
 

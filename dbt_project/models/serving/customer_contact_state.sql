@@ -8,7 +8,9 @@
 -- (raw.call_outcomes, whatever the outcome). Facts count when they happened before as_of_date (midnight UTC), the
 -- rule of the features: contacts, answers, calls and provider events with a timestamp < as_of_date, payments dated
 -- on or before it (as in the marts). Opt-outs are the exception: they count whenever received, the as-of day
--- included, because they apply from the moment they arrive.
+-- included, because they apply from the moment they arrive. So do, up to the end of the as-of day, what a
+-- collector's call brought (a promise, a dispute: the last call outcome) and hard bounces: a promise made at 10:00
+-- stops the 14:00 send, and a bounce switches channel the same day (the send gate reads this view).
 --
 -- Promise: the latest one made before as_of_date, a legacy reminder answered 'promise_to_pay' (made at
 -- responded_at, amount null) or a call outcome 'promise' (made at called_at, promised_amount); ties go to the call.
@@ -151,7 +153,7 @@ promises as (
     from calls
     where
         outcome = 'promise'
-        and called_at < cast({{ as_of_date() }} as timestamp)
+        and called_at < cast({{ add_days(as_of_date(), 1) }} as timestamp)
         and promised_date is not null
 ),
 
@@ -224,7 +226,7 @@ last_calls as (
             called_at,
             row_number() over (partition by customer_id order by called_at desc, call_id desc) as recency_rank
         from calls
-        where called_at < cast({{ as_of_date() }} as timestamp)
+        where called_at < cast({{ add_days(as_of_date(), 1) }} as timestamp)
     ) as ranked_calls
     where recency_rank = 1
 ),
@@ -297,7 +299,7 @@ bounces as (
     where
         event_type in {{ sql_in_list(hard_failure_events()) }}
         and occurred_at >= cast({{ as_of_date() }} as timestamp) - interval '{{ bounce_window_days() }} day'
-        and occurred_at < cast({{ as_of_date() }} as timestamp)
+        and occurred_at < cast({{ add_days(as_of_date(), 1) }} as timestamp)
     group by customer_id
 ),
 
