@@ -113,6 +113,53 @@ class Settings(BaseSettings):
         default=None, description="Unset: emails are written to the local outbox instead of sent."
     )
     sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_sandbox_mode: bool = Field(
+        default=False, description="SendGrid validates every message and delivers none (mail_settings.sandbox_mode)."
+    )
+    sendgrid_unsubscribe_group_id: int | None = Field(
+        default=None, description="SendGrid unsubscribe group (asm.group_id) for consumers' emails; unset: none."
+    )
+    payment_link_template: str | None = Field(
+        default=None,
+        description="A payment link per invoice, e.g. 'https://pay.example.com/{invoice_id}?amount={amount}"
+        "&currency={currency}' ({invoice_id}, {amount}, {currency}, {customer_id} filled in); unset: no link.",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None,
+        description="The Event Webhook's verification key (base64 DER, from the SendGrid console); unset: the "
+        "webhook service refuses SendGrid events.",
+    )
+    twilio_account_sid: str | None = Field(default=None, description="Unset: SMS are written to the local outbox.")
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token (a secret).")
+    twilio_from_number: str | None = Field(default=None, description="The E.164 number SMS are sent from.")
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, description="A Twilio Messaging Service (MG...) to send from instead of a number."
+    )
+    twilio_host: str = "https://api.twilio.com"
+    sms_default_region: str = Field(
+        default="FR", description="Region for phone numbers written without a country code (phonenumbers)."
+    )
+    webhook_host: str = Field(default="127.0.0.1", description="Where `relance webhooks serve` listens.")
+    webhook_port: int = Field(default=8787, ge=1, le=65535)
+    webhook_public_url: str | None = Field(
+        default=None,
+        description="The public base URL providers call (Twilio signs the full URL it posts to); unset: "
+        "http://<webhook_host>:<webhook_port>.",
+    )
+    webhook_max_age_seconds: int = Field(
+        default=300, ge=1, description="A signed SendGrid batch older than this is refused (replay protection)."
+    )
+    late_penalty_margin_points: float = Field(
+        default=10.0, ge=0, description="L441-10: late-payment penalties at the ECB rate plus this many points."
+    )
+    recovery_indemnity_eur: float = Field(
+        default=40.0, ge=0, description="D441-5: fixed recovery indemnity per invoice paid late (professionals)."
+    )
+    sending_alert_after_minutes: int = Field(
+        default=30,
+        ge=1,
+        description="A message left 'sending' (outcome unknown) longer than this is reported in every run.",
+    )
     max_reminders_per_run: int = 5000
     # --- the reminder engine (relance.reminders.engine) and the rules checked before each send (.rules) ---
     scenarios_path: Path | None = Field(
@@ -363,6 +410,8 @@ class Settings(BaseSettings):
             values.append(self.sendgrid_api_key.get_secret_value())
         if self.companies_house_api_key is not None:
             values.append(self.companies_house_api_key.get_secret_value())
+        if self.twilio_auth_token is not None:
+            values.append(self.twilio_auth_token.get_secret_value())
         if self.mlflow_tracking_uri is not None:
             values += url_secrets(self.mlflow_tracking_uri.get_secret_value())
         values += url_secrets(self.sendgrid_host)
