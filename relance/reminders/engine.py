@@ -86,6 +86,11 @@ CARRIED_COLUMNS: tuple[str, ...] = (
     "predicted_payment_date_p10",
     "predicted_payment_date_p90",
     "days_late_p50",
+    # the postal address a letter is sent to (customers' optional address columns)
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
 )
 DECISIONS: tuple[str, ...] = ("send", "wait", "pause", "stop", "holdout", "nothing_due")
 #: ``ops.reminders_planned``'s plan columns, then what the channels and the call list render from.
@@ -120,6 +125,10 @@ PLAN_OUTPUT_COLUMNS: tuple[str, ...] = (
     "predicted_payment_date_p10",
     "predicted_payment_date_p90",
     "last_contact_at",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
 )
 DECISION_COLUMNS: tuple[str, ...] = (
     "as_of_date",
