@@ -5,13 +5,18 @@ The warehouse (DuckDB) can be rebuilt from raw data, restored from an older copy
 in ``Settings.send_ledger`` (default ``<data_dir>/ledger/sends.sqlite``, never under ``Settings.owned_paths()``).
 Back the file up (README, "Backing up the send ledger").
 
-The exactly-once protocol (``relance.delivery`` explains it) writes three statuses per ``reminder_key``:
-``'sending'`` (claimed, *committed before the transport is called*), ``'sent'``, ``'failed'`` (tried again by
-the next run). Durability: WAL journal with ``synchronous=FULL``, so a committed claim survives a crash or a
-power cut. Concurrency: every write is a ``BEGIN IMMEDIATE`` transaction (one writer at a time across processes)
-and ``reminder_key`` is the primary key, so two processes never both claim one key. A row left in ``'sending'``
-is never resent automatically: an operator looks it up (SendGrid activity feed, outbox) and calls
-:meth:`SendLedger.reconcile`. Every reconciliation and every import is kept in the ``events`` table.
+The exactly-once protocol (``relance.delivery`` explains it) writes four statuses per ``reminder_key``:
+``'sending'`` (claimed, *committed before the transport is called*; also where a send whose outcome is unknown
+stays), ``'sent'`` (the provider accepted it), ``'failed'`` (it provably did not go out: tried again by the next
+run) and ``'abandoned'`` (the provider refused this very message ``give_up_after`` times, e.g. a 400 or a 413: no
+longer tried until a person fixes the cause and reconciles it back to ``'failed'``). Durability: WAL journal with
+``synchronous=FULL``, so a committed claim survives a crash or a power cut. Concurrency: every write is a
+``BEGIN IMMEDIATE`` transaction (one writer at a time across processes) and ``reminder_key`` is the primary key, so two
+processes never both claim one key. A row left in ``'sending'`` is never resent automatically: a provider event
+settles it (:meth:`SendLedger.settle_from_provider`, called by the webhook service on a SendGrid
+``processed``/``delivered`` event or a Twilio status callback), or an operator looks it up (SendGrid activity feed,
+outbox) and calls :meth:`SendLedger.reconcile`; :func:`sending_by_age` lists the rows still waiting, oldest first.
+Every reconciliation, provider settlement, abandonment and import is kept in the ``events`` table.
 
 Besides the protocol columns the ledger keeps what answers "what did we send to whom" after a warehouse loss:
 invoice, customer, step and a SHA-256 of the normalised recipient (not the address itself).
@@ -34,7 +39,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,8 +50,10 @@ from relance import ops
 
 log = logging.getLogger(__name__)
 
-SendStatus = Literal["sending", "sent", "failed"]
-STATUSES: tuple[str, ...] = ("sending", "sent", "failed")
+SendStatus = Literal["sending", "sent", "failed", "abandoned"]
+STATUSES: tuple[str, ...] = ("sending", "sent", "failed", "abandoned")
+#: Statuses that keep a reminder out of the plan: it went out, may have gone out, or a person must look at it.
+HANDLED_STATUSES: tuple[str, ...] = ("sent", "sending", "abandoned")
 MAX_ERROR_CHARS = 2000
 #: Where a row came from: a delivery of this version, or an import from an earlier warehouse.
 ORIGIN_DELIVERY = "delivery"
@@ -84,6 +91,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at TEXT NOT NULL
         )""",
     ),
+    # 2: the 'abandoned' status (SQLite cannot alter a CHECK constraint: the table is rebuilt) and the count of
+    # the provider's permanent refusals of the message (what bounds its attempts across runs).
+    (
+        """CREATE TABLE reminder_sends_v2 (
+            reminder_key TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'failed', 'abandoned')),
+            provider_message_id TEXT,
+            outbox_path TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            sent_at TEXT,
+            flow_run_id TEXT,
+            invoice_id TEXT,
+            customer_id TEXT,
+            step TEXT,
+            recipient_sha256 TEXT,
+            claimed_at TEXT,
+            updated_at TEXT NOT NULL,
+            origin TEXT NOT NULL DEFAULT 'delivery',
+            rejections INTEGER NOT NULL DEFAULT 0
+        )""",
+        """INSERT INTO reminder_sends_v2 (reminder_key, channel, status, provider_message_id, outbox_path, attempts,
+               last_error, sent_at, flow_run_id, invoice_id, customer_id, step, recipient_sha256, claimed_at,
+               updated_at, origin)
+           SELECT reminder_key, channel, status, provider_message_id, outbox_path, attempts, last_error, sent_at,
+               flow_run_id, invoice_id, customer_id, step, recipient_sha256, claimed_at, updated_at, origin
+           FROM reminder_sends""",
+        "DROP TABLE reminder_sends",
+        "ALTER TABLE reminder_sends_v2 RENAME TO reminder_sends",
+        "CREATE INDEX reminder_sends_status ON reminder_sends (status)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -109,6 +148,7 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "claimed_at",
     "updated_at",
     "origin",
+    "rejections",
 )
 #: How a warehouse status ranks when the warehouse and the ledger disagree (only ``'sent'`` over ``'failed'``).
 _FINAL = "sent"
@@ -138,6 +178,7 @@ class SendRecord:
     claimed_at: str | None
     updated_at: str
     origin: str
+    rejections: int = 0
 
 
 def _utcnow() -> datetime:
@@ -247,8 +288,12 @@ class SendLedger:
     # --- reads -----------------------------------------------------------------------------------------------------
 
     def handled_keys(self) -> set[str]:
-        """Keys already sent or in flight."""
-        rows = self._con.execute("SELECT reminder_key FROM reminder_sends WHERE status IN ('sent', 'sending')")
+        """Keys not to plan again: sent, in flight or of unknown outcome (``'sending'``), or ``'abandoned'`` (the
+        provider refused the message itself; a person reconciles it back to ``'failed'`` to have it planned)."""
+        marks = ", ".join("?" * len(HANDLED_STATUSES))
+        rows = self._con.execute(
+            f"SELECT reminder_key FROM reminder_sends WHERE status IN ({marks})", list(HANDLED_STATUSES)
+        )
         return {r[0] for r in rows.fetchall()}
 
     def statuses(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
@@ -394,6 +439,124 @@ class SendLedger:
                 [key, channel, status, attempts, error[:MAX_ERROR_CHARS], flow_run_id, now, ORIGIN_DELIVERY],
             )
 
+    def in_doubt(
+        self,
+        key: str,
+        channel: str,
+        error: str,
+        attempts: int,
+        *,
+        flow_run_id: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record a send whose outcome is unknown (a 5xx, a timeout after the request was sent, an accepted answer
+        without the provider's id): the row stays ``'sending'`` with the error, is never resent automatically, and
+        is settled by a provider event (:meth:`settle_from_provider`) or a person (:meth:`reconcile`)."""
+        self.failed(
+            key, channel, f"outcome unknown: {error}", attempts, status="sending", flow_run_id=flow_run_id, at=at
+        )
+
+    def rejected(
+        self,
+        key: str,
+        channel: str,
+        error: str,
+        attempts: int,
+        *,
+        give_up_after: int,
+        flow_run_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Record that the provider refused this very message (a permanent 4xx: 400, 413, 422...), so it
+        provably did not go out. The refusals are counted across runs: below ``give_up_after`` the row is
+        ``'failed'`` (the next run tries again: the plan row may have been corrected meanwhile); at
+        ``give_up_after`` it is ``'abandoned'`` (no longer tried, listed by ``relance sends --status abandoned``;
+        a person fixes the cause and reconciles it to ``'failed'``). Returns the new status."""
+        if give_up_after < 1:
+            raise ValueError(f"give_up_after must be >= 1, got {give_up_after}")
+        now = _ts(at)
+        with self._write() as con:
+            row = con.execute("SELECT status, rejections FROM reminder_sends WHERE reminder_key = ?", [key]).fetchone()
+            if row is not None and row[0] == "sent":
+                return "sent"
+            rejections = (int(row[1] or 0) if row is not None else 0) + 1
+            status = "abandoned" if rejections >= give_up_after else "failed"
+            con.execute(
+                """INSERT INTO reminder_sends (reminder_key, channel, status, attempts, last_error, flow_run_id,
+                       updated_at, origin, rejections)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (reminder_key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                       last_error = excluded.last_error, rejections = excluded.rejections,
+                       flow_run_id = coalesce(excluded.flow_run_id, flow_run_id), updated_at = excluded.updated_at""",
+                [
+                    key,
+                    channel,
+                    status,
+                    attempts,
+                    error[:MAX_ERROR_CHARS],
+                    flow_run_id,
+                    now,
+                    ORIGIN_DELIVERY,
+                    rejections,
+                ],
+            )
+            if status == "abandoned":
+                con.execute(
+                    "INSERT INTO events (reminder_key, action, from_status, to_status, note, at) "
+                    "VALUES (?, 'abandon', ?, 'abandoned', ?, ?)",
+                    [key, None if row is None else row[0], f"refused {rejections} time(s): {error}"[:500], now],
+                )
+        if status == "abandoned":
+            log.error("reminder %s refused %d time(s) by the provider: abandoned (%s)", key, rejections, error)
+        return status
+
+    def settle_from_provider(
+        self,
+        key: str,
+        *,
+        provider: str,
+        event: str,
+        provider_message_id: str | None = None,
+        at: datetime | None = None,
+    ) -> str | None:
+        """A provider reported on this message (SendGrid ``processed``/``delivered``/``deferred``/``bounce``/
+        ``dropped``, a Twilio status callback): it accepted it, so the row is ``'sent'`` whatever it said before
+        (a ``'sending'`` row of unknown outcome is settled; a ``'failed'`` one is never resent). Returns the
+        previous status when the row changed; ``None`` when it was already ``'sent'`` or is not in this ledger
+        (a message of another system). Idempotent: webhook events arrive at least once."""
+        now = _ts(at)
+        with self._write() as con:
+            row = con.execute("SELECT status FROM reminder_sends WHERE reminder_key = ?", [key]).fetchone()
+            if row is None:
+                return None
+            previous = row[0]
+            if previous == "sent":
+                if provider_message_id:  # e.g. an accepted send recorded before the provider's id was known
+                    con.execute(
+                        "UPDATE reminder_sends SET provider_message_id = ? WHERE reminder_key = ? "
+                        "AND provider_message_id IS NULL",
+                        [provider_message_id, key],
+                    )
+                return None
+            con.execute(
+                """UPDATE reminder_sends SET status = 'sent', sent_at = coalesce(sent_at, claimed_at, ?),
+                       provider_message_id = coalesce(?, provider_message_id), last_error = NULL, updated_at = ?
+                   WHERE reminder_key = ?""",
+                [now, provider_message_id, now, key],
+            )
+            con.execute(
+                "INSERT INTO events (reminder_key, action, from_status, to_status, note, at) "
+                "VALUES (?, 'provider_event', ?, 'sent', ?, ?)",
+                [
+                    key,
+                    previous,
+                    f"{provider} {event}" + (f" {provider_message_id}" if provider_message_id else ""),
+                    now,
+                ],
+            )
+        log.warning("reminder %s settled by a %s %s event: %s -> sent", key, provider, event, previous)
+        return previous
+
     def reconcile(
         self,
         key: str,
@@ -409,6 +572,9 @@ class SendLedger:
           file exists). It will never be sent again.
         * ``'sending'`` -> ``'failed'``: it did not go out; the next run sends it.
         * ``'failed'`` -> ``'sent'``: it went out after all.
+        * ``'abandoned'`` -> ``'failed'``: the cause of the provider's refusals is fixed (an address corrected, a
+          too-large message trimmed): its refusal count starts again and the next run plans and sends it.
+        * ``'abandoned'`` -> ``'sent'``: it was sent some other way.
 
         A ``'sent'`` row is final (raises ``ValueError``), as is reconciling a key the ledger does not hold
         (``KeyError``). The change, the note and the time are kept in the ``events`` table.
@@ -434,7 +600,7 @@ class SendLedger:
                 )
             else:
                 con.execute(
-                    "UPDATE reminder_sends SET status = 'failed', last_error = ?, updated_at = ? "
+                    "UPDATE reminder_sends SET status = 'failed', last_error = ?, rejections = 0, updated_at = ? "
                     "WHERE reminder_key = ?",
                     [f"reconciled by an operator: {note or 'did not go out'}"[:MAX_ERROR_CHARS], now, key],
                 )
@@ -502,6 +668,69 @@ class SendLedger:
         if changed:
             log.warning("send ledger %s: %d send row(s) imported from %s", self.path, changed, source)
         return changed
+
+
+# --- what is waiting for reconciliation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A row in ``'sending'``: a run died between the provider call and the ledger, or the provider's answer left
+    the outcome unknown. ``since`` is when it was claimed (naive UTC)."""
+
+    reminder_key: str
+    channel: str
+    since: datetime
+    age: timedelta
+    attempts: int
+    last_error: str | None
+    invoice_id: str | None
+    customer_id: str | None
+    step: str | None
+    flow_run_id: str | None
+
+    def as_row(self) -> dict[str, Any]:
+        """For a table artifact or a CLI table: no personal data (ids and the error text)."""
+        return {
+            "reminder_key": self.reminder_key,
+            "channel": self.channel,
+            "since (UTC)": self.since.isoformat(sep=" ", timespec="minutes"),
+            "age_minutes": int(self.age.total_seconds() // 60),
+            "invoice_id": self.invoice_id or "",
+            "customer_id": self.customer_id or "",
+            "attempts": self.attempts,
+            "last_error": self.last_error or "run died before recording the outcome",
+        }
+
+
+def sending_by_age(ledger: SendLedger, now: datetime, older_than: timedelta = timedelta(0)) -> list[InFlight]:
+    """The rows in ``'sending'`` claimed at least ``older_than`` before ``now`` (naive UTC, or aware), oldest
+    first. Every delivery run reports them (``DeliveryReport.sending_overdue``), ``relance sends`` lists them;
+    each is settled by a provider event or ``relance sends reconcile``."""
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)
+    out = []
+    for r in ledger.records("sending"):
+        since = datetime.fromisoformat(r.claimed_at or r.updated_at)
+        if since.tzinfo is not None:
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        age = max(now - since, timedelta(0))
+        if age >= older_than:
+            out.append(
+                InFlight(
+                    reminder_key=r.reminder_key,
+                    channel=r.channel,
+                    since=since,
+                    age=age,
+                    attempts=r.attempts,
+                    last_error=r.last_error,
+                    invoice_id=r.invoice_id,
+                    customer_id=r.customer_id,
+                    step=r.step,
+                    flow_run_id=r.flow_run_id,
+                )
+            )
+    return sorted(out, key=lambda f: (f.since, f.reminder_key))
 
 
 # --- the warehouse copy ------------------------------------------------------------------------------------------

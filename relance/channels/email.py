@@ -20,13 +20,16 @@ the spec and in the API.
 
 from __future__ import annotations
 
+import email.utils
 import html
 import http.client
 import json
 import logging
 import math
 import re
+import string
 import urllib.error
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,7 +40,21 @@ import pandas as pd
 from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Category, Content, CustomArg, From, Mail, MimeType, SendAt, Subject, To
+from sendgrid.helpers.mail import (
+    Asm,
+    Category,
+    Content,
+    CustomArg,
+    From,
+    GroupId,
+    Mail,
+    MailSettings,
+    MimeType,
+    SandBoxMode,
+    SendAt,
+    Subject,
+    To,
+)
 
 from relance.files import write_text_atomic
 from relance.redaction import install_log_redaction
@@ -68,11 +85,26 @@ class SendResult:
 
 
 class DeliveryError(Exception):
-    """A send that did not go out, with what the ledger and an operator need to decide what to do next.
+    """A send that did not go out, or whose outcome is unknown, with what the ledger needs to decide what next.
 
-    ``retryable``: worth trying again later (429, 5xx, connection refused). ``ambiguous``: the request may
-    have reached the provider (e.g. a read timeout), so resending could duplicate the message; the ledger
-    leaves such rows for reconciliation instead of retrying them.
+    Every transport (email, SMS, outboxes) raises it; :meth:`for_status` classifies an HTTP answer the same way
+    for every provider. Exactly one of these describes the error (the delivery loop acts on them in this order):
+
+    * ``outcome_unknown``: the request may have reached the provider and been accepted (a 5xx, which a gateway
+      can return after an accepted send; a timeout or a dropped connection after the request was written; an
+      accepted answer without the provider's id). Mail Send has no idempotency key, so resending could deliver
+      the message twice: the ledger row stays ``'sending'`` with the error, is never retried, and is settled by
+      a provider event or by a person (``relance sends reconcile``). ``ambiguous`` is its older name.
+    * ``retryable``: it provably did not go through and may succeed in a moment (connection refused, a name
+      that does not resolve, 429, 408): retried in the same run with backoff and jitter, honouring
+      ``retry_after`` (seconds, from the ``Retry-After`` header) when the provider gave one.
+    * ``permanent``: the provider refused this very message (400, 413, 422...): not retried in the run; the next
+      run tries again (the plan row may have been corrected), and after a bounded number of refusals the row is
+      ``'abandoned'``.
+    * ``pause_channel``: refused for the account or the endpoint, not for this message (401, 403, 404, 405: a
+      revoked key, a wrong host): the row is ``'failed'`` without counting against the message, and the channel
+      is paused for the rest of the run.
+    * none of them: ``'failed'``, tried again by the next run.
     """
 
     def __init__(
@@ -82,13 +114,43 @@ class DeliveryError(Exception):
         status: int | None = None,
         body: str = "",
         retryable: bool = False,
+        outcome_unknown: bool = False,
+        permanent: bool = False,
+        pause_channel: bool = False,
+        retry_after: float | None = None,
         ambiguous: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
-        self.retryable = retryable
-        self.ambiguous = ambiguous
+        self.outcome_unknown = bool(outcome_unknown or ambiguous)
+        # an unknown outcome is never retried nor counted as a refusal, whatever the caller also said
+        self.retryable = bool(retryable) and not self.outcome_unknown
+        self.permanent = bool(permanent) and not self.outcome_unknown and not self.retryable
+        self.pause_channel = bool(pause_channel) and not self.outcome_unknown
+        self.retry_after = retry_after
+
+    @property
+    def ambiguous(self) -> bool:
+        """The older name of :attr:`outcome_unknown`."""
+        return self.outcome_unknown
+
+    @classmethod
+    def for_status(
+        cls, status: int, message: str, *, body: str = "", retry_after: float | None = None
+    ) -> DeliveryError:
+        """The error for an HTTP answer that is not the provider's acceptance (:data:`HTTP_OUTCOMES`)."""
+        kind = classify_status(status)
+        return cls(
+            message,
+            status=status,
+            body=body,
+            retryable=kind == "retry",
+            outcome_unknown=kind == "unknown",
+            permanent=kind == "refused",
+            pause_channel=kind == "account",
+            retry_after=retry_after if kind == "retry" else None,
+        )
 
     @property
     def errors(self) -> list[dict[str, Any]]:
@@ -104,6 +166,47 @@ class DeliveryError(Exception):
     def fields(self) -> list[str]:
         """The request fields the provider blamed (e.g. ``["custom_args"]``)."""
         return [str(e["field"]) for e in self.errors if e.get("field") not in (None, "null")]
+
+
+#: How a provider's HTTP answer is read when it is not its acceptance (202 + X-Message-ID for SendGrid, 201 + a
+#: SID for Twilio). ``retry``: provably not processed, worth retrying now; ``refused``: this message is refused;
+#: ``account``: the account or the endpoint is refused (pause the channel); ``unknown``: may have been accepted.
+HTTP_OUTCOMES: dict[str, str] = {
+    "408, 425, 429": "retry (not processed; backoff with jitter, Retry-After honoured)",
+    "401, 403, 404, 405": "account (failed, not counted against the message; channel paused for the run)",
+    "other 4xx (400, 413, 422...)": "refused (failed; abandoned after a bounded number of refusals across runs)",
+    "5xx, other 1xx/2xx/3xx": "unknown (left 'sending' for reconciliation, never resent)",
+}
+
+
+def classify_status(status: int) -> str:
+    """``'retry'``, ``'account'``, ``'refused'`` or ``'unknown'`` for an HTTP status (see :data:`HTTP_OUTCOMES`)."""
+    if status in (408, 425, 429):
+        return "retry"
+    if status in (401, 403, 404, 405):
+        return "account"
+    if 400 <= status < 500:
+        return "refused"
+    return "unknown"
+
+
+def parse_retry_after(value: Any, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or
+    unreadable. Never negative."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 @runtime_checkable
@@ -230,13 +333,75 @@ def parse_statement(value: Any) -> list[StatementLine]:
     return sorted(lines, key=lambda line: (line.due_date is None, line.due_date or date.min))
 
 
+#: The placeholders a payment link template may use (``Settings.payment_link_template``).
+PAYMENT_LINK_FIELDS: tuple[str, ...] = ("invoice_id", "amount", "currency", "customer_id")
+
+
+def check_payment_link_template(template: str) -> str:
+    """``template`` if it is an http(s) URL whose only placeholders are :data:`PAYMENT_LINK_FIELDS` (no format
+    specs or conversions: each value is URL-quoted as a whole); ``ValueError`` otherwise."""
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"payment link template {template!r}: {exc}") from None
+    for name, spec, conv in fields:
+        if name not in PAYMENT_LINK_FIELDS or spec or conv:
+            raise ValueError(
+                f"payment link template {template!r}: unknown placeholder {{{name}}}; use "
+                + ", ".join(f"{{{f}}}" for f in PAYMENT_LINK_FIELDS)
+            )
+    if urllib.parse.urlsplit(template).scheme not in ("https", "http"):
+        raise ValueError(f"payment link template {template!r} is not an http(s) URL")
+    return template
+
+
+def payment_link(template: str, *, invoice_id: Any, amount: Any, currency: Any, customer_id: Any = None) -> str:
+    """The payment link of one invoice: ``template`` with ``{invoice_id}``, ``{amount}`` (the open amount, two
+    decimals with a dot), ``{currency}`` (ISO code) and ``{customer_id}`` filled in, each value URL-quoted (a
+    ``/``, ``&`` or space in an invoice number cannot change the link's path or parameters). A placeholder whose
+    value is missing raises ``ValueError``: the message is not prepared rather than sent with a wrong link."""
+    values = {
+        "invoice_id": _missing_to_none(invoice_id),
+        "amount": None if _missing_to_none(amount) is None else f"{float(amount):.2f}",
+        "currency": None if _missing_to_none(currency) is None else str(currency).strip().upper(),
+        "customer_id": _missing_to_none(customer_id),
+    }
+    used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    missing = sorted(name for name in used if values.get(name) in (None, ""))
+    if missing:
+        raise ValueError(f"payment link of invoice {invoice_id}: no value for {', '.join(missing)}")
+    return template.format_map({k: urllib.parse.quote(str(v), safe="") for k, v in values.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class PaymentLink:
+    """A paragraph with a payment link: the URL itself in the text part, a link in the HTML part."""
+
+    label: str
+    url: str
+
+    def text(self) -> str:
+        return f"{self.label} {self.url}"
+
+    def html(self) -> str:
+        url = html.escape(self.url, quote=True)
+        return f'<p>{html.escape(self.label)} <a href="{url}">{url}</a></p>'
+
+
 @dataclass(frozen=True)
 class Statement:
-    """A statement of account block: one line per invoice and the total, in the message's language."""
+    """A statement of account block: one line per invoice and the total, in the message's language.
+
+    ``payment_links``: (invoice_id, URL) pairs; an invoice with one gets it under its line (text) or in a last
+    column (HTML)."""
 
     lines: tuple[StatementLine, ...]
     currency: str
     language: str
+    payment_links: tuple[tuple[str, str], ...] = ()
+
+    def link(self, invoice_id: str) -> str | None:
+        return next((url for inv, url in self.payment_links if inv == invoice_id), None)
 
     @property
     def total(self) -> float:
@@ -278,6 +443,9 @@ class Statement:
                 else ""
             )
             rows.append(f"{head}: {open_}{of_total} outstanding" if en else f"{head} : restant dû {open_}{of_total}")
+            url = self.link(line.invoice_id)
+            if url:
+                rows.append(f"  {'Pay online:' if en else 'Régler en ligne :'} {url}")
         total = self._money(self.total)
         rows.append(f"Total outstanding: {total}" if en else f"Total restant dû : {total}")
         return "\n".join(rows)
@@ -293,6 +461,9 @@ class Statement:
         )
         cell = 'style="padding:2px 8px;border-bottom:1px solid #ddd"'
         num = 'style="padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap"'
+        links = bool(self.payment_links)
+        if links:
+            heads = (*heads, "Pay online" if en else "Paiement")
         head = "".join(f'<th style="padding:2px 8px;text-align:left">{html.escape(h)}</th>' for h in heads)
         body = []
         for line in self.lines:
@@ -310,6 +481,7 @@ class Statement:
                 "<tr>"
                 + "".join(f"<td {cell}>{html.escape(v)}</td>" for v in values)
                 + "".join(f"<td {num}>{html.escape(v)}</td>" for v in amounts)
+                + (f"<td {cell}>{self._link_html(line.invoice_id)}</td>" if links else "")
                 + "</tr>"
             )
         total_label = "Total outstanding" if en else "Total restant dû"
@@ -318,8 +490,15 @@ class Statement:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
             f'<tfoot><tr><th colspan="5" style="padding:2px 8px;text-align:left">{html.escape(total_label)}</th>'
             f'<th style="padding:2px 8px;text-align:right;white-space:nowrap">{html.escape(self._money(self.total))}'
-            "</th></tr></tfoot></table>"
+            "</th>" + ("<th></th>" if links else "") + "</tr></tfoot></table>"
         )
+
+    def _link_html(self, invoice_id: str) -> str:
+        url = self.link(invoice_id)
+        if not url:
+            return ""
+        label = "Pay" if self.language == "en" else "Régler"
+        return f'<a href="{html.escape(url, quote=True)}">{label}</a>'
 
 
 @dataclass(frozen=True)
@@ -329,7 +508,7 @@ class ReminderMessage:
 
     subject: str
     language: str
-    blocks: tuple[str | Statement, ...]
+    blocks: tuple[str | Statement | PaymentLink, ...]
 
     @property
     def text(self) -> str:
@@ -587,7 +766,9 @@ def _grouped_en(tone: str, statement: Statement, *, b2b: bool) -> tuple[str, lis
     return subject, blocks
 
 
-def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> ReminderMessage:
+def render_reminder(
+    reminder_row: Mapping[str, Any], *, sender_name: str, payment_link_template: str | None = None
+) -> ReminderMessage:
     """The message of one planned reminder, shared by the email (text and HTML parts) and the paper letter.
 
     Reads ``tone``, ``invoice_id``, ``open_amount``, ``currency`` and, when present, ``customer_name``,
@@ -595,6 +776,9 @@ def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> Rem
     indemnity), ``language`` (``'en'`` for English, French otherwise) and ``statement`` (the engine's JSON list of
     invoices: with more than one invoice the message carries a statement of account, its total is the sum of
     the lines). A row with none of those columns reads exactly as the per-invoice policy always wrote it.
+
+    ``payment_link_template`` (``Settings.payment_link_template``, see :func:`payment_link`): a payment link per
+    invoice, under each line of a statement, or in a paragraph of its own before the closing for one invoice.
     """
     tone = str(reminder_row["tone"])
     if tone not in TONES:
@@ -606,9 +790,21 @@ def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> Rem
     b2b = str(_field(reminder_row, "customer_type") or "").strip().upper() == "B2B"
     lines = parse_statement(_field(reminder_row, "statement"))
 
-    blocks: list[str | Statement]
+    customer_id = _field(reminder_row, "customer_id")
+
+    def link(invoice_id: Any, amount: Any) -> str | None:
+        if not payment_link_template:
+            return None
+        return payment_link(
+            payment_link_template, invoice_id=invoice_id, amount=amount, currency=currency, customer_id=customer_id
+        )
+
+    blocks: list[str | Statement | PaymentLink]
     if len(lines) > 1:
-        statement = Statement(tuple(lines), currency, language)
+        links = tuple(
+            (line.invoice_id, url) for line in lines if (url := link(line.invoice_id, line.open_amount)) is not None
+        )
+        statement = Statement(tuple(lines), currency, language, payment_links=links)
         row_total = _field(reminder_row, "open_amount")
         if row_total is not None and abs(float(row_total) - statement.total) >= 0.005:
             log.warning(
@@ -618,7 +814,8 @@ def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> Rem
                 row_total,
                 statement.total,
             )
-        subject, blocks = (_grouped_en if en else _grouped_fr)(tone, statement, b2b=b2b)
+        subject, grouped = (_grouped_en if en else _grouped_fr)(tone, statement, b2b=b2b)
+        blocks = list(grouped)
     else:
         due = _field(reminder_row, "due_date")
         if due is None and lines:
@@ -631,6 +828,11 @@ def render_reminder(reminder_row: Mapping[str, Any], *, sender_name: str) -> Rem
             b2b=b2b,
         )
         blocks = list(paragraphs)
+        url = link(reminder_row["invoice_id"], reminder_row["open_amount"])
+        if url is not None:
+            blocks.append(
+                PaymentLink("To pay this invoice online:" if en else "Pour régler cette facture en ligne :", url)
+            )
 
     formal = tone == "formal_notice"
     if en:
@@ -703,6 +905,50 @@ def send_at_for(deliver_at: Any, *, now: datetime | None = None) -> int | None:
     return math.ceil(moment.timestamp())
 
 
+@dataclass(frozen=True)
+class MailOptions:
+    """What the settings add to every reminder email (:meth:`from_settings`).
+
+    * ``payment_link_template``: a payment link per invoice in the text and HTML parts (:func:`payment_link`);
+      a setting rather than a plan column, since the payment page is the firm's, not the debtor's. Checked when
+      the options are made, so a wrong template stops the run before any send.
+    * ``unsubscribe_group_id``: SendGrid's ``asm.group_id`` on consumers' emails (any debtor not ``B2B``, as
+      for the wording of the formal notice), so SendGrid adds its unsubscribe link and honours the group's
+      opt-outs; business debtors' reminders carry none.
+    * ``sandbox_mode``: ``mail_settings.sandbox_mode.enable``: SendGrid validates the message, answers 200 and
+      delivers nothing; the ledger records ``provider_message_id`` ``'sandbox:<reminder_key>'``.
+    """
+
+    payment_link_template: str | None = None
+    unsubscribe_group_id: int | None = None
+    sandbox_mode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.payment_link_template:
+            check_payment_link_template(self.payment_link_template)
+        if self.unsubscribe_group_id is not None and int(self.unsubscribe_group_id) < 1:
+            raise ValueError(f"unsubscribe group id must be a positive integer, got {self.unsubscribe_group_id}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MailOptions:
+        """From :class:`~relance.settings.Settings` (``payment_link_template``, ``sendgrid_unsubscribe_group_id``,
+        ``sendgrid_sandbox_mode``)."""
+        return cls(
+            payment_link_template=settings.payment_link_template or None,
+            unsubscribe_group_id=settings.sendgrid_unsubscribe_group_id,
+            sandbox_mode=bool(settings.sendgrid_sandbox_mode),
+        )
+
+
+#: What the ledger records as the provider's id of a message SendGrid validated in sandbox mode (nothing sent).
+SANDBOX_ID_PREFIX = "sandbox:"
+
+
+def is_consumer(reminder_row: Mapping[str, Any]) -> bool:
+    """A consumer (B2C) debtor: anything but ``customer_type == 'B2B'`` (the formal notice reads the same way)."""
+    return str(_field(reminder_row, "customer_type") or "").strip().upper() != "B2B"
+
+
 def build_mail(
     reminder_row: Mapping[str, Any],
     *,
@@ -710,6 +956,7 @@ def build_mail(
     sender_name: str,
     lineage: Mapping[str, str | None],
     now: datetime | None = None,
+    options: MailOptions | None = None,
 ) -> Mail:
     """The SendGrid message for one planned email reminder.
 
@@ -725,14 +972,19 @@ def build_mail(
     only when they look like a slug. Other keys are left out on purpose: custom args are size-limited and must
     stay free of personal data (the invoices of a grouped message are in ``ops.reminders_planned``, found by
     ``reminder_key``).
+
+    ``options`` (:class:`MailOptions`): payment links, the unsubscribe group of consumers' emails, sandbox mode.
     """
+    options = options or MailOptions()
     recipient = str(_field(reminder_row, "recipient") or "").strip()
     if "@" not in recipient:
         raise ValueError(f"reminder {reminder_row.get('reminder_key')} has no email recipient")
     tone = str(reminder_row["tone"])
     invoice = str(reminder_row["invoice_id"])
     name = str(_field(reminder_row, "customer_name") or "").strip()
-    message = render_reminder(reminder_row, sender_name=sender_name)
+    message = render_reminder(
+        reminder_row, sender_name=sender_name, payment_link_template=options.payment_link_template
+    )
     send_at = send_at_for(_field(reminder_row, "deliver_at"), now=now)
 
     mail = Mail(from_email=From(sender_email, sender_name), to_emails=To(recipient, name or None))
@@ -763,6 +1015,12 @@ def build_mail(
                 )
     mail.custom_arg = [CustomArg(k, v, p=0) for k, v in args.items()]
     mail.category = [Category("relance"), Category(tone)]
+    if options.unsubscribe_group_id is not None and is_consumer(reminder_row):
+        mail.asm = Asm(GroupId(int(options.unsubscribe_group_id)))
+    if options.sandbox_mode:
+        settings = MailSettings()
+        settings.sandbox_mode = SandBoxMode(True)
+        mail.mail_settings = settings
     return mail
 
 
@@ -789,41 +1047,81 @@ class SendGridTransport:
     def __repr__(self) -> str:  # never show the key
         return f"SendGridTransport(host={self.host!r})"
 
-    def send(self, message: Mail, reminder_key: str) -> SendResult:
-        """POST /v3/mail/send; 2xx -> the ``X-Message-ID`` header, anything else -> :class:`DeliveryError`."""
+    def send(self, message: Mail | Mapping[str, Any], reminder_key: str) -> SendResult:
+        """POST /v3/mail/send. Accepted = ``202`` with an ``X-Message-ID`` header (its value is returned), or
+        ``200`` for a message in sandbox mode (validated, not delivered: ``'sandbox:<reminder_key>'``).
+        Anything else raises :class:`DeliveryError`, classified by what it proves:
+
+        * connection refused, a host that does not resolve, any error while the request was being written
+          (urllib raises ``URLError`` only before the request is complete): not sent, ``retryable``;
+        * an HTTP error answer: :meth:`DeliveryError.for_status` (429 retryable with its ``Retry-After``, a 4xx
+          refused, a 5xx of unknown outcome);
+        * a timeout or a dropped connection while waiting for the answer, a ``2xx`` without ``X-Message-ID``,
+          ``200`` outside sandbox mode, any other status: ``outcome_unknown``.
+        """
+        body = message.get() if isinstance(message, Mail) else dict(message)
+        sandbox = (body.get("mail_settings") or {}).get("sandbox_mode", {}).get("enable") is True
         try:
-            response = self._client.send(message)
+            response = self._client.send(body)
         except HTTPError as exc:
             status = int(exc.status_code)
-            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            raise DeliveryError(
-                f"SendGrid refused reminder {reminder_key}: HTTP {status} {body[:500]}",
-                status=status,
-                body=body,
-                retryable=status == 429 or status >= 500,
+            text = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            headers = exc.headers or {}
+            raise DeliveryError.for_status(
+                status,
+                f"SendGrid answered HTTP {status} for reminder {reminder_key}: {text[:500]}",
+                body=text,
+                retry_after=_retry_after(headers),
             ) from None
         except urllib.error.URLError as exc:
-            # Refused/unresolvable: the request never left, so a retry cannot duplicate the message.
+            # urllib wraps only what fails before the whole request is written (connect, DNS, TLS, the body):
+            # SendGrid cannot have accepted a request it did not fully receive, so a retry cannot duplicate it.
             raise DeliveryError(
-                f"SendGrid unreachable for reminder {reminder_key}: {exc.reason}", retryable=True
+                f"SendGrid unreachable for reminder {reminder_key} (request not sent): {exc.reason}", retryable=True
             ) from None
         except (OSError, http.client.HTTPException) as exc:
-            # The request may have been received: resending could email the customer twice.
+            # A timeout or a broken connection while waiting for the answer: the request was sent and may have
+            # been accepted. Mail Send has no idempotency key: never resend, reconcile from events.
             raise DeliveryError(
-                f"no answer from SendGrid for reminder {reminder_key}: {exc!r}",
-                retryable=True,
-                ambiguous=True,
+                f"no answer from SendGrid for reminder {reminder_key} after the request was sent: {exc!r}",
+                outcome_unknown=True,
             ) from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryError(
-                f"unexpected SendGrid status {response.status_code} for reminder {reminder_key}",
-                status=response.status_code,
-                body=response.body.decode("utf-8", "replace") if response.body else "",
-            )
-        message_id = response.headers.get("X-Message-ID")
-        if not message_id:
-            log.warning("SendGrid accepted reminder %s without an X-Message-ID header", reminder_key)
-        return SendResult(provider_message_id=message_id or None, outbox_path=None)
+        status = int(response.status_code)
+        message_id = (response.headers.get("X-Message-ID") or "").strip() if response.headers else ""
+        if status == 202 and message_id:
+            if sandbox:
+                log.warning("SendGrid answered 202 to reminder %s in sandbox mode: it was really sent", reminder_key)
+            return SendResult(provider_message_id=message_id, outbox_path=None)
+        if status == 200 and sandbox:
+            return SendResult(provider_message_id=f"{SANDBOX_ID_PREFIX}{reminder_key}", outbox_path=None)
+        text = (
+            response.body.decode("utf-8", "replace") if isinstance(response.body, bytes) else str(response.body or "")
+        )
+        if status == 202:
+            problem = "accepted it without an X-Message-ID header"
+        elif status == 200:
+            problem = "answered 200, which it does only in sandbox mode, and this message is not in sandbox mode"
+        else:
+            problem = f"answered an unexpected HTTP {status}"
+        raise DeliveryError(
+            f"SendGrid {problem} for reminder {reminder_key}: not proof of acceptance",
+            status=status,
+            body=text,
+            outcome_unknown=True,
+        )
+
+
+def _retry_after(headers: Any) -> float | None:
+    """``Retry-After`` (seconds or a date), else SendGrid's ``X-RateLimit-Reset`` (unix seconds)."""
+    get = headers.get if hasattr(headers, "get") else dict(headers).get
+    seconds = parse_retry_after(get("Retry-After"))
+    if seconds is not None:
+        return seconds
+    reset = get("X-RateLimit-Reset")
+    try:
+        return max(float(reset) - datetime.now(UTC).timestamp(), 0.0) if reset else None
+    except (TypeError, ValueError):
+        return None
 
 
 class OutboxTransport:

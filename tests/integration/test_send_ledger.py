@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import duckdb
@@ -388,3 +389,108 @@ def test_reconcile_settles_stuck_rows_and_keeps_the_trail(con, ledger, planned) 
     assert ledger.get(did_not).status == "sent"
     with pytest.raises(ValueError, match="final"):
         ledger.reconcile(did_not, "failed")
+
+
+# --------------------------------------------------------------------------------------- unknown outcomes, refusals
+
+
+def test_a_version_1_ledger_is_migrated_with_its_rows_and_learns_abandoned(tmp_path: Path) -> None:
+    from relance.send_ledger import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO reminder_sends (reminder_key, channel, status, attempts, claimed_at, updated_at) "
+        "VALUES ('old-sending', 'email', 'sending', 0, '2026-03-30 08:00:00', '2026-03-30 08:00:00'), "
+        "('old-sent', 'email', 'sent', 1, NULL, '2026-03-30 08:00:00')"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE reminder_sends SET status = 'abandoned' WHERE reminder_key = 'old-sent'")
+    raw.close()
+
+    with SendLedger(path) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION == 2
+        assert ledger.statuses(["old-sending", "old-sent"]) == {"old-sending": ("sending", 0), "old-sent": ("sent", 1)}
+        assert ledger.get("old-sending").rejections == 0
+        ledger.claim("new", "email")
+        assert ledger.rejected("new", "email", "HTTP 400", 1, give_up_after=1) == "abandoned"
+        assert ledger.handled_keys() == {"old-sending", "old-sent", "new"}
+        with pytest.raises(sqlite3.IntegrityError):  # the CHECK constraint still guards the statuses
+            ledger._con.execute("UPDATE reminder_sends SET status = 'lost' WHERE reminder_key = 'new'")
+
+
+def test_refusals_count_across_runs_and_a_sent_row_is_never_downgraded(ledger: SendLedger) -> None:
+    ledger.claim("k", "email")
+    assert ledger.rejected("k", "email", "HTTP 413", 1, give_up_after=2) == "failed"
+    assert ledger.claim("k", "email") == 1, "a refused message is tried again by the next run"
+    assert ledger.rejected("k", "email", "HTTP 413", 2, give_up_after=2) == "abandoned"
+    assert ledger.claim("k", "email") is None, "an abandoned message is not claimed"
+    assert ledger.get("k").rejections == 2 and "413" in ledger.get("k").last_error
+
+    ledger.claim("s", "email")
+    ledger.sent("s", provider_message_id="sg-1", outbox_path=None, attempts=1, at=pd.Timestamp("2026-03-31"))
+    assert ledger.rejected("s", "email", "HTTP 400", 2, give_up_after=1) == "sent"
+    ledger.in_doubt("s", "email", "HTTP 502", 2)
+    assert ledger.get("s").status == "sent" and ledger.get("s").last_error is None
+
+    with pytest.raises(ValueError):
+        ledger.rejected("k", "email", "x", 1, give_up_after=0)
+
+
+def test_a_provider_event_settles_whatever_was_not_sent(ledger: SendLedger) -> None:
+    at = pd.Timestamp("2026-03-31 10:00").to_pydatetime()
+    ledger.claim("doubt", "email", at=at)
+    ledger.in_doubt("doubt", "email", "HTTP 504", 1, at=at)
+    ledger.claim("failed", "sms", at=at)
+    ledger.failed("failed", "sms", "connection refused", 3, at=at)
+    ledger.claim("sent", "email", at=at)
+    ledger.sent("sent", provider_message_id=None, outbox_path=None, attempts=1, at=at)
+
+    assert ledger.settle_from_provider("doubt", provider="sendgrid", event="delivered", provider_message_id="m1") == (
+        "sending"
+    )
+    assert ledger.settle_from_provider("failed", provider="twilio", event="delivered", provider_message_id="SM1") == (
+        "failed"
+    )
+    assert ledger.settle_from_provider("sent", provider="sendgrid", event="processed", provider_message_id="m3") is None
+    assert ledger.settle_from_provider("unknown-key", provider="sendgrid", event="processed") is None
+    assert ledger.statuses(["doubt", "failed", "sent"]) == {
+        "doubt": ("sent", 1),
+        "failed": ("sent", 3),
+        "sent": ("sent", 1),
+    }
+    doubt = ledger.get("doubt")
+    assert (doubt.provider_message_id, doubt.last_error, doubt.sent_at) == ("m1", None, "2026-03-31 10:00:00.000000")
+    assert ledger.get("sent").provider_message_id == "m3", "an id learnt later fills an empty one"
+    assert ledger.events("doubt")[0]["note"] == "sendgrid delivered m1"
+
+
+def test_sending_by_age_lists_what_is_waiting_oldest_first(ledger: SendLedger) -> None:
+    from datetime import datetime, timedelta
+
+    from relance.send_ledger import sending_by_age
+
+    t0 = datetime(2026, 3, 31, 8, 0)
+    ledger.claim("crashed", "letter", customer_id="C-1", invoice_id="F-1", at=t0)
+    ledger.claim("doubt", "email", at=t0 + timedelta(minutes=50))
+    ledger.in_doubt("doubt", "email", "HTTP 502", 1, at=t0 + timedelta(minutes=51))
+    ledger.claim("young", "sms", at=t0 + timedelta(minutes=85))
+    ledger.claim("done", "email", at=t0)
+    ledger.sent("done", provider_message_id="x", outbox_path=None, attempts=1, at=t0)
+
+    now = t0 + timedelta(minutes=90)
+    every = sending_by_age(ledger, now)
+    assert [(r.reminder_key, int(r.age.total_seconds() // 60)) for r in every] == [
+        ("crashed", 90),
+        ("doubt", 40),
+        ("young", 5),
+    ]
+    overdue = sending_by_age(ledger, now, timedelta(minutes=30))
+    assert [r.reminder_key for r in overdue] == ["crashed", "doubt"]
+    assert overdue[0].as_row()["last_error"] == "run died before recording the outcome"
+    assert "HTTP 502" in overdue[1].as_row()["last_error"] and overdue[1].as_row()["age_minutes"] == 40
+    assert (overdue[0].customer_id, overdue[0].invoice_id, overdue[0].channel) == ("C-1", "F-1", "letter")
+    assert sending_by_age(ledger, now.replace(tzinfo=UTC), timedelta(minutes=30)) == overdue
