@@ -1,4 +1,5 @@
-"""Ways a reminder leaves the building: email (SendGrid or the local outbox), paper letter, call list.
+"""Ways a reminder leaves the building: email (SendGrid or the local outbox), SMS (Twilio or the local outbox),
+paper letter, call list.
 
 Every transport has one method, ``send(message, reminder_key) -> SendResult``, and raises ``DeliveryError``
 when nothing went out; ``relance.delivery`` picks a transport per channel through :func:`transport_factory`.
@@ -22,20 +23,42 @@ from relance.channels.email import (
     build_mail,
 )
 from relance.channels.outbox import CallListOutbox, LetterOutbox
+from relance.channels.sms import (
+    InvalidPhoneNumber,
+    SmsMessage,
+    SmsOutbox,
+    TwilioDeliveryError,
+    TwilioTransport,
+    build_sms,
+    normalize_phone,
+    segments,
+)
 from relance.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Where the webhook service takes Twilio's status callbacks (``relance.webhooks.twilio.STATUS_PATH``; not
+#: imported: the channels do not need the web stack). Each SMS adds ``?reminder_key=<key>``.
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
+
 __all__ = [
     "CallListOutbox",
     "DeliveryError",
+    "InvalidPhoneNumber",
     "LetterOutbox",
     "OutboxTransport",
     "SendGridTransport",
     "SendResult",
+    "SmsMessage",
+    "SmsOutbox",
     "Transport",
+    "TwilioDeliveryError",
+    "TwilioTransport",
     "build_mail",
+    "build_sms",
     "make_transport_for",
+    "normalize_phone",
+    "segments",
     "transport_factory",
 ]
 
@@ -47,17 +70,50 @@ def make_transport_for(
     sender_name: str,
     sendgrid_api_key: SecretStr | str | None = None,
     sendgrid_host: str = "https://api.sendgrid.com",
+    twilio_account_sid: str | None = None,
+    twilio_auth_token: SecretStr | str | None = None,
+    twilio_from_number: str | None = None,
+    twilio_messaging_service_sid: str | None = None,
+    twilio_host: str = "https://api.twilio.com",
+    twilio_status_callback: str | None = None,
+    sms_default_region: str = "FR",
+    payment_link_template: str | None = None,
 ) -> Callable[[str], Transport]:
     """A channel -> transport function; one transport instance per channel for the whole run.
 
-    Email goes to SendGrid only when an API key is configured, otherwise to the outbox: the safe default is
-    that a demo or a test never emails a real customer.
+    Email goes to SendGrid only when an API key is configured, SMS to Twilio only when an account SID and an
+    auth token are, otherwise both go to the outbox: the safe default is that a demo or a test never emails or
+    texts a real customer. Twilio also needs a from number or a messaging service (``ValueError`` otherwise).
     """
     key = sendgrid_api_key.get_secret_value() if isinstance(sendgrid_api_key, SecretStr) else sendgrid_api_key
     email: Transport = SendGridTransport(key, sendgrid_host) if key else OutboxTransport(outbox_dir)
     log.info("email transport: %s", "SendGrid at " + sendgrid_host if key else f"outbox {outbox_dir}")
+    token = twilio_auth_token.get_secret_value() if isinstance(twilio_auth_token, SecretStr) else twilio_auth_token
+    sms: Transport
+    if twilio_account_sid and token:
+        sms = TwilioTransport(
+            twilio_account_sid,
+            token,
+            from_number=twilio_from_number,
+            messaging_service_sid=twilio_messaging_service_sid,
+            host=twilio_host,
+            status_callback=twilio_status_callback,
+            sender_name=sender_name,
+            default_region=sms_default_region,
+            payment_link_template=payment_link_template,
+        )
+        log.info("sms transport: Twilio at %s", twilio_host)
+    else:
+        sms = SmsOutbox(
+            outbox_dir,
+            sender_name=sender_name,
+            default_region=sms_default_region,
+            payment_link_template=payment_link_template,
+        )
+        log.info("sms transport: outbox %s", outbox_dir)
     transports: dict[str, Transport] = {
         "email": email,
+        "sms": sms,
         "letter": LetterOutbox(outbox_dir, sender_name=sender_name, as_of_date=as_of_date),
         "call": CallListOutbox(outbox_dir, as_of_date),
     }
@@ -82,4 +138,14 @@ def transport_factory(
         sender_name=settings.sender_name,
         sendgrid_api_key=settings.sendgrid_api_key,
         sendgrid_host=settings.sendgrid_host,
+        twilio_account_sid=settings.twilio_account_sid,
+        twilio_auth_token=settings.twilio_auth_token,
+        twilio_from_number=settings.twilio_from_number,
+        twilio_messaging_service_sid=settings.twilio_messaging_service_sid,
+        twilio_host=settings.twilio_host,
+        sms_default_region=settings.sms_default_region,
+        payment_link_template=settings.payment_link_template,
+        twilio_status_callback=(
+            settings.webhook_public_url.rstrip("/") + TWILIO_STATUS_PATH if settings.webhook_public_url else None
+        ),
     )
