@@ -8,13 +8,14 @@ contact rules again (``relance.reminders.gate``). What was sent is recorded in t
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
 from relance.channels import transport_factory
+from relance.channels.email import MailOptions
 from relance.delivery import DeliveryReport, deliver, handled_reminder_keys
 from relance.reminders.gate import SendGate
 from relance.reminders.planning import last_sends, plan_messages
@@ -53,6 +54,8 @@ def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]
             flow_run_id=flow_run_id,
             sender_email=settings.sender_email,
             sender_name=settings.sender_name,
+            mail_options=MailOptions.from_settings(settings),  # payment link, unsubscribe group, sandbox mode
+            sending_alert_after=timedelta(minutes=settings.sending_alert_after_minutes),
             stop_check=gate.check,  # insolvency, suppressions, promises, quiet hours, caps: right before each send
         )
     summary = planning.summary
@@ -72,6 +75,24 @@ def send_reminders(settings: Settings, as_of_date: date, lineage: dict[str, str]
             f"{report.blocked} blocked just before sending ({gate.deferred} deferred to the debtor's hours)"
         ),
     )
+    if report.sending_overdue:
+        create_table_artifact(
+            key="sends-in-doubt",
+            table=[
+                {
+                    "reminder_key": r.reminder_key,
+                    "channel": r.channel,
+                    "customer": r.customer_id,
+                    "in 'sending' for (min)": int(r.age.total_seconds() // 60),
+                    "last error": r.last_error,
+                }
+                for r in report.sending_overdue
+            ],
+            description=f"{len(report.sending_overdue)} message(s) whose outcome is unknown for more than "
+            f"{settings.sending_alert_after_minutes} min: never resent; a provider event settles them, or "
+            "`relance sends reconcile KEY --status sent|failed`",
+        )
+        logger.warning("%d message(s) in doubt ('sending'): reconcile them", len(report.sending_overdue))
     logger.info(
         "%d messages (decisions %s), %d sent, %d already sent, %d failed, %d blocked, %d deferred",
         len(planning.plan),

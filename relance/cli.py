@@ -615,9 +615,14 @@ def sends(
     if not settings.send_ledger.exists():
         console.print(f"no send ledger at {settings.send_ledger}: nothing was ever sent from this data directory")
         return
+    from datetime import UTC, datetime
+
+    from relance.send_ledger import sending_by_age
+
     with SendLedger(settings.send_ledger) as ledger:
         rows = ledger.records(status)  # type: ignore[arg-type]
-        stuck = len(ledger.records("sending"))
+        in_doubt = sending_by_age(ledger, datetime.now(UTC))
+    stuck = len(in_doubt)
     table = Table(title=f"send ledger {settings.send_ledger}" + (f" ({status})" if status else ""))
     for col in ("reminder", "channel", "status", "invoice", "customer", "step", "attempts", "updated (UTC)", "note"):
         table.add_column(col, overflow="fold")
@@ -629,7 +634,12 @@ def sends(
     console.print(table)
     console.print(f"{len(rows):,} row(s)" + (f", {limit} shown" if len(rows) > limit else ""))
     if stuck:
-        console.print(f"[bold yellow]{stuck} reminder(s) in doubt[/]: settle each with `relance sends reconcile`")
+        oldest = in_doubt[0]
+        hours = oldest.age.total_seconds() / 3600
+        console.print(
+            f"[bold yellow]{stuck} reminder(s) in doubt[/] (outcome unknown; the oldest, {oldest.reminder_key[:12]}, "
+            f"for {hours:.1f} h): a provider event settles them, or `relance sends reconcile KEY --status sent|failed`"
+        )
         raise typer.Exit(1)
 
 

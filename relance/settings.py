@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         "in relance/reminders/scenarios/default.yaml.",
     )
     channels_enabled: list[Literal["email", "sms", "letter", "call"]] = Field(
-        default=["email", "letter", "call"],
+        default=["email", "sms", "letter", "call"],
         description="Channels the engine may choose (a scenario's other channels are skipped).",
     )
     materiality_min: float = Field(default=15.0, ge=0, description="A customer owing less than this is not chased.")
