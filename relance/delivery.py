@@ -464,10 +464,12 @@ def _send_with_retries(transport: Transport, message: Any, key: str, attempts: i
         try:
             return _Outcome(attempts=attempts, result=transport.send(message, key))
         except DeliveryError as exc:
-            if not exc.retryable or attempt == policy.max_attempts - 1:
+            if not exc.retryable:
                 return _Outcome(attempts=attempts, error=exc)
             if exc.retry_after is not None and exc.retry_after > policy.max_retry_after_seconds:
                 return _Outcome(attempts=attempts, error=exc, rate_limited_for=exc.retry_after)
+            if attempt == policy.max_attempts - 1:
+                return _Outcome(attempts=attempts, error=exc)
             delay = retry_delay(
                 attempt,
                 backoff_seconds=policy.backoff_seconds,
