@@ -40,6 +40,11 @@ ENTITIES: dict[str, dict[str, str]] = {
         "sector_section": "VARCHAR",  # NAF section letter, 'F' = construction; null for B2C
         "size_band": "VARCHAR",  # 'micro' | 'small' | 'medium' | 'large'; null for B2C
         "region": "VARCHAR",
+        # the postal address a letter is sent to (billing address); null when the source has none
+        "address_line1": "VARCHAR",  # number and street ('12 rue des Lilas', '4 Station Road')
+        "address_line2": "VARCHAR",  # building, industrial estate, PO box ('ZA des Portes', 'Unit 4'); often null
+        "postal_code": "VARCHAR",  # as written in the country ('75011', 'LS1 4AB'): text, leading zeros kept
+        "city": "VARCHAR",
         "country_code": "VARCHAR",  # ISO 3166-1 alpha-2
         "email": "VARCHAR",
         "phone": "VARCHAR",  # E.164
@@ -95,8 +100,11 @@ ENTITIES: dict[str, dict[str, str]] = {
 }
 
 # Columns added after sources were first configured, that a source may leave out: an ERP query or a profile
-# written before them keeps working, and the column is NULL (customers.company_number: only UK companies have one).
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"customers": ("company_number",)}
+# written before them keeps working, and the column is NULL (customers.company_number: only UK companies have one;
+# the postal address: a source without it still loads, and its letters say the address is missing).
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("company_number", "address_line1", "address_line2", "postal_code", "city")
+}
 
 # External company-risk events (BODACC, Companies House, Recherche d'entreprises), one row per published event.
 # Not a receivables source: the risk-data flows fill it (until then it is empty and every risk feature is

@@ -1,9 +1,11 @@
 """Simulated customers: who they are (segment, sector, size, region, SIREN), their habits (terms, payment method,
-batch paying), their latent propensity to pay late (with drift and insolvency), their contact details; and
-their landing table and ground truth.
+batch paying), their latent propensity to pay late (with drift and insolvency), their contact details and postal
+address; and their landing table and ground truth.
 
 Each step draws from the generator in a fixed order (:func:`make_customers` calls them in turn), so the same
-seed gives the same customers.
+seed gives the same customers. The postal addresses came later: they are drawn from a child generator spawned
+from the customers' one (:meth:`numpy.random.Generator.spawn` leaves its parent's stream where it was), so every
+other draw, and so every invoice, payment and reminder of the demo, is the one it was before addresses existed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import pyarrow as pa
 from relance.demo.arrow_columns import dates, decimal_from_cents, str_ids, vocab
 from relance.demo.days import NEVER
 from relance.demo.reference import (
+    ADDRESS_LINE2_B2B_FR,
+    ADDRESS_LINE2_B2C_FR,
+    ADDRESS_LINE2_GB,
     B2B_MAIL_SUFFIX_FR,
     B2B_MAIL_SUFFIX_GB,
     B2C_MAIL_DOMAINS,
@@ -24,17 +29,34 @@ from relance.demo.reference import (
     LEGAL_FORMS,
     NAF_CODES,
     REGION_NAMES,
+    REGION_TOWNS,
     REGIONS,
     SECTION_LETTERS,
     SECTIONS,
     SIZE_BANDS,
     SIZE_NAMES,
+    STREET_NAMES_FR,
+    STREET_NAMES_GB,
+    STREET_TYPES_FR,
+    STREET_TYPES_GB,
     SURNAMES,
+    UK_POSTCODE_UNIT_LETTERS,
     UK_SUFFIXES,
+    UK_TOWNS,
     as_array,
     ascii_slug,
 )
 from relance.demo.safety import FR_GEOGRAPHIC_FICTION, FR_MOBILE_FICTION, GB_LONDON_FICTION
+
+
+@dataclass(frozen=True)
+class Address:
+    """Postal addresses as parallel object arrays (``line2`` holds ``None`` where there is no second line)."""
+
+    line1: np.ndarray
+    line2: np.ndarray
+    postal_code: np.ndarray
+    city: np.ndarray
 
 
 @dataclass
@@ -65,6 +87,7 @@ class Customers:
     names: np.ndarray  # object array
     emails: np.ndarray
     phones: np.ndarray
+    address: Address
 
     def z_at(self, cust: np.ndarray, days: np.ndarray) -> np.ndarray:
         """Latent propensity on given days: z0 plus the drift, ramped in over 90 days."""
@@ -262,8 +285,69 @@ def draw_phones(seg: Segments, rng: np.random.Generator) -> np.ndarray:
     return np.where(seg.is_gb, GB_LONDON_FICTION + gb_digits, np.where(seg.is_b2b, landline, mobile))
 
 
+def _numbered(templates: tuple[str, ...], pick: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """``templates[pick]`` with ``{n}`` replaced by ``numbers`` (object array)."""
+    out = np.empty(len(pick), dtype=object)
+    out[:] = [templates[k].replace("{n}", str(v)) for k, v in zip(pick.tolist(), numbers.tolist(), strict=True)]
+    return out
+
+
+def draw_addresses(seg: Segments, rng: np.random.Generator) -> Address:
+    """A billing address per customer: French ones in a town of the customer's region (number, street type and
+    name; a second line for a third of the businesses and a fifth of the consumers), British firms in a British
+    town with a full postcode (district + drawn sector and unit). Draws in a fixed order, all vectorised."""
+    n = len(seg.is_b2b)
+    number = rng.integers(1, 200, n)
+    fr_type = rng.integers(0, len(STREET_TYPES_FR), n)
+    fr_name = rng.integers(0, len(STREET_NAMES_FR), n)
+    gb_name = rng.integers(0, len(STREET_NAMES_GB), n)
+    gb_type = rng.integers(0, len(STREET_TYPES_GB), n)
+    town_coin = rng.random(n)
+    line2_coin = rng.random(n)
+    line2_kind = rng.integers(0, 1 << 16, n)
+    line2_number = rng.integers(1, 30, n)
+    sector = rng.integers(1, 10, n)
+    unit = rng.integers(0, len(UK_POSTCODE_UNIT_LETTERS), (n, 2))
+
+    towns = [REGION_TOWNS[r] for r in REGION_NAMES]
+    per_region = np.array([len(t) for t in towns])
+    region = np.maximum(seg.region, 0)
+    pick = np.minimum((town_coin * per_region[region]).astype(np.int64), per_region[region] - 1)
+    fr_city = as_array([t[0] for ts in towns for t in ts])
+    fr_code = as_array([t[1] for ts in towns for t in ts])
+    offsets = np.concatenate([[0], np.cumsum(per_region)[:-1]])
+    flat = offsets[region] + pick
+    gb_pick = (town_coin * len(UK_TOWNS)).astype(np.int64)
+    gb_city = as_array([c for c, _ in UK_TOWNS])[gb_pick]
+    letters = np.array(list(UK_POSTCODE_UNIT_LETTERS))
+    gb_code = (
+        as_array([d for _, d in UK_TOWNS])[gb_pick]
+        + " "
+        + sector.astype(str).astype(object)
+        + np.char.add(letters[unit[:, 0]], letters[unit[:, 1]]).astype(object)
+    )
+
+    num = number.astype(str).astype(object)
+    fr_line1 = num + " " + as_array(STREET_TYPES_FR)[fr_type] + " " + as_array(STREET_NAMES_FR)[fr_name]
+    gb_line1 = num + " " + as_array(STREET_NAMES_GB)[gb_name] + " " + as_array(STREET_TYPES_GB)[gb_type]
+    b2b_fr = _numbered(ADDRESS_LINE2_B2B_FR, line2_kind % len(ADDRESS_LINE2_B2B_FR), line2_number)
+    b2c_fr = _numbered(ADDRESS_LINE2_B2C_FR, line2_kind % len(ADDRESS_LINE2_B2C_FR), line2_number)
+    gb_2 = _numbered(ADDRESS_LINE2_GB, line2_kind % len(ADDRESS_LINE2_GB), line2_number)
+    has_line2 = line2_coin < np.where(seg.is_b2b, 0.35, 0.2)
+    line2 = np.where(seg.is_gb, gb_2, np.where(seg.is_b2b, b2b_fr, b2c_fr))
+    line2 = np.where(has_line2, line2, None)
+    return Address(
+        line1=np.where(seg.is_gb, gb_line1, fr_line1),
+        line2=line2,
+        postal_code=np.where(seg.is_gb, gb_code, fr_code[flat]),
+        city=np.where(seg.is_gb, gb_city, fr_city[flat]),
+    )
+
+
 def make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> Customers:
-    """``n`` customers active between day numbers ``start`` and ``end``: segments, habits, latent, contacts."""
+    """``n`` customers active between day numbers ``start`` and ``end``: segments, habits, latent, contacts and
+    postal addresses (the latter from a generator spawned from ``rng``, which leaves ``rng``'s draws as they were)."""
+    address_rng = rng.spawn(1)[0]
     seg = draw_segments(n, rng)
     habits = draw_habits(seg, start, end, rng)
     latent = draw_latent(seg, habits.created, start, end, rng)
@@ -275,6 +359,7 @@ def make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> Cu
         created=habits.created, method=habits.method, batch=habits.batch, preventive=habits.preventive,
         z0=latent.z0, drift_day=latent.drift_day, drift_delta=latent.drift_delta,
         insolvency_day=latent.insolvency_day, names=names, emails=emails, phones=phones,
+        address=draw_addresses(seg, address_rng),
     )  # fmt: skip
 
 
@@ -299,6 +384,10 @@ def customers_table(c: Customers) -> pa.Table:
             "sector_section": vocab(SECTION_LETTERS, c.section),
             "size_band": vocab(SIZE_NAMES, c.size),
             "region": vocab((*REGION_NAMES, FOREIGN_REGION), region_code),
+            "address_line1": pa.array(c.address.line1.tolist(), pa.string()),
+            "address_line2": pa.array(c.address.line2.tolist(), pa.string()),
+            "postal_code": pa.array(c.address.postal_code.tolist(), pa.string()),
+            "city": pa.array(c.address.city.tolist(), pa.string()),
             "country_code": pa.array(np.where(c.is_gb, "GB", "FR")),
             "email": pa.array(c.emails.tolist(), pa.string()),
             "phone": pa.array(c.phones.tolist(), pa.string()),

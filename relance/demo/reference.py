@@ -92,6 +92,52 @@ REGIONS: dict[str, tuple[float, float, int, str, str, str, str]] = {
 REGION_NAMES: tuple[str, ...] = tuple(REGIONS)
 FOREIGN_REGION = "England"  # the few GBP customers are UK companies (no SIREN)
 
+# --- postal addresses --------------------------------------------------------------------------------------
+# Towns a customer of each region is addressed in (city, postal code): the region's city of REGIONS first. The
+# street is drawn from common street names, so an address is plausible without pointing at anyone in particular;
+# the demo's letters are only ever written to the local outbox.
+REGION_TOWNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Île-de-France": (("Paris", "75011"), ("Paris", "75015"), ("Boulogne-Billancourt", "92100"), ("Créteil", "94000")),
+    "Auvergne-Rhône-Alpes": (("Lyon", "69003"), ("Grenoble", "38000"), ("Clermont-Ferrand", "63000")),
+    "Nouvelle-Aquitaine": (("Bordeaux", "33000"), ("Mérignac", "33700"), ("Limoges", "87000")),
+    "Occitanie": (("Toulouse", "31000"), ("Montpellier", "34000"), ("Nîmes", "30000")),
+    "Hauts-de-France": (("Lille", "59000"), ("Roubaix", "59100"), ("Amiens", "80000")),
+    "Provence-Alpes-Côte d'Azur": (("Marseille", "13008"), ("Aix-en-Provence", "13100"), ("Nice", "06000")),
+    "Grand Est": (("Strasbourg", "67000"), ("Metz", "57000"), ("Reims", "51100")),
+    "Pays de la Loire": (("Nantes", "44000"), ("Angers", "49000"), ("Le Mans", "72000")),
+    "Bretagne": (("Rennes", "35000"), ("Brest", "29200"), ("Vannes", "56000")),
+    "Normandie": (("Rouen", "76000"), ("Caen", "14000"), ("Le Havre", "76600")),
+    "Bourgogne-Franche-Comté": (("Dijon", "21000"), ("Besançon", "25000")),
+    "Centre-Val de Loire": (("Orléans", "45000"), ("Tours", "37000")),
+    "Corse": (("Ajaccio", "20000"), ("Bastia", "20200")),
+    "Guadeloupe": (("Pointe-à-Pitre", "97110"), ("Baie-Mahault", "97122")),
+    "Martinique": (("Fort-de-France", "97200"), ("Le Lamentin", "97232")),
+    "La Réunion": (("Saint-Denis", "97400"), ("Saint-Pierre", "97410")),
+    "Guyane": (("Cayenne", "97300"), ("Kourou", "97310")),
+}
+STREET_TYPES_FR: tuple[str, ...] = ("rue", "rue", "avenue", "boulevard", "place", "allée", "impasse", "chemin")
+STREET_NAMES_FR: tuple[str, ...] = (
+    "de la République", "Victor Hugo", "Jean Jaurès", "des Lilas", "du Moulin", "de la Gare", "Pasteur",
+    "des Tilleuls", "du Général de Gaulle", "de l'Église", "Gambetta", "des Acacias", "du Port", "Voltaire",
+    "de la Paix", "des Écoles",
+)  # fmt: skip
+# second lines: a business's site, a consumer's flat ('{n}' is a drawn number)
+ADDRESS_LINE2_B2B_FR: tuple[str, ...] = (
+    "Zone d'activités des Portes", "Parc d'activités de la Gare", "Bâtiment {n}", "ZI Nord, lot {n}",
+    "Immeuble Le Forum",
+)  # fmt: skip
+ADDRESS_LINE2_B2C_FR: tuple[str, ...] = ("Appartement {n}", "Résidence Les Pins", "Bâtiment C, escalier {n}")
+# British towns with a postcode district; the sector and unit ('4AB') are drawn
+UK_TOWNS: tuple[tuple[str, str], ...] = (
+    ("London", "EC1V"), ("London", "SE1"), ("Manchester", "M1"), ("Birmingham", "B3"), ("Leeds", "LS1"),
+    ("Bristol", "BS1"),
+)  # fmt: skip
+STREET_NAMES_GB: tuple[str, ...] = ("Station", "High", "Church", "Mill", "Victoria", "Park", "King", "Bridge")
+STREET_TYPES_GB: tuple[str, ...] = ("Road", "Street", "Lane", "Way")
+ADDRESS_LINE2_GB: tuple[str, ...] = ("Unit {n}", "Suite {n}", "Riverside House", "Floor {n}")
+# the letters a postcode's unit uses (Royal Mail leaves out C, I, K, M, O and V)
+UK_POSTCODE_UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
+
 # --- names -----------------------------------------------------------------------------------------------
 _SURNAMES_TEXT = """
     Martin Bernard Thomas Petit Robert Richard Durand Dubois Moreau Laurent Simon Michel Lefèvre Leroy

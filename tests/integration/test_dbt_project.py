@@ -56,6 +56,10 @@ CUSTOMERS = [
     {
         **dict(zip(_C, ("C1", "Bâti Sud", "B2B", "732829320", "F", "small", "ap@batisud.fr"), strict=True)),
         **{
+            "address_line1": "12 rue des Lilas",
+            "address_line2": "ZA des Portes",
+            "postal_code": "09100",
+            "city": "Pamiers",
             "credit_limit": 10000,
             "currency": "EUR",
             "payment_terms_days": 30,
@@ -630,6 +634,10 @@ def test_worklist_and_reports(warehouse: Path) -> None:
     assert set(wl) == {"I4", "I5", "I6"}
     assert wl["I4"]["p_late"] == 0.8 and wl["I4"]["model_version"] == "3"
     assert wl["I4"]["customer_name"] == "Bâti Sud" and wl["I4"]["email"] == "ap@batisud.fr"
+    # the postal address a letter needs, through staging and the customers mart (C2 has none)
+    address = ("address_line1", "address_line2", "postal_code", "city")
+    assert [wl["I4"][c] for c in address] == ["12 rue des Lilas", "ZA des Portes", "09100", "Pamiers"]
+    assert [wl["I5"][c] for c in address] == [None, None, None, None]
     assert wl["I6"]["p_late"] is None  # only scored for another date
     assert (wl["I6"]["days_overdue"], wl["I6"]["raw_batch_id"], wl["I6"]["open_amount"]) == (-30, "B2", 2000)
     assert all(r["as_of_date"] == date(2026, 3, 31) for r in wl.values())

@@ -18,11 +18,18 @@ from stdnum.fr import siren as stdnum_siren
 
 from relance.demo import LANDING_ENTITIES, DemoSummary, arrow_schema, generate_demo
 from relance.demo import generate as generate_module
-from relance.demo.customers import Customers, make_customers
+from relance.demo.customers import (
+    Customers,
+    draw_contacts,
+    draw_habits,
+    draw_latent,
+    draw_segments,
+    make_customers,
+)
 from relance.demo.days import EPOCH, NEVER, SECONDS_PER_DAY, day_number, last_run_day, next_run_day, next_weekday
 from relance.demo.dunning import dunning_step
 from relance.demo.generate import block_bounds
-from relance.demo.reference import RESPONSES
+from relance.demo.reference import REGION_TOWNS, RESPONSES
 from relance.demo.safety import is_fictional_phone, is_reserved_email
 from relance.demo.simulate import (
     BaseDelay,
@@ -229,6 +236,40 @@ def test_sirens_naf_and_contact_details(con):
                 assert siren is not None and re.fullmatch(r"\+33[1-5]\d{8}", phone)
     share_b2c = sum(r[0] == "B2C" for r in rows) / len(rows)
     assert 0.1 < share_b2c < 0.3
+
+
+def test_every_customer_has_a_postal_address_of_its_country_and_region(con):
+    rows = con.execute(
+        "SELECT customer_type, country_code, region, address_line1, address_line2, postal_code, city FROM customers"
+    ).fetchall()
+    towns = {region: set(t) for region, t in REGION_TOWNS.items()}
+    for ctype, country, region, line1, _line2, postal_code, city in rows:
+        assert re.fullmatch(r"\d{1,3} \S.+", line1), line1
+        if country == "FR":
+            assert (city, postal_code) in towns[region], (region, city, postal_code)
+        else:
+            assert country == "GB" and ctype == "B2B"
+            assert re.fullmatch(r"[A-Z]{1,2}\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}", postal_code), postal_code
+    assert all(re.fullmatch(r"\d{5}", r[5]) for r in rows if r[1] == "FR")
+    with_line2 = sum(r[4] is not None for r in rows) / len(rows)
+    assert 0.15 < with_line2 < 0.5
+    assert len({r[3] for r in rows}) > len(rows) * 0.8  # streets vary
+
+
+def test_addresses_come_from_their_own_stream_so_every_other_draw_stays_the_same() -> None:
+    """make_customers draws the addresses from a spawned generator: the customers' stream is where it was without
+    them, so the invoices, payments and reminders drawn after (and the demo's numbers) do not move."""
+    with_addresses = _rng(11)
+    make_customers(50, START, STOP, with_addresses)
+    without = _rng(11)
+    seg = draw_segments(50, without)
+    habits = draw_habits(seg, START, STOP, without)
+    draw_latent(seg, habits.created, START, STOP, without)
+    draw_contacts(seg, without)
+    assert with_addresses.bit_generator.state == without.bit_generator.state
+    a, b = make_customers(50, START, STOP, _rng(11)), make_customers(50, START, STOP, _rng(12))
+    assert list(a.address.line1) == list(make_customers(50, START, STOP, _rng(11)).address.line1)
+    assert list(a.address.line1) != list(b.address.line1)
 
 
 def test_due_dates_follow_payment_terms(con):

@@ -12,11 +12,29 @@ from relance.ingest import LoadReport
 from relance.raw_schema import ENTITIES
 from relance.sources.base import SourceError, file_sha256
 
-CUSTOMERS = [
-    "C1,Bati Sud,B2B,732829320,,41.20A,F,small,Occitanie,FR,compta@batisud.fr,+33612345678,"
-    "10000.00,EUR,30,false,2023-01-15",
-    "C2,Jean Dupont,B2C,,,,,,Bretagne,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
-]
+CUSTOMER_RECORDS: list[dict[str, str]] = [
+    {
+        "customer_id": "C1", "customer_name": "Bati Sud", "customer_type": "B2B", "siren": "732829320",
+        "naf_code": "41.20A", "sector_section": "F", "size_band": "small", "region": "Occitanie",
+        "address_line1": "12 rue des Lilas", "address_line2": "ZA des Portes", "postal_code": "09100",
+        "city": "Pamiers", "country_code": "FR", "email": "compta@batisud.fr", "phone": "+33612345678",
+        "credit_limit": "10000.00", "currency": "EUR", "payment_terms_days": "30", "is_end_of_month_terms": "false",
+        "created_date": "2023-01-15",
+    },
+    {
+        "customer_id": "C2", "customer_name": "Jean Dupont", "customer_type": "B2C", "region": "Bretagne",
+        "country_code": "FR", "email": "jean@example.org", "phone": "+33698765432", "currency": "EUR",
+        "payment_terms_days": "30", "is_end_of_month_terms": "false", "created_date": "2023-02-01",
+    },
+]  # fmt: skip
+
+
+def customer_lines(columns: list[str], records: list[dict[str, str]] = CUSTOMER_RECORDS) -> list[str]:
+    """The records as CSV data lines with these columns (a column a record lacks is empty)."""
+    return [",".join(r.get(c, "") for c in columns) for r in records]
+
+
+CUSTOMERS = customer_lines(list(ENTITIES["customers"]))
 INVOICES = [
     "I1,C1,invoice,,2024-01-01,2024-01-31,1200.50,EUR,30,false",
     "I2,C1,invoice,,2024-01-10,2024-02-09,300.00,EUR,30,false",
@@ -234,17 +252,26 @@ def test_missing_landing_directory(con: duckdb.DuckDBPyConnection, tmp_path: Pat
         load_landing(con, tmp_path / "nope", flow_run_id=None)
 
 
-def test_an_export_written_before_company_number_existed_still_loads(
+def test_an_export_written_before_company_number_and_the_address_existed_still_loads(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    """customers.company_number came later (UK companies): a demo-format file without it loads, the column null."""
+    """customers.company_number (UK companies) and the postal address came later: a demo-format file without them
+    loads, those columns null."""
+    later = ("company_number", "address_line1", "address_line2", "postal_code", "city")
     d = tmp_path / "old"
-    old_header = [c for c in ENTITIES["customers"] if c != "company_number"]
-    old_rows = [r.replace("732829320,,", "732829320,").replace("B2C,,,,,,", "B2C,,,,,") for r in CUSTOMERS]
-    write_csv(d, "customers", old_rows, header=old_header)
+    old_header = [c for c in ENTITIES["customers"] if c not in later]
+    write_csv(d, "customers", customer_lines(old_header), header=old_header)
     write_csv(d, "invoices", INVOICES)
     load_landing(con, d, flow_run_id="run-old")
-    assert con.execute("SELECT customer_id, siren, company_number FROM raw.customers ORDER BY 1").fetchall() == [
-        ("C1", "732829320", None),
-        ("C2", None, None),
-    ]
+    assert con.execute(
+        "SELECT customer_id, siren, company_number, address_line1, address_line2, postal_code, city "
+        "FROM raw.customers ORDER BY 1"
+    ).fetchall() == [("C1", "732829320", None, None, None, None, None), ("C2", None, None, None, None, None, None)]
+
+
+def test_the_postal_address_loads_as_text(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
+    """The postal code is text (the leading zero of 09100 kept); a customer without an address has nulls."""
+    load_landing(con, landing, flow_run_id="run-1")
+    assert con.execute(
+        "SELECT customer_id, address_line1, address_line2, postal_code, city FROM raw.customers ORDER BY 1"
+    ).fetchall() == [("C1", "12 rue des Lilas", "ZA des Portes", "09100", "Pamiers"), ("C2", None, None, None, None)]

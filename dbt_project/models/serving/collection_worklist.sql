@@ -91,6 +91,11 @@ final as (
         end as language,  -- noqa: RF04
         customers.email,
         customers.phone,
+        -- the postal address a letter is sent to (null when the customer master has none)
+        customers.address_line1,
+        customers.address_line2,
+        customers.postal_code,
+        customers.city,
         invoices.currency,
         invoices.amount,
         invoices.open_amount,
