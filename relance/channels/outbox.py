@@ -1,10 +1,11 @@
 """Paper letters and call tasks: channels with no API, handed to humans through files in the outbox.
 
-Letters are written as self-contained HTML (print to PDF from any browser): no PDF library (reportlab, fpdf)
-is among the project's dependencies, and adding one for a print layout is not worth a new dependency yet.
-The planned row carries no postal address (``serving.collection_worklist`` has none), so the letter is
-addressed to the customer's name and the mail room completes the address from the customer master; the
-letter says so in a visible placeholder.
+Letters are PDF files, ``<outbox>/letter/<reminder_key>.pdf``, ready to print and post
+(:func:`relance.channels.letters.render_letter_pdf`: the email's words, the customer's postal address from the
+planned row, and for a formal notice to a business the L441-10 penalties and D441-5 indemnities computed per
+invoice). A row without an address still gets its letter, with a visible "adresse postale manquante" warning for
+the mail room. A letter that cannot be computed (an ECB rate older than the rate table) is a
+:class:`~relance.channels.email.DeliveryError` that is not retried: nothing was written.
 
 Call tasks are appended to one CSV call list per as-of date, keyed by ``reminder_key`` so that a rerun never
 adds a duplicate line for a negotiator to dial twice. Each line says why the invoice is on it: the probability of
@@ -27,7 +28,6 @@ The list is opened in a spreadsheet, so its cells are written by :mod:`relance.t
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -38,8 +38,9 @@ from typing import Any
 
 import pandas as pd
 
-from relance.channels.email import SendResult, format_amount, format_date, parse_statement, render_reminder
-from relance.files import write_text_atomic
+from relance.channels.email import DeliveryError, SendResult, format_amount, parse_statement
+from relance.channels.letters import EcbRateError, EcbRates, render_letter_pdf
+from relance.files import write_bytes_atomic, write_text_atomic
 from relance.tabular_output import csv_rows, read_csv_records
 
 log = logging.getLogger(__name__)
@@ -164,69 +165,56 @@ def call_context(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LetterOutbox:
-    """Writes ``<outbox_dir>/letter/<reminder_key>.html``, one printable letter per reminder."""
+    """Writes ``<outbox_dir>/letter/<reminder_key>.pdf``, one printable letter per reminder (written atomically:
+    a crash never leaves half a PDF for the mail room).
+
+    ``sender_address``: the creditor's postal address, one line per line. ``ecb_rates`` (default the shipped
+    table), ``margin_points`` (setting ``late_penalty_margin_points``) and ``indemnity_eur`` (setting
+    ``recovery_indemnity_eur``): the figures of a formal notice to a business. ``as_of_date``: the letters' date
+    when a row has none.
+    """
 
     channel = "letter"
 
-    def __init__(self, outbox_dir: Path, *, sender_name: str, as_of_date: date | None = None):
+    def __init__(
+        self,
+        outbox_dir: Path,
+        *,
+        sender_name: str,
+        as_of_date: date | None = None,
+        sender_address: str = "",
+        ecb_rates: EcbRates | None = None,
+        margin_points: float = 10.0,
+        indemnity_eur: float = 40.0,
+    ):
         self.directory = Path(outbox_dir) / "letter"
         self.sender_name = sender_name
+        self.sender_address = sender_address
         self.as_of_date = as_of_date
+        self.ecb_rates = ecb_rates
+        self.margin_points = margin_points
+        self.indemnity_eur = indemnity_eur
 
-    def render(self, row: Mapping[str, Any]) -> str:
-        """The letter as one HTML page: sender, addressee, date, subject, the same words as the email (with its
-        statement of account as a table when the letter groups several invoices), in the row's language."""
-        message = render_reminder(row, sender_name=self.sender_name)
-        en = message.language == "en"
-        letter_date = format_date(_value(row, "as_of_date") or self.as_of_date, message.language) or ""
-        addressee = html.escape(str(_value(row, "recipient") or _value(row, "customer_name") or ""))
-        customer = html.escape(str(_value(row, "customer_id") or ""))
-        ref = html.escape(str(row["reminder_key"])[:12])
-        statement = message.statement
-        if statement is not None:
-            total = html.escape(format_amount(statement.total, statement.currency, message.language))
-            n = len(statement.lines)
-            reference = (
-                f"Statement of {n} invoices &middot; total outstanding {total} &middot; ref. {ref}"
-                if en
-                else f"Relevé de {n} factures &middot; total restant dû {total} &middot; réf. {ref}"
-            )
-        else:
-            invoice = html.escape(str(row["invoice_id"]))
-            amount = html.escape(format_amount(row["open_amount"], str(row["currency"]), message.language))
-            reference = (
-                f"Invoice {invoice} &middot; outstanding {amount} &middot; ref. {ref}"
-                if en
-                else f"Facture {invoice} &middot; restant dû {amount} &middot; réf. {ref}"
-            )
-        placeholder = (
-            f"[postal address: customer record {customer}]" if en else f"[adresse postale : fiche client {customer}]"
+    def render(self, row: Mapping[str, Any]) -> bytes:
+        """The letter of one planned row, as PDF bytes (dated the row's ``as_of_date``, else this outbox's)."""
+        day = _value(row, "as_of_date")
+        return render_letter_pdf(
+            row,
+            sender_name=self.sender_name,
+            sender_address=self.sender_address,
+            as_of_date=pd.Timestamp(day).date() if day is not None else self.as_of_date,
+            ecb_rates=self.ecb_rates,
+            margin_points=self.margin_points,
+            indemnity_eur=self.indemnity_eur,
         )
-        dated = html.escape(letter_date) if en else f"Le {html.escape(letter_date)}"
-        subject_label = "Subject:" if en else "Objet :"
-        paragraphs = message.html_blocks("\n")
-        return f"""<!doctype html>
-<html lang="{message.language}"><head><meta charset="utf-8"><title>{html.escape(message.subject)}</title>
-<style>
-body {{ font-family: Georgia, serif; max-width: 17cm; margin: 2cm auto; line-height: 1.5; }}
-.sender {{ font-weight: bold; }} .addressee {{ margin: 2em 0 2em 9cm; }}
-.placeholder {{ color: #a00; font-style: italic; }} .ref {{ color: #555; font-size: 0.9em; }}
-</style></head>
-<body>
-<div class="sender">{html.escape(self.sender_name)}</div>
-<div class="addressee">{addressee}<br>
-<span class="placeholder">{placeholder}</span>
-</div>
-<p>{dated}</p>
-<p><strong>{subject_label} {html.escape(message.subject)}</strong><br>
-<span class="ref">{reference}</span></p>
-{paragraphs}
-</body></html>
-"""
 
     def send(self, message: Mapping[str, Any], reminder_key: str) -> SendResult:
-        path = self.directory / f"{reminder_key}.html"
-        write_text_atomic(path, self.render(message))
+        try:
+            pdf = self.render(message)
+        except EcbRateError as exc:
+            raise DeliveryError(f"letter {reminder_key} not written: {exc}", retryable=False) from None
+        path = self.directory / f"{reminder_key}.pdf"
+        write_bytes_atomic(path, pdf)
         return SendResult(provider_message_id=None, outbox_path=path)
 
 

@@ -372,17 +372,27 @@ def test_custom_args_carry_ids_scenario_and_step_and_nothing_personal():
 # ---------------------------------------------------------------------------------------------------------
 # the letter
 # ---------------------------------------------------------------------------------------------------------
-def test_a_grouped_letter_carries_the_statement_and_an_english_one_is_in_english(tmp_path):
-    letters = LetterOutbox(tmp_path, sender_name="Service recouvrement", as_of_date=AS_OF)
-    french = letters.render(_engine_row(tone="formal_notice", channel="letter"))
-    parsed = _parse(french)
-    assert [r[0] for r in parsed.rows] == ["Facture", "F-0012", "F-0040", "F-0077", "Total restant dû"]
-    assert f"Relevé de 3 factures &middot; total restant dû {_money('4_210,00 €')}" in french
-    assert "Mise en demeure de payer" in french and "D441-5" in french and "<script>" not in french
+def _pdf_text(pdf: bytes) -> str:
+    import io
 
-    english = letters.render(_engine_row(tone="firm", channel="letter", language="en"))
-    assert '<html lang="en">' in english and "Subject: Payment reminder" in english
-    assert "[postal address: customer record C-1]" in english and "<p>15 Mar 2026</p>" in english
+    from pypdf import PdfReader
+
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    return " ".join(text.replace(NBSP, " ").split())
+
+
+def test_a_grouped_letter_carries_the_statement_and_an_english_one_is_in_english(tmp_path):
+    """The letter is a PDF (relance.channels.letters; its own tests in test_letters.py): read back, it has the
+    statement of account, the formal notice's figures, and English words for an English customer."""
+    letters = LetterOutbox(tmp_path, sender_name="Service recouvrement", as_of_date=AS_OF)
+    french = _pdf_text(letters.render(_engine_row(tone="formal_notice", channel="letter")))
+    for line in ("F-0012 01/01/2026 29/01/2026 45 jours", "F-0040", "F-0077", "Total restant dû 4 210,00 €"):
+        assert line in french, line
+    assert "Mise en demeure de payer" in french and "D441-5" in french and HOSTILE in french
+
+    english = _pdf_text(letters.render(_engine_row(tone="firm", channel="letter", language="en")))
+    assert "Subject: Payment reminder" in english and "15 Mar 2026" in english
+    assert "ADRESSE POSTALE MANQUANTE : compléter depuis la fiche client C-1 (postal address missing)" in english
 
 
 # ---------------------------------------------------------------------------------------------------------
