@@ -104,6 +104,10 @@ HEADCOUNT_BANDS = ("NN", "00", "01", "02", "03", "11", "12", "21", "22", "31", "
 #: What a provider reports about a message (raw.message_events): SendGrid Event Webhook events, Twilio statuses,
 #: and 'stop' (an SMS opt-out).
 MESSAGE_EVENTS = (
+    # a provider took the message (SendGrid 'processed'; Twilio 'queued' and 'sent'): they settle a send in doubt
+    "processed",
+    "queued",
+    "sent",
     "delivered",
     "open",
     "click",

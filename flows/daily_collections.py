@@ -25,6 +25,7 @@ from relance.lineage import git_sha, package_version
 from relance.runs import DailyResult, daily_run_lock
 from relance.settings import Settings, parse_as_of
 from relance.warehouse import connection
+from relance.webhooks.load import drain as drain_provider_events
 
 T = TypeVar("T")
 
@@ -69,6 +70,8 @@ def _daily(
 
     # collectors' call outcomes dropped in <landing>/calls: today's promises and disputes pause tomorrow's plan
     _never_fails(logger, "call outcomes import", lambda: import_call_outcomes_flow(settings))
+    # provider events the webhook service kept while the warehouse was busy (bounces, opt-outs, deliveries)
+    _never_fails(logger, "provider events", lambda: drain_provider_events(settings))
 
     dbt_invocation = build_features(settings, as_of, stage="features", full_refresh=full_refresh_features)
     lineage = {

@@ -30,6 +30,7 @@ from relance import servers
 from relance.calls_cli import calls_app
 from relance.runs import DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
+from relance.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="relance: collect unpaid invoices with data and ML.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a pipeline.", no_args_is_help=True)
@@ -49,6 +50,7 @@ risk_app = typer.Typer(
 )
 app.add_typer(risk_app, name="risk")
 app.add_typer(calls_app, name="calls")
+app.add_typer(webhooks_app, name="webhooks")
 contacts_app = typer.Typer(
     help="Who must not be contacted, on which channel: set, lift and list suppressions.", no_args_is_help=True
 )

@@ -46,6 +46,7 @@ ENTITIES: dict[str, dict[str, str]] = {
         "postal_code": "VARCHAR",  # as written in the country ('75011', 'LS1 4AB'): text, leading zeros kept
         "city": "VARCHAR",
         "country_code": "VARCHAR",  # ISO 3166-1 alpha-2
+        "language": "VARCHAR",  # ISO 639-1 the customer corresponds in ('fr', 'en'); null: from its country
         "email": "VARCHAR",
         "phone": "VARCHAR",  # E.164
         "credit_limit": "DECIMAL(18,2)",
@@ -103,7 +104,7 @@ ENTITIES: dict[str, dict[str, str]] = {
 # written before them keeps working, and the column is NULL (customers.company_number: only UK companies have one;
 # the postal address: a source without it still loads, and its letters say the address is missing).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("company_number", "address_line1", "address_line2", "postal_code", "city")
+    "customers": ("company_number", "address_line1", "address_line2", "postal_code", "city", "language")
 }
 
 # External company-risk events (BODACC, Companies House, Recherche d'entreprises), one row per published event.
@@ -173,8 +174,8 @@ CONTACT_ENTITIES: dict[str, dict[str, str]] = {
         "customer_id": "VARCHAR",
         "provider": "VARCHAR",  # 'sendgrid' | 'twilio'
         "channel": "VARCHAR",  # 'email' | 'sms'
-        # 'delivered' | 'open' | 'click' | 'bounce' | 'dropped' | 'deferred' | 'spamreport' | 'unsubscribe'
-        # | 'group_unsubscribe' | 'failed' | 'undelivered' | 'stop' (an SMS opt-out)
+        # 'processed' | 'queued' | 'sent' | 'delivered' | 'open' | 'click' | 'bounce' | 'dropped' | 'deferred'
+        # | 'spamreport' | 'unsubscribe' | 'group_unsubscribe' | 'failed' | 'undelivered' | 'stop' (an SMS opt-out)
         "event": "VARCHAR",
         "occurred_at": "TIMESTAMP",  # UTC
         "reason": "VARCHAR",  # the provider's reason for a bounce or failure

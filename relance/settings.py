@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # --- reminders and channels --------------------------------------------------------------
     sender_email: str = "relances@example.com"
     sender_name: str = "Service recouvrement"
+    sender_address: str = Field(
+        default="", description="The creditor's postal address printed on letters (lines separated by ' | ')."
+    )
     sendgrid_api_key: SecretStr | None = Field(
         default=None, description="Unset: emails are written to the local outbox instead of sent."
     )
@@ -290,6 +293,7 @@ class Settings(BaseSettings):
             call_capacity_minutes=self.negotiator_minutes_per_day,
             max_messages=self.max_reminders_per_run,
             holdout_salt=self.holdout_salt,
+            sms_region=self.sms_default_region,
             costs=ChannelCostTable(
                 email=self.email_cost,
                 sms=self.sms_cost,

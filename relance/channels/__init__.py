@@ -78,6 +78,9 @@ def make_transport_for(
     twilio_status_callback: str | None = None,
     sms_default_region: str = "FR",
     payment_link_template: str | None = None,
+    sender_address: str = "",
+    late_penalty_margin_points: float = 10.0,
+    recovery_indemnity_eur: float = 40.0,
 ) -> Callable[[str], Transport]:
     """A channel -> transport function; one transport instance per channel for the whole run.
 
@@ -114,7 +117,14 @@ def make_transport_for(
     transports: dict[str, Transport] = {
         "email": email,
         "sms": sms,
-        "letter": LetterOutbox(outbox_dir, sender_name=sender_name, as_of_date=as_of_date),
+        "letter": LetterOutbox(
+            outbox_dir,
+            sender_name=sender_name,
+            as_of_date=as_of_date,
+            sender_address=sender_address,
+            margin_points=late_penalty_margin_points,
+            indemnity_eur=recovery_indemnity_eur,
+        ),
         "call": CallListOutbox(outbox_dir, as_of_date),
     }
 
@@ -145,6 +155,9 @@ def transport_factory(
         twilio_host=settings.twilio_host,
         sms_default_region=settings.sms_default_region,
         payment_link_template=settings.payment_link_template,
+        sender_address=settings.sender_address,
+        late_penalty_margin_points=settings.late_penalty_margin_points,
+        recovery_indemnity_eur=settings.recovery_indemnity_eur,
         twilio_status_callback=(
             settings.webhook_public_url.rstrip("/") + TWILIO_STATUS_PATH if settings.webhook_public_url else None
         ),

@@ -88,6 +88,7 @@ class Customers:
     emails: np.ndarray
     phones: np.ndarray
     address: Address
+    english: np.ndarray  # corresponds in English: UK customers, and French firms of foreign groups
 
     def z_at(self, cust: np.ndarray, days: np.ndarray) -> np.ndarray:
         """Latent propensity on given days: z0 plus the drift, ramped in over 90 days."""
@@ -344,10 +345,16 @@ def draw_addresses(seg: Segments, rng: np.random.Generator) -> Address:
     )
 
 
+#: French professional customers that correspond in English (subsidiaries of foreign groups, shared-service
+#: accounts-payable teams): the language is the customer's data, not its country's.
+ENGLISH_SHARE_FR_B2B = 0.08
+
+
 def make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> Customers:
     """``n`` customers active between day numbers ``start`` and ``end``: segments, habits, latent, contacts and
     postal addresses (the latter from a generator spawned from ``rng``, which leaves ``rng``'s draws as they were)."""
     address_rng = rng.spawn(1)[0]
+    language_rng = rng.spawn(1)[0]  # a second child: addresses and every other draw stay as they were
     seg = draw_segments(n, rng)
     habits = draw_habits(seg, start, end, rng)
     latent = draw_latent(seg, habits.created, start, end, rng)
@@ -360,6 +367,7 @@ def make_customers(n: int, start: int, end: int, rng: np.random.Generator) -> Cu
         z0=latent.z0, drift_day=latent.drift_day, drift_delta=latent.drift_delta,
         insolvency_day=latent.insolvency_day, names=names, emails=emails, phones=phones,
         address=draw_addresses(seg, address_rng),
+        english=seg.is_gb | (seg.is_b2b & (language_rng.random(n) < ENGLISH_SHARE_FR_B2B)),
     )  # fmt: skip
 
 
@@ -389,6 +397,7 @@ def customers_table(c: Customers) -> pa.Table:
             "postal_code": pa.array(c.address.postal_code.tolist(), pa.string()),
             "city": pa.array(c.address.city.tolist(), pa.string()),
             "country_code": pa.array(np.where(c.is_gb, "GB", "FR")),
+            "language": pa.array(np.where(c.english, "en", "fr")),
             "email": pa.array(c.emails.tolist(), pa.string()),
             "phone": pa.array(c.phones.tolist(), pa.string()),
             "credit_limit": decimal_from_cents(c.credit_limit_cents),

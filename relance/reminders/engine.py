@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from relance.channels.sms import is_mobile
 from relance.ops import PLAN_COLUMNS
 from relance.reminders.policy import _as_date, reminder_key
 from relance.reminders.scenarios import Scenario, ScenarioSet, Step
@@ -171,6 +172,7 @@ class EngineConfig:
     call_capacity_minutes: float = 480.0  # the negotiators' minutes for calls, per day
     max_messages: int = 100_000
     holdout_salt: str = "relance-holdout-v1"
+    sms_region: str = "FR"  # region of phone numbers written without a country code
     costs: Any = field(default_factory=ChannelCostTable)  # nba.ChannelCosts or ChannelCostTable
 
     def __post_init__(self) -> None:
@@ -650,7 +652,9 @@ def _possible_channels(action: _Action, cfg: EngineConfig) -> tuple[list[str], l
             return False
         if channel == "email":
             return email_ok and channel not in bounced
-        if channel in ("sms", "call"):
+        if channel == "sms":  # a landline cannot receive a text message
+            return phone_ok and channel not in bounced and is_mobile(_text(lead.get("phone")), cfg.sms_region)
+        if channel == "call":
             return phone_ok and channel not in bounced
         return True
 

@@ -272,6 +272,17 @@ def test_addresses_come_from_their_own_stream_so_every_other_draw_stays_the_same
     assert list(a.address.line1) != list(b.address.line1)
 
 
+def test_the_language_is_data_english_for_uk_customers_and_some_french_firms(con):
+    rows = con.execute("SELECT customer_type, country_code, language FROM customers").fetchall()
+    assert {lang for _, country, lang in rows if country == "GB"} <= {"en"}
+    assert {lang for ctype, _, lang in rows if ctype == "B2C"} == {"fr"}
+    french_b2b = [lang for ctype, country, lang in rows if ctype == "B2B" and country == "FR"]
+    assert 0.02 < french_b2b.count("en") / len(french_b2b) < 0.2, "a few French firms correspond in English"
+    # its own stream, spawned after the addresses': the addresses and every other draw stay the same
+    a = make_customers(50, START, STOP, _rng(11))
+    assert list(a.address.line1) == list(make_customers(50, START, STOP, _rng(11)).address.line1)
+
+
 def test_due_dates_follow_payment_terms(con):
     assert _one(con, "SELECT count(*) FROM invoices WHERE due_date < issue_date") == 0
     wrong = _one(

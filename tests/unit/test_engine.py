@@ -279,3 +279,16 @@ def test_a_dispute_raised_on_the_phone_pauses_the_customer() -> None:
     result = run([inv("F1", "C1", 20)], [{"customer_id": "C1", "last_call_outcome": "dispute"}])
     assert result.plan.empty
     assert decision(result, "C1")["rule"] == "dispute_pause"
+
+
+def test_a_text_message_only_to_a_mobile_number() -> None:
+    scenarios = parse_scenarios(
+        "version: 1\nscenarios:\n  - name: s\n    steps:\n"
+        "      - {name: first, day: 3, channels: [sms, email], tone: cordial}\n",
+        "sms.yaml",
+    )
+    rows = [inv("F1", "C1", 5, phone="+33612345678"), inv("F2", "C2", 5, phone="+33199001234")]
+    config = EngineConfig(enabled_channels=("email", "sms", "letter", "call"))
+    plan = run(rows, scenarios=scenarios, config=config).plan.set_index("customer_id")
+    assert plan.loc["C1", "channel"] == "sms"
+    assert plan.loc["C2", "channel"] == "email", "a landline cannot receive an SMS"

@@ -255,18 +255,21 @@ def test_missing_landing_directory(con: duckdb.DuckDBPyConnection, tmp_path: Pat
 def test_an_export_written_before_company_number_and_the_address_existed_still_loads(
     con: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    """customers.company_number (UK companies) and the postal address came later: a demo-format file without them
-    loads, those columns null."""
-    later = ("company_number", "address_line1", "address_line2", "postal_code", "city")
+    """customers.company_number (UK companies), the postal address and the language came later: a demo-format file
+    without them loads, those columns null."""
+    later = ("company_number", "address_line1", "address_line2", "postal_code", "city", "language")
     d = tmp_path / "old"
     old_header = [c for c in ENTITIES["customers"] if c not in later]
     write_csv(d, "customers", customer_lines(old_header), header=old_header)
     write_csv(d, "invoices", INVOICES)
     load_landing(con, d, flow_run_id="run-old")
     assert con.execute(
-        "SELECT customer_id, siren, company_number, address_line1, address_line2, postal_code, city "
+        "SELECT customer_id, siren, company_number, address_line1, address_line2, postal_code, city, language "
         "FROM raw.customers ORDER BY 1"
-    ).fetchall() == [("C1", "732829320", None, None, None, None, None), ("C2", None, None, None, None, None, None)]
+    ).fetchall() == [
+        ("C1", "732829320", None, None, None, None, None, None),
+        ("C2", None, None, None, None, None, None, None),
+    ]
 
 
 def test_the_postal_address_loads_as_text(con: duckdb.DuckDBPyConnection, landing: Path) -> None:

@@ -326,7 +326,7 @@ def test_large_file_transcodes_in_chunks(tmp_path: Path) -> None:
 
 def test_directory_input_and_required_entity(tmp_path: Path) -> None:
     (tmp_path / "customers.csv").write_text(
-        ",".join(ENTITIES["customers"]) + "\nC1,A,B2B,,,,,,,,,,,FR,,,,EUR,30,false,2024-01-01\n"
+        ",".join(ENTITIES["customers"]) + "\nC1,A,B2B,,,,,,,,,,,FR,,,,,EUR,30,false,2024-01-01\n"
     )
     (tmp_path / "invoices.csv").write_text(
         ",".join(ENTITIES["invoices"]) + "\nF1,C1,invoice,,2024-01-01,2024-01-31,10.00,EUR,30,false\n"

@@ -93,6 +93,7 @@ final as (
         customers.address_line2,
         customers.postal_code,
         customers.city,
+        customers.language,  -- noqa: RF04
         customers.country_code,
         customers.email,
         customers.phone,

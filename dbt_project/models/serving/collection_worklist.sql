@@ -83,8 +83,10 @@ final as (
         customers.sector_section,
         customers.size_band,
         customers.country_code,
-        -- the language of the customer's messages (relance's templates: French or English)
+        -- the language of the customer's messages (relance's templates: French or English): the customer's own
+        -- when its data says it, else French for a French-speaking country, English elsewhere
         case
+            when lower(customers.language) in ('fr', 'en') then lower(customers.language)
             when upper(customers.country_code) in {{ sql_in_list(french_speaking_countries()) }} then 'fr'
             else 'en'
         -- a keyword to sqlfluff, the design's column name

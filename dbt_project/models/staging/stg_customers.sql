@@ -19,6 +19,7 @@ renamed as (
         cast(address_line2 as varchar) as address_line2,
         cast(postal_code as varchar) as postal_code,
         cast(city as varchar) as city,
+        cast(language as varchar) as language,  -- noqa: RF04
         cast(country_code as varchar) as country_code,
         cast(email as varchar) as email,
         cast(phone as varchar) as phone,
