@@ -853,6 +853,10 @@ def _print_scenarios(scenarios) -> None:
     console.print(table)
 
 
+#: The creditor on the demo's letters (RELANCE_SENDER_ADDRESS replaces it).
+DEMO_SENDER_ADDRESS = "Relance Démo SAS | 10 rue de l'Exemple | 75002 Paris"
+
+
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 2000,
@@ -875,6 +879,8 @@ def demo(
     from relance.demo.safety import demo_settings
 
     settings = demo_settings(_settings(), use_provider_keys=use_provider_keys)
+    if not settings.sender_address:  # the letters' sender block: a made-up creditor for a made-up ledger
+        settings = settings.model_copy(update={"sender_address": DEMO_SENDER_ADDRESS})
     if fresh:
         try:
             with daily_run_lock(settings.data, as_of_date=DEMO_END_DATE, what="relance demo --fresh"):
