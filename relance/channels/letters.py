@@ -602,7 +602,9 @@ def render_letter_pdf(
 
     styles = _styles()
     story: list[Any] = []
-    sender = [f"<b>{_markup(sender_name)}</b>", *(_markup(x) for x in str(sender_address or "").splitlines() if x)]
+    # one line per line of the address: newlines, or ' | ' as a setting in .env writes them
+    address_lines = [x.strip() for x in str(sender_address or "").replace("|", "\n").splitlines() if x.strip()]
+    sender = [f"<b>{_markup(sender_name)}</b>", *(_markup(x) for x in address_lines)]
     story.append(Paragraph("<br/>".join(sender), styles["address"]))
     story.append(Spacer(1, 12 * mm))
 
