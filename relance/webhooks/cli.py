@@ -49,7 +49,9 @@ def webhooks_serve(
         highlight=False,
     )
     # one worker: DuckDB lets one process write the warehouse
-    uvicorn.run(app, host=bind_host, port=bind_port, workers=1, log_level="info", proxy_headers=False)
+    # log_config=None: uvicorn's own formatters expect the raw access-log arguments, which relance's secret
+    # redaction has already folded into the message; the root logger (relance's) formats its lines instead
+    uvicorn.run(app, host=bind_host, port=bind_port, workers=1, log_level="info", proxy_headers=False, log_config=None)
 
 
 @webhooks_app.command("drain")
