@@ -1,12 +1,16 @@
 """Reminder emails: the message (by tone, French or English) and two transports behind one interface.
 
-The message (:func:`render_reminder`) is shared with the paper letter. A row of the per-invoice policy reads as it
-always did; a row of the reminder engine may group several invoices (its ``statement``: the message then carries
-a statement of account, one line per invoice and the total), be a formal notice (``tone='formal_notice'``: for a
-business debtor it states the late-payment penalties of Code de commerce L441-10 and the fixed 40 euro recovery
-indemnity per invoice of D441-5; for a consumer neither, only the legal-rate interest a formal notice starts), be
-in English (``language='en'``), and carry a ``deliver_at`` moment, which becomes SendGrid's ``send_at`` so an email
-planned outside the debtor's contact hours arrives when it may. The amounts of penalties are not computed here.
+The message (:func:`render_reminder`) is shared with the paper letter. Its wording is in Jinja templates, one per
+language, shape (one invoice, or a statement) and tone, under ``relance/channels/templates/email/``; the plain-text
+part is rendered without escaping, the HTML part by an autoescaping environment.
+
+A row of the per-invoice policy reads as it always did; a row of the reminder engine may group several invoices (its
+``statement``: the message then carries a statement of account, one line per invoice and the total), be a formal
+notice (``tone='formal_notice'``: for a business debtor it states the late-payment penalties of Code de commerce
+L441-10 and the fixed 40 euro recovery indemnity per invoice of D441-5; for a consumer neither, only the legal-rate
+interest a formal notice starts), be in English (``language='en'``), and carry a ``deliver_at`` moment, which
+becomes SendGrid's ``send_at`` so an email planned outside the debtor's contact hours arrives when it may. The
+amounts of penalties are not computed here.
 
 This module also defines the channel-neutral pieces every transport shares (:class:`SendResult`,
 :class:`DeliveryError`, :class:`Transport`): email is the reference channel and the
@@ -37,6 +41,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -512,7 +518,8 @@ class ReminderMessage:
 
     @property
     def text(self) -> str:
-        return "\n\n".join(b if isinstance(b, str) else b.text() for b in self.blocks)
+        """The plain-text part (``email/message.txt``): the blocks, a blank line between two."""
+        return TEXT_TEMPLATES.get_template("email/message.txt").render(blocks=self.blocks)
 
     def html_blocks(self, separator: str = "") -> str:
         """One ``<p>`` per paragraph (escaped, line breaks kept), the statement as a table."""
@@ -539,231 +546,50 @@ def _count_label(lines: tuple[StatementLine, ...], en: bool) -> str:
     return f"{n} invoices, {late} overdue" if en else f"{n} factures dont {late} échue{'s' if late > 1 else ''}"
 
 
-def _formal_notice_fr(total: str, late_invoices: int, b2b: bool) -> list[str]:
-    """The demand of a French mise en demeure, after the sentence that says what is unpaid."""
-    lines = [
-        f"Par la présente, nous vous mettons en demeure de nous régler la somme de {total} dans un délai de "
-        f"{FORMAL_NOTICE_DEADLINE_DAYS} jours à compter de la réception de ce courrier."
-    ]
-    if b2b:
-        indemnity = format_amount(RECOVERY_INDEMNITY_EUR * late_invoices, "EUR")
-        lines += [
-            "Conformément à l'article L441-10 du Code de commerce, des pénalités de retard sont exigibles de plein "
-            "droit, sans qu'un rappel soit nécessaire, à compter du lendemain de la date d'échéance de chaque "
-            "facture, au taux prévu par nos conditions générales de vente ou, à défaut, au taux de la Banque "
-            "centrale européenne majoré de 10 points.",
-            f"S'y ajoute l'indemnité forfaitaire pour frais de recouvrement de {RECOVERY_INDEMNITY_EUR}\u00a0€ due "
-            "pour chaque facture payée en retard (article D441-5 du Code de commerce), soit "
-            + (
-                f"{indemnity} pour cette facture."
-                if late_invoices == 1
-                else f"{indemnity} pour {late_invoices} factures."
-            ),
-            "À défaut de règlement dans ce délai, nous pourrons engager une procédure de recouvrement judiciaire.",
-        ]
-    else:
-        lines += [
-            "À défaut de règlement dans ce délai, cette somme portera intérêts au taux légal à compter de la "
-            "présente mise en demeure (article 1231-6 du Code civil).",
-            "Si vous rencontrez des difficultés pour régler cette somme, contactez-nous : nous pouvons convenir "
-            "ensemble d'un échéancier.",
-        ]
-    lines += [
-        "En cas de désaccord sur les sommes réclamées, répondez à ce courrier en nous en indiquant le motif.",
-        "Si vous avez procédé au règlement entre-temps, nous vous prions de ne pas tenir compte de la présente.",
-    ]
-    return lines
+# --- templates ----------------------------------------------------------------------------------------------
+
+#: The wording lives in ``relance/channels/templates/email/`` (shipped in the wheel, loaded through the package):
+#: ``<language>/<single|statement>_<tone>.txt`` per language, shape and tone, ``<language>/frame.txt`` (greeting,
+#: closing, payment link label), ``<language>/formal_notice_demand.txt``, and ``message.txt`` / ``message.html``
+#: (on ``base.html``) for the two parts of the email.
+_TEMPLATES = PackageLoader("relance.channels", "templates")
+#: Where a statement template puts the statement of account (a paragraph of its own).
+_STATEMENT_SLOT = "\x00statement\x00"
 
 
-def _formal_notice_en(total: str, late_invoices: int, b2b: bool) -> list[str]:
-    lines = [
-        f"We hereby formally demand that you pay us the sum of {total} within {FORMAL_NOTICE_DEADLINE_DAYS} days "
-        "of receiving this letter."
-    ]
-    if b2b:
-        indemnity = format_amount(RECOVERY_INDEMNITY_EUR * late_invoices, "EUR", "en")
-        lines += [
-            "Under article L441-10 of the French Commercial Code (Code de commerce), late-payment penalties are due "
-            "by law, without any reminder being necessary, from the day after each invoice's due date, at the rate "
-            "set in our terms and conditions of sale or, failing that, the European Central Bank rate plus 10 "
-            "percentage points.",
-            f"A fixed recovery indemnity of €{RECOVERY_INDEMNITY_EUR} is also due for each invoice paid late "
-            "(article D441-5 of the French Commercial Code), i.e. "
-            + (
-                f"{indemnity} for this invoice." if late_invoices == 1 else f"{indemnity} for {late_invoices} invoices."
-            ),
-            "Failing payment within this period, we may start legal proceedings to recover this debt.",
-        ]
-    else:
-        lines += [
-            "Failing payment within this period, interest at the legal rate will accrue on this sum from the date "
-            "of this formal notice (article 1231-6 of the French Civil Code).",
-            "If you are having difficulty paying this sum, please contact us: we can agree a payment plan together.",
-        ]
-    lines += [
-        "If you disagree with the amounts claimed, please reply to this letter stating why.",
-        "If you have paid in the meantime, please disregard this letter.",
-    ]
-    return lines
+def _escape_html(value: Any) -> Markup:
+    """The HTML environment's escaping: a value is escaped unless it is already markup, spelled as
+    :func:`html.escape` spells it (``&#x27;``, ``&quot;``) rather than MarkupSafe (``&#39;``, ``&#34;``), so the
+    HTML part reads byte for byte as it always did."""
+    return value if hasattr(value, "__html__") else Markup(html.escape(str(value)))
 
 
-def _single_fr(tone: str, *, invoice: str, amount: str, due: str | None, b2b: bool) -> tuple[str, list[str]]:
-    """Subject and paragraphs for one invoice, in French (the wording of the per-invoice policy, unchanged)."""
-    due_past = f", échue le {due}," if due else ""
-    if tone == "preventive":
-        subject = f"Rappel : facture {invoice} à échéance" + (f" le {due}" if due else "")
-        lines = [
-            f"Nous vous rappelons que la facture n° {invoice}, d'un montant de {amount}, arrive à échéance"
-            + (f" le {due}." if due else " prochainement."),
-            "Si votre règlement est déjà programmé, merci de ne pas tenir compte de ce message.",
-        ]
-    elif tone == "cordial":
-        subject = f"Facture {invoice} : règlement en attente"
-        lines = [
-            f"Sauf erreur de notre part, la facture n° {invoice}{due_past} d'un montant restant dû "
-            f"de {amount}, n'a pas encore été réglée.",
-            "Il s'agit peut-être d'un simple oubli : nous vous remercions de bien vouloir procéder à son "
-            "règlement dans les meilleurs délais.",
-            "Si vous l'avez réglée entre-temps, merci de ne pas tenir compte de ce message.",
-        ]
-    elif tone == "firm":
-        subject = f"Relance : facture {invoice} impayée"
-        lines = [
-            f"Sauf erreur de notre part, la facture n° {invoice}{due_past} d'un montant restant dû de "
-            f"{amount}, demeure impayée à ce jour.",
-            "Nous vous demandons de procéder à son règlement sous huit jours à compter de la réception de ce message.",
-            "En cas de difficulté ou de désaccord sur cette facture, répondez à ce message : nous sommes "
-            "prêts à en discuter avec vous.",
-        ]
-    else:  # formal_notice
-        subject = f"Mise en demeure de payer : facture {invoice}"
-        lines = [
-            f"Malgré nos précédentes relances, la facture n° {invoice}{due_past} d'un montant restant dû de "
-            f"{amount}, demeure impayée à ce jour.",
-            *_formal_notice_fr(amount, 1, b2b),
-        ]
-    return subject, lines
+def _paragraph_html(text: str) -> Markup:
+    """A paragraph of the text part in HTML: escaped, its line breaks as ``<br>``."""
+    return Markup(html.escape(text).replace("\n", "<br>"))
 
 
-def _single_en(tone: str, *, invoice: str, amount: str, due: str | None, b2b: bool) -> tuple[str, list[str]]:
-    due_past = f", due on {due}" if due else ""
-    if tone == "preventive":
-        subject = f"Reminder: invoice {invoice} falls due" + (f" on {due}" if due else " soon")
-        lines = [
-            f"This is a reminder that invoice no. {invoice}, for {amount}, falls due"
-            + (f" on {due}." if due else " soon."),
-            "If your payment is already scheduled, please disregard this message.",
-        ]
-    elif tone == "cordial":
-        subject = f"Invoice {invoice}: payment outstanding"
-        lines = [
-            f"Unless we are mistaken, invoice no. {invoice}{due_past}, with {amount} outstanding, has not been "
-            "paid yet.",
-            "This may simply be an oversight: we would be grateful if you could pay it as soon as possible.",
-            "If you have paid it in the meantime, please disregard this message.",
-        ]
-    elif tone == "firm":
-        subject = f"Reminder: invoice {invoice} unpaid"
-        lines = [
-            f"Unless we are mistaken, invoice no. {invoice}{due_past}, with {amount} outstanding, remains unpaid.",
-            "We ask you to pay it within eight days of receiving this message.",
-            "If you have any difficulty or disagree with this invoice, reply to this message: we are ready to "
-            "discuss it with you.",
-        ]
-    else:  # formal_notice
-        subject = f"Formal notice to pay: invoice {invoice}"
-        lines = [
-            f"Despite our previous reminders, invoice no. {invoice}{due_past}, with {amount} outstanding, "
-            "remains unpaid.",
-            *_formal_notice_en(amount, 1, b2b),
-        ]
-    return subject, lines
+#: The wording and the plain-text part: never escaped.
+TEXT_TEMPLATES = Environment(loader=_TEMPLATES, autoescape=False, undefined=StrictUndefined)
+#: The HTML part: autoescaped (every ``.html`` template).
+HTML_TEMPLATES = Environment(
+    loader=_TEMPLATES, autoescape=select_autoescape(["html"]), finalize=_escape_html, undefined=StrictUndefined
+)
+HTML_TEMPLATES.filters["paragraph"] = _paragraph_html
+HTML_TEMPLATES.tests["payment_link"] = lambda value: isinstance(value, PaymentLink)
 
 
-def _grouped_fr(tone: str, statement: Statement, *, b2b: bool) -> tuple[str, list[str | Statement]]:
-    """Subject and blocks for a statement of several invoices, in French."""
-    total = format_amount(statement.total, statement.currency)
-    count = _count_label(statement.lines, en=False)
-    n = len(statement.lines)
-    if tone == "preventive":
-        subject = f"Relevé de compte : {count}, {total}"
-        blocks: list[str | Statement] = [
-            f"Nous vous rappelons que les {n} factures ci-dessous, d'un montant total de {total}, arrivent à "
-            "échéance :",
-            statement,
-            "Si votre règlement est déjà programmé, merci de ne pas tenir compte de ce message.",
-        ]
-    elif tone == "cordial":
-        subject = f"Relevé de compte : {count}, {total}"
-        blocks = [
-            f"Sauf erreur de notre part, les {n} factures ci-dessous, d'un montant total restant dû de {total}, "
-            "n'ont pas encore été réglées :",
-            statement,
-            "Il s'agit peut-être d'un simple oubli : nous vous remercions de bien vouloir procéder à leur "
-            "règlement dans les meilleurs délais.",
-            "Si vous les avez réglées entre-temps, merci de ne pas tenir compte de ce message.",
-        ]
-    elif tone == "firm":
-        subject = f"Relance, relevé de compte : {count}, {total}"
-        blocks = [
-            f"Sauf erreur de notre part, les {n} factures ci-dessous, d'un montant total restant dû de {total}, "
-            "demeurent impayées à ce jour :",
-            statement,
-            "Nous vous demandons de procéder à leur règlement sous huit jours à compter de la réception de ce message.",
-            "En cas de difficulté ou de désaccord sur l'une de ces factures, répondez à ce message : nous sommes "
-            "prêts à en discuter avec vous.",
-        ]
-    else:  # formal_notice
-        late = sum(1 for line in statement.lines if line.is_overdue is not False)
-        subject = f"Mise en demeure de payer : {count}, {total}"
-        blocks = [
-            f"Malgré nos précédentes relances, les {n} factures ci-dessous, d'un montant total restant dû de "
-            f"{total}, demeurent impayées à ce jour :",
-            statement,
-            *_formal_notice_fr(total, late, b2b),
-        ]
-    return subject, blocks
+def _paragraphs(text: str) -> list[str]:
+    """The paragraphs of a rendered wording template: blocks separated by blank lines; the lines of a block are
+    one paragraph (joined with a space), so a template may wrap a long sentence."""
+    blocks = re.split(r"\n(?:[ \t]*\n)+", text.strip(" \t\n"))
+    return [" ".join(line.strip(" \t") for line in block.split("\n") if line.strip(" \t")) for block in blocks]
 
 
-def _grouped_en(tone: str, statement: Statement, *, b2b: bool) -> tuple[str, list[str | Statement]]:
-    total = format_amount(statement.total, statement.currency, "en")
-    count = _count_label(statement.lines, en=True)
-    n = len(statement.lines)
-    if tone == "preventive":
-        subject = f"Statement of account: {count}, {total}"
-        blocks: list[str | Statement] = [
-            f"This is a reminder that the {n} invoices below, for a total of {total}, fall due:",
-            statement,
-            "If your payment is already scheduled, please disregard this message.",
-        ]
-    elif tone == "cordial":
-        subject = f"Statement of account: {count}, {total}"
-        blocks = [
-            f"Unless we are mistaken, the {n} invoices below, with {total} outstanding in total, have not been "
-            "paid yet:",
-            statement,
-            "This may simply be an oversight: we would be grateful if you could pay them as soon as possible.",
-            "If you have paid them in the meantime, please disregard this message.",
-        ]
-    elif tone == "firm":
-        subject = f"Payment reminder, statement of account: {count}, {total}"
-        blocks = [
-            f"Unless we are mistaken, the {n} invoices below, with {total} outstanding in total, remain unpaid:",
-            statement,
-            "We ask you to pay them within eight days of receiving this message.",
-            "If you have any difficulty or disagree with one of these invoices, reply to this message: we are "
-            "ready to discuss it with you.",
-        ]
-    else:  # formal_notice
-        late = sum(1 for line in statement.lines if line.is_overdue is not False)
-        subject = f"Formal notice to pay: {count}, {total}"
-        blocks = [
-            f"Despite our previous reminders, the {n} invoices below, with {total} outstanding in total, remain "
-            "unpaid:",
-            statement,
-            *_formal_notice_en(total, late, b2b),
-        ]
-    return subject, blocks
+def _wording(language: str, kind: str, context: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(subject, paragraphs) of ``email/<language>/<kind>.txt`` rendered with ``context``."""
+    module = TEXT_TEMPLATES.get_template(f"email/{language}/{kind}.txt").make_module(dict(context))
+    return str(module.subject), [p for p in _paragraphs(str(module)) if p]
 
 
 def render_reminder(
@@ -784,7 +610,6 @@ def render_reminder(
     if tone not in TONES:
         raise ValueError(f"unknown tone {tone!r}; expected one of {', '.join(TONES)}")
     language = message_language(reminder_row)
-    en = language == "en"
     currency = str(reminder_row["currency"])
     name = str(_field(reminder_row, "customer_name") or "").strip()
     b2b = str(_field(reminder_row, "customer_type") or "").strip().upper() == "B2B"
@@ -799,10 +624,18 @@ def render_reminder(
             payment_link_template, invoice_id=invoice_id, amount=amount, currency=currency, customer_id=customer_id
         )
 
-    blocks: list[str | Statement | PaymentLink]
+    context: dict[str, Any] = {
+        "b2b": b2b,
+        "deadline_days": FORMAL_NOTICE_DEADLINE_DAYS,
+        "indemnity_eur": RECOVERY_INDEMNITY_EUR,
+    }
+    statement: Statement | None = None
+    url: str | None = None
     if len(lines) > 1:
         links = tuple(
-            (line.invoice_id, url) for line in lines if (url := link(line.invoice_id, line.open_amount)) is not None
+            (line.invoice_id, line_url)
+            for line in lines
+            if (line_url := link(line.invoice_id, line.open_amount)) is not None
         )
         statement = Statement(tuple(lines), currency, language, payment_links=links)
         row_total = _field(reminder_row, "open_amount")
@@ -814,38 +647,39 @@ def render_reminder(
                 row_total,
                 statement.total,
             )
-        subject, grouped = (_grouped_en if en else _grouped_fr)(tone, statement, b2b=b2b)
-        blocks = list(grouped)
+        context |= {
+            "statement": _STATEMENT_SLOT,
+            "n": len(lines),
+            "count": _count_label(statement.lines, en=language == "en"),
+            "total": format_amount(statement.total, currency, language),
+            # a formal notice claims the indemnity for every invoice not known to be not yet due
+            "late_invoices": sum(1 for line in statement.lines if line.is_overdue is not False),
+        }
     else:
         due = _field(reminder_row, "due_date")
         if due is None and lines:
             due = lines[0].due_date
-        subject, paragraphs = (_single_en if en else _single_fr)(
-            tone,
-            invoice=str(reminder_row["invoice_id"]),
-            amount=format_amount(reminder_row["open_amount"], currency, language),
-            due=format_date(due, language),
-            b2b=b2b,
-        )
-        blocks = list(paragraphs)
+        amount = format_amount(reminder_row["open_amount"], currency, language)
+        context |= {
+            "invoice": str(reminder_row["invoice_id"]),
+            "amount": amount,
+            "due": format_date(due, language),
+            "total": amount,
+            "late_invoices": 1,
+        }
         url = link(reminder_row["invoice_id"], reminder_row["open_amount"])
-        if url is not None:
-            blocks.append(
-                PaymentLink("To pay this invoice online:" if en else "Pour régler cette facture en ligne :", url)
-            )
+    context["indemnity"] = format_amount(RECOVERY_INDEMNITY_EUR * context["late_invoices"], "EUR", language)
 
-    formal = tone == "formal_notice"
-    if en:
-        greeting = "Dear Sir or Madam," if formal or not name else f"Dear {name},"
-        closing = f"{'Yours faithfully' if formal else 'Kind regards'},\n{sender_name}"
-    else:
-        greeting = "Madame, Monsieur," if formal else (f"Bonjour {name}," if name else "Bonjour,")
-        closing = (
-            f"Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations distinguées.\n{sender_name}"
-            if formal
-            else f"Cordialement,\n{sender_name}"
-        )
-    return ReminderMessage(subject, language, (greeting, *blocks, closing))
+    subject, paragraphs = _wording(language, f"{'statement' if statement else 'single'}_{tone}", context)
+    blocks: list[str | Statement | PaymentLink] = [
+        statement if p == _STATEMENT_SLOT and statement is not None else p for p in paragraphs
+    ]
+    frame = TEXT_TEMPLATES.get_template(f"email/{language}/frame.txt").make_module(
+        {"formal": tone == "formal_notice", "name": name, "sender_name": sender_name}
+    )
+    if url is not None:
+        blocks.append(PaymentLink(str(frame.payment_link_label), url))
+    return ReminderMessage(subject, language, (str(frame.greeting), *blocks, str(frame.closing)))
 
 
 def reminder_text(reminder_row: Mapping[str, Any], *, sender_name: str) -> tuple[str, str]:
@@ -854,15 +688,10 @@ def reminder_text(reminder_row: Mapping[str, Any], *, sender_name: str) -> tuple
     return message.subject, message.text
 
 
-def _html(body_text: str) -> str:
-    """The same words as the text part, escaped, one paragraph per block: both parts always agree."""
-    paragraphs = "".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in body_text.split("\n\n"))
-    return f'<!doctype html><html lang="fr"><body>{paragraphs}</body></html>'
-
-
 def message_html(message: ReminderMessage) -> str:
-    """The HTML part: the message's blocks, escaped (a statement as a table), in the message's language."""
-    return f'<!doctype html><html lang="{message.language}"><body>{message.html_blocks()}</body></html>'
+    """The HTML part (``email/message.html``, autoescaped): the message's blocks, escaped (a statement as a table),
+    in the message's language."""
+    return HTML_TEMPLATES.get_template("email/message.html").render(language=message.language, blocks=message.blocks)
 
 
 def _missing_to_none(value: Any) -> Any:
