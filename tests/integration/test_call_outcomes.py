@@ -202,7 +202,7 @@ def test_the_message_events_suite_quarantines_unknown_events_and_keeps_the_rest(
     assert summary.success, summary.critical_failures
     assert {k for k, _ in flagged} == {"e3", "e4"}  # e2: no customer is allowed (a reference only when set)
     reasons = " | ".join(r for _, r in flagged)
-    assert "event is one of delivered" in reasons and "channel is one of email, sms" in reasons
+    assert "event is one of processed, queued, sent, delivered" in reasons and "channel is one of email, sms" in reasons
     assert "occurred_at is not null" in reasons and "refers to a loaded customers.customer_id when set" in reasons
 
 

@@ -16,12 +16,12 @@ from relance.raw_schema import ENTITIES
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = [
-    "C1,Bati Sud,B2B,732829320,,41.20A,F,small,Occitanie,,,,,FR,compta@batisud.fr,+33612345678,"
+    "C1,Bati Sud,B2B,732829320,,41.20A,F,small,Occitanie,,,,,FR,,compta@batisud.fr,+33612345678,"
     "10000.00,EUR,30,false,2023-01-15",
-    "C2,Jean Dupont,B2C,,,,,,Bretagne,,,,,FR,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
+    "C2,Jean Dupont,B2C,,,,,,Bretagne,,,,,FR,,jean@example.org,+33698765432,,EUR,30,false,2023-02-01",
 ]
 BAD_SIREN_CUSTOMER = (
-    "C3,Toitures Nord,B2B,732829321,,43.91A,F,micro,Hauts-de-France,,,,,FR,contact@toitures.fr,+33320000000,"
+    "C3,Toitures Nord,B2B,732829321,,43.91A,F,micro,Hauts-de-France,,,,,FR,,contact@toitures.fr,+33320000000,"
     "5000.00,EUR,45,true,2023-03-01"
 )
 INVOICES = [
