@@ -64,6 +64,19 @@ def read_for_date(
     return con.execute(f"SELECT * FROM {relation} WHERE as_of_date = ?{order}", [as_of_date]).df()
 
 
+def relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """Whether dbt has built ``schema.name`` (a table or a view) in this warehouse: a warehouse built by an earlier
+    version may lack a newer relation, and its readers fall back instead of failing."""
+    if not _RELATION.match(relation):
+        raise ValueError(f"not a relation name: {relation!r} (expected schema.name)")
+    schema, name = relation.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
+        ).fetchone()[0]
+    )
+
+
 def read_relation(
     con: duckdb.DuckDBPyConnection, relation: str, *, columns: str = "*", order_by: str | None = None
 ) -> pd.DataFrame:

@@ -43,6 +43,7 @@ from relance.reminders.rules import (
 )
 from relance.risk.stops import DunningStops, Stop
 from relance.send_ledger import SendLedger
+from relance.warehouse import relation_exists
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,7 @@ def _utc(value: Any) -> datetime | None:
 
 def read_contact_state(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The live contact state, or an empty frame (with a warning) on a warehouse built before it existed."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'serving' "
-        "AND table_name = 'customer_contact_state'"
-    ).fetchone()[0]
-    if not exists:
+    if not relation_exists(con, CONTACT_STATE_RELATION):
         log.warning("%s does not exist yet (no dbt build since the engine): no reactions known", CONTACT_STATE_RELATION)
         return pd.DataFrame(columns=["customer_id"])
     return con.execute(f"SELECT * FROM {CONTACT_STATE_RELATION}").df()

@@ -23,7 +23,7 @@ from relance.reminders.engine import Decisions, EngineConfig, decide
 from relance.reminders.gate import read_contact_state
 from relance.reminders.scenarios import ScenarioSet
 from relance.send_ledger import SendLedger
-from relance.warehouse import read_for_date
+from relance.warehouse import read_for_date, relation_exists
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +45,9 @@ class PlanningResult:
         return self.decisions.plan
 
 
-def _relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, name = relation.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name]
-        ).fetchone()[0]
-    )
-
-
 def fit_channel_model(con: duckdb.DuckDBPyConnection, *, min_rows: int) -> tuple[Any, str, int]:
     """(model or None, a sentence on why, rows of history)."""
-    if not _relation_exists(con, HISTORY_RELATION):
+    if not relation_exists(con, HISTORY_RELATION):
         return None, f"{HISTORY_RELATION} not built yet: the scenarios' default channels apply", 0
     history = con.execute(f"SELECT * FROM {HISTORY_RELATION}").df()
     from relance.reminders.response_model import fit_response_model
@@ -73,7 +64,7 @@ def fit_channel_model(con: duckdb.DuckDBPyConnection, *, min_rows: int) -> tuple
 
 
 def _risk_events(con: duckdb.DuckDBPyConnection, customer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    if not customer_ids or not _relation_exists(con, RISK_EVENTS_RELATION):
+    if not customer_ids or not relation_exists(con, RISK_EVENTS_RELATION):
         return {}
     frame = con.execute(
         f"SELECT * FROM {RISK_EVENTS_RELATION} WHERE list_contains(?, customer_id)", [customer_ids]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from relance.warehouse import relation_exists
+
 log = logging.getLogger(__name__)
 
 STATUS_RELATION = "serving.customer_risk_status"
@@ -75,11 +77,7 @@ class DunningStops:
 
 def read_stops(con: duckdb.DuckDBPyConnection) -> dict[str, Stop]:
     """customer_id -> :class:`Stop` for every customer in an open collective procedure, from the live view."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'serving' "
-        "AND table_name = 'customer_risk_status'"
-    ).fetchone()[0]
-    if not exists:
+    if not relation_exists(con, STATUS_RELATION):
         log.warning("%s does not exist yet (no dbt build since risk data): no insolvency stop applies", STATUS_RELATION)
         return {}
     rows = con.execute(
