@@ -27,22 +27,9 @@ calls_app = typer.Typer(
 
 def _files(paths: list[Path]) -> list[Path]:
     """The files to import: each path, or the call files of a directory. ``typer.Exit(2)`` for a missing one."""
-    from relance.cli import console
+    from relance.cli import input_files
 
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += call_files(path)
-        elif path.is_file():
-            files.append(path)
-        else:
-            console.print(f"[bold red]no such file[/] {escape(str(path))}")
-            raise typer.Exit(2)
-    if not files:
-        wanted = ", ".join(CALL_FILE_SUFFIXES)
-        console.print(f"[bold red]no call file[/] ({wanted}) in " + escape(", ".join(map(str, paths))))
-        raise typer.Exit(2)
-    return files
+    return input_files(paths, call_files, "call file", f"({', '.join(CALL_FILE_SUFFIXES)})")
 
 
 @calls_app.command("import")

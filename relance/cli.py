@@ -110,6 +110,24 @@ def _as_of(value: str | None, default: date) -> date:
         raise typer.BadParameter(str(exc), param_hint="--as-of") from None
 
 
+def input_files(paths: list[Path], in_directory, kind: str, suffixes: str) -> list[Path]:
+    """The files a command reads: each path given, or ``in_directory(path)`` for a directory. A missing path, or
+    nothing to read at all, is ``typer.Exit(2)`` with the reason (``kind``: 'notice file', 'call file')."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += in_directory(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            console.print(f"[bold red]no such file[/] {escape(str(path))}")
+            raise typer.Exit(2)
+    if not files:
+        console.print(f"[bold red]no {kind}[/] {suffixes} in " + escape(", ".join(map(str, paths))))
+        raise typer.Exit(2)
+    return files
+
+
 def _today(settings: Settings) -> date:
     """Today in the configured time zone (the default as-of date, and the one the freshness guard wants)."""
     from relance.freshness import FreshnessConfigError, today_in
@@ -444,18 +462,7 @@ def risk_import(
     from relance.warehouse import connection
 
     settings = _settings()
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += notice_files(path)
-        elif path.is_file():
-            files.append(path)
-        else:
-            console.print(f"[bold red]no such file[/] {escape(str(path))}")
-            raise typer.Exit(2)
-    if not files:
-        console.print("[bold red]no notice file[/] (.json, .jsonl) in " + escape(", ".join(map(str, paths))))
-        raise typer.Exit(2)
+    files = input_files(paths, notice_files, "notice file", "(.json, .jsonl)")
     import_notice_files = _flow("refresh_company_risk", "import_notice_files")
     settings.ensure_dirs()
     try:
