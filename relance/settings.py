@@ -284,7 +284,8 @@ class Settings(BaseSettings):
         return v
 
     def engine_config(self):  # -> relance.reminders.engine.EngineConfig (imported here to keep settings light)
-        from relance.reminders.engine import ChannelCostTable, EngineConfig
+        from relance.reminders.engine import EngineConfig
+        from relance.reminders.nba import ChannelCosts
 
         return EngineConfig(
             enabled_channels=tuple(self.channels_enabled),
@@ -294,7 +295,7 @@ class Settings(BaseSettings):
             max_messages=self.max_reminders_per_run,
             holdout_salt=self.holdout_salt,
             sms_region=self.sms_default_region,
-            costs=ChannelCostTable(
+            costs=ChannelCosts(
                 email=self.email_cost,
                 sms=self.sms_cost,
                 letter=self.letter_cost,

@@ -51,6 +51,7 @@ import pandas as pd
 
 from relance.channels.sms import is_mobile
 from relance.ops import PLAN_COLUMNS
+from relance.reminders.nba import ChannelCosts, choose_actions
 from relance.reminders.policy import _as_date, reminder_key
 from relance.reminders.scenarios import Scenario, ScenarioSet, Step
 
@@ -147,22 +148,6 @@ ASSIGNMENT_COLUMNS: tuple[str, ...] = ("scenario", "customer_id", "arm", "draw",
 
 
 @dataclass(frozen=True)
-class ChannelCostTable:
-    """What one message costs (in the ledger's currency) when no next-best-action model prices it."""
-
-    email: float = 0.02
-    sms: float = 0.07
-    letter: float = 1.80
-    call_minutes: float = 8.0
-    negotiator_cost_per_minute: float = 0.60
-
-    def cost(self, channel: str) -> float:
-        if channel == "call":
-            return self.call_minutes * self.negotiator_cost_per_minute
-        return float(getattr(self, channel))
-
-
-@dataclass(frozen=True)
 class EngineConfig:
     """The engine's settings (``Settings`` maps onto it; every figure documented there)."""
 
@@ -173,7 +158,7 @@ class EngineConfig:
     max_messages: int = 100_000
     holdout_salt: str = "relance-holdout-v1"
     sms_region: str = "FR"  # region of phone numbers written without a country code
-    costs: Any = field(default_factory=ChannelCostTable)  # nba.ChannelCosts or ChannelCostTable
+    costs: ChannelCosts = field(default_factory=ChannelCosts)  # what each message costs (the optimiser's table)
 
     def __post_init__(self) -> None:
         unknown = set(self.enabled_channels) - {"email", "sms", "letter", "call"}
@@ -718,16 +703,10 @@ def _choose_channels(
                 channel = others[0]
                 action.reasons.append(f"no negotiator time left today: {channel} instead of a call")
         action.channel = channel
-        action.action_cost = round(_cost(costs, channel), 4)
+        action.action_cost = round(costs.cost(channel), 4)
         action.reasons.append(f"channel {channel}: the scenario's default (no response model yet)")
         chosen.append(action)
     return chosen, dropped
-
-
-def _cost(costs: Any, channel: str) -> float:
-    if channel == "call":
-        return float(costs.call_minutes) * float(costs.negotiator_cost_per_minute)
-    return float(getattr(costs, channel))
 
 
 def _nba(
@@ -737,7 +716,6 @@ def _nba(
     dropped: list[tuple[_Action, str, list[str]]],
 ) -> list[_Action] | None:
     """Next best action over every message at once (helper modules: response model + optimiser)."""
-    from relance.reminders.nba import choose_actions
 
     model_channels = set(getattr(model, "channels", ()))
     rows: list[dict[str, Any]] = []
@@ -775,7 +753,7 @@ def _nba(
             continue
         if pick is None:  # none of its channels is scored: the scenario's default
             action.channel = next((c for c in possible if c != "call"), possible[0])
-            action.action_cost = round(_cost(cfg.costs, action.channel), 4)
+            action.action_cost = round(cfg.costs.cost(action.channel), 4)
             action.reasons.append(f"channel {action.channel}: the scenario's default (not scored)")
         else:
             action.channel = str(pick["channel"])
