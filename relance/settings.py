@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relance.redaction import redact_url, url_secrets
@@ -31,6 +31,17 @@ class SourceSpec(BaseModel):
 
     path: Path
     profile: str = "demo"  # demo | ibm_ar | fec | sql | a profile YAML path
+
+
+class RecipientGroup(BaseModel):
+    """People who receive relance's own emails: who, in which language, and which of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    emails: list[str] = Field(min_length=1)
+    language: Literal["fr", "en"] = "fr"
+    #: weekly: the weekly finance report; flash: the daily flash; failures: a scheduled run that failed
+    receives: list[Literal["weekly", "flash", "failures"]] = Field(min_length=1)
 
 
 class Settings(BaseSettings):
@@ -327,6 +338,48 @@ class Settings(BaseSettings):
 
     # --- reports -----------------------------------------------------------------------------
     report_top_n: int = 20
+    report_recipients: dict[str, RecipientGroup] = Field(
+        default={
+            "finance": RecipientGroup(emails=["finance@example.com"], language="fr", receives=["weekly", "flash"]),
+            "data": RecipientGroup(emails=["data@example.com"], language="en", receives=["failures"]),
+        },
+        description="Recipient groups of the finance report, the daily flash and failure notices, as JSON: "
+        '{"finance": {"emails": ["a@b.fr"], "language": "fr", "receives": ["weekly", "flash"]}, ...}',
+    )
+    late_payment_cost_rate: float = Field(
+        default=0.08,
+        ge=0,
+        le=1,
+        description="Yearly rate at which money owed late costs the company (its cost of funding), for the report's "
+        "cost of late payment.",
+    )
+    forecast_weeks: int = Field(default=13, ge=1, le=52, description="Weeks of the cash-in forecast.")
+    forecast_backtest_weeks: int = Field(
+        default=13, ge=1, le=52, description="Past weeks the forecast is scored on against what was actually paid."
+    )
+
+    # --- lineage (OpenLineage) and where people open things -------------------------------------
+    openlineage_transport: Literal["file", "http", "none"] = Field(
+        default="file",
+        description="file: JSON lines in <data_dir>/lineage/openlineage.jsonl; http: POST to a Marquez-compatible "
+        "collector at RELANCE_OPENLINEAGE_URL; none: no events.",
+    )
+    openlineage_url: str | None = Field(
+        default=None, description="Base URL of the collector (events go to <url>/api/v1/lineage)."
+    )
+    openlineage_endpoint: str = "api/v1/lineage"
+    openlineage_api_key: SecretStr | None = Field(default=None, description="Bearer token of the collector, if any.")
+    openlineage_namespace: str = Field(default="relance", description="The OpenLineage namespace of relance's jobs.")
+    prefect_ui_url: str = Field(
+        default="http://127.0.0.1:4200", description="Where people open the Prefect UI (links in lineage, status)."
+    )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="Where people open the MLflow UI (links in lineage, status)."
+    )
+
+    def recipients_for(self, what: str) -> dict[str, RecipientGroup]:
+        """The recipient groups that receive ``what`` (weekly, flash, failures), by group name."""
+        return {name: group for name, group in self.report_recipients.items() if what in group.receives}
 
     @field_validator("project_root", "data_dir", "warehouse_path", "landing_dir", "send_ledger_path", mode="after")
     @classmethod
@@ -384,6 +437,11 @@ class Settings(BaseSettings):
     @cached_property
     def reports_dir(self) -> Path:
         return self.data / "reports"
+
+    @cached_property
+    def lineage_dir(self) -> Path:
+        """OpenLineage events (file transport) and anything else lineage keeps."""
+        return self.data / "lineage"
 
     @cached_property
     def gx_dir(self) -> Path:
@@ -481,6 +539,7 @@ class Settings(BaseSettings):
             self.prefect_dir,
             self.dbt_dir,
             self.data / "risk_cache",
+            self.lineage_dir,
         ]
 
     def ensure_dirs(self) -> None:
