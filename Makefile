@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast test-integration test-e2e lint format ui bench lock clean
+.PHONY: help setup system-tools demo test test-fast test-integration test-e2e lint format ui bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -28,12 +28,24 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
 
+# The tests look at what a person sees: the HTML report in headless Chromium, the PDF letters as PNG pages. Both
+# tools are Debian packages; installed once, as root, when missing (elsewhere: install them by hand).
+SYSTEM_TOOLS := chromium pdftoppm
+system-tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (Debian packages chromium, poppler-utils)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else echo "missing$$missing: install chromium and poppler-utils (the screenshot and PDF tests need them)"; fi; \
+	fi
+
 demo: $(STAMP) ## Generate demo data and run the daily pipeline on it (embedded defaults)
 	$(BIN)/relance demo
 
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -rs
 
-test: $(STAMP) ## Run the whole test suite (unit, integration, e2e) and print how long it took
+test: $(STAMP) system-tools ## Run the whole test suite (unit, integration, e2e) and print how long it took
 	@start=$$(date +%s); $(PYTEST) --durations=15; status=$$?; \
 		echo "make test: $$(( $$(date +%s) - start )) s wall time (exit $$status)"; exit $$status
 
