@@ -385,8 +385,9 @@ class _Tracer:
             return node
         if record is None:
             node = LineageNode("message", key, found=False, links={"ledger": str(self.loc.send_ledger)})
-            node.attributes["missing"] = "not in the send ledger: never sent (or the ledger was restored from an "
-            node.attributes["missing"] += "older backup)"
+            node.attributes["missing"] = (
+                "not in the send ledger: never sent (or the ledger was restored from an older backup)"
+            )
             return node
         node = LineageNode(
             "message",
