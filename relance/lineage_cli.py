@@ -127,8 +127,9 @@ def _label(node: LineageNode, *, repeated: bool, shown_links: set[tuple[str, str
     head = f"{_mark(node.found)} [bold]{escape(node.kind)}[/] {escape(node.id)}"
     if role:
         head += f" [dim]({escape(str(role))})[/]"
-    if repeated:
-        return Text.from_markup(head + " [dim](as above)[/]")
+    if repeated:  # what differs from the first time: the rows of this invoice in a shared batch
+        keys = f" keys: {escape(_value(node.attributes['keys']))}" if node.attributes.get("keys") else ""
+        return Text.from_markup(head + f" [dim](as above){keys}[/]")
     lines = [head]
     for name, value in node.attributes.items():
         if name in _HEADLINE:
