@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from relance import servers
+from relance import lineage_cli, servers
 from relance.calls_cli import calls_app
 from relance.runs import DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
@@ -51,6 +51,7 @@ risk_app = typer.Typer(
 app.add_typer(risk_app, name="risk")
 app.add_typer(calls_app, name="calls")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(lineage_cli.app, name="lineage")
 contacts_app = typer.Typer(
     help="Who must not be contacted, on which channel: set, lift and list suppressions.", no_args_is_help=True
 )

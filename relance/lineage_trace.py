@@ -870,12 +870,12 @@ def _profile_extract_hash(sha256: str, source_name: str, entity: str) -> str | N
     """The extract hash the tabular reader would give this file's bytes under the named profile, or None."""
     try:
         from relance.sources.tabular.profile import load_profile
-        from relance.sources.tabular.read import _extract_hash  # the reader's own definition of the hash
+        from relance.sources.tabular.read import extract_hash  # the reader's own definition of the hash
 
         profile = load_profile(source_name)
         if entity not in profile.entities:
             return None
-        return _extract_hash(sha256, profile, entity)
+        return extract_hash(sha256, profile, entity)
     except Exception as exc:  # an unknown or invalid profile: the hash cannot be recomputed
         log.debug("profile %r: %s", source_name, exc)
         return None

@@ -62,7 +62,7 @@ def _file_format(path: Path, reader: ReaderOptions) -> str:
     )
 
 
-def _extract_hash(file_hash: str, profile: Profile, entity_name: str) -> str:
+def extract_hash(file_hash: str, profile: Profile, entity_name: str) -> str:
     """Identity of one extract: the file's bytes AND how they were mapped.
 
     Why not the bare file hash: the loader skips an extract whose hash it has seen, so after fixing a profile
@@ -282,7 +282,7 @@ def _map_file(
                 entity=name,
                 table=table,
                 source_file=str(file.resolve()),
-                file_hash=_extract_hash(file_hash, profile, name),
+                file_hash=extract_hash(file_hash, profile, name),
                 rejects=entity_rejects,
                 full_snapshot=profile.full_snapshot,
             )
