@@ -69,6 +69,7 @@ def dbt_vars(settings: Settings, as_of_date: date) -> dict[str, Any]:
         "degrading_min_days": settings.degrading_min_days,
         "risk_stale_after_hours": settings.risk_stale_after_hours,
         "promise_grace_days": settings.promise_grace_days,
+        "late_payment_cost_rate": settings.late_payment_cost_rate,
     }
 
 

@@ -45,10 +45,18 @@ def _paths(tmp_path: Path) -> list[str]:
 
 VARS_2026_10_31 = (
     '{"as_of_date": "2026-10-31", "claim_deadline_months": 2, "degrading_min_days": 10, "history_start_days": 90, '
-    '"horizon_days": 45, "promise_grace_days": 3, "risk_recent_days": 365, "risk_stale_after_hours": 48, '
-    '"snapshot_interval_days": 14, '
+    '"horizon_days": 45, "late_payment_cost_rate": 0.08, "promise_grace_days": 3, "risk_recent_days": 365, '
+    '"risk_stale_after_hours": 48, "snapshot_interval_days": 14, '
     '"target_days": 45, "target_kind": "unpaid_after_due"}'
 )
+
+
+def test_the_late_payment_cost_rate_comes_from_the_settings(settings: Settings) -> None:
+    """report_late_payment_cost prices lateness at the configured rate, not at a default of the project."""
+    assert dbt.dbt_vars(settings, date(2026, 10, 31))["late_payment_cost_rate"] == 0.08
+    other = settings.model_copy(update={"late_payment_cost_rate": 0.125})
+    args = dbt.serving_build_args(other, date(2026, 10, 31))
+    assert json.loads(args[args.index("--vars") + 1])["late_payment_cost_rate"] == 0.125
 
 
 def test_daily_build(settings: Settings, tmp_path: Path) -> None:
@@ -127,6 +135,7 @@ def test_every_var_the_project_reads_is_passed_and_the_project_has_no_defaults(s
             "degrading_min_days",
             "risk_stale_after_hours",
             "promise_grace_days",
+            "late_payment_cost_rate",
         }
     )
 
