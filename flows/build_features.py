@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
+from flows._lineage import flow_lineage
 from models.features import features_rebuild_reason
 from relance import dbt
+from relance import openlineage as ol
+from relance.openlineage_dbt import emit_invocation
 from relance.settings import Settings
 from relance.warehouse import connection
 
@@ -62,6 +65,20 @@ def build_features(
     forced when the table's columns no longer match models/contract.py.
     """
     logger = get_run_logger()
+    with flow_lineage(settings, "build-features", as_of_date=as_of_date) as lineage:
+        invocation_id = _build(settings, as_of_date, stage, docs, full_refresh, lineage, logger)
+    return invocation_id
+
+
+def _build(
+    settings: Settings,
+    as_of_date: date,
+    stage: Literal["features", "serving"],
+    docs: bool,
+    full_refresh: bool,
+    lineage: ol.LineageRun,
+    logger: Any,
+) -> str:
     if stage == "features" and not full_refresh:
         with connection(settings.warehouse) as con:
             reason = features_rebuild_reason(con)
@@ -78,11 +95,32 @@ def build_features(
         run = dbt.run_dbt(settings, args, invoke=invoke)
     except dbt.DbtError as exc:
         _publish(exc.run, stage, as_of_date)
+        _model_lineage(settings, exc.run, as_of_date, lineage)
         raise
     _publish(run, stage, as_of_date)
+    _model_lineage(settings, run, as_of_date, lineage)
     if docs:
         dbt.run_dbt(settings, dbt.docs_args(settings, as_of_date), invoke=invoke)
         logger.info("dbt docs at %s", settings.dbt_target_dir / "index.html")
     logger.info("dbt %s build done (invocation %s)", stage, run.invocation_id)
     assert run.invocation_id is not None  # a successful build always writes its run results
     return run.invocation_id
+
+
+def _model_lineage(settings: Settings, run: dbt.DbtRun, as_of_date: date, lineage: ol.LineageRun) -> None:
+    """Each model the build ran as its own OpenLineage job (child of this flow run), and the build's sources and
+    relations on this flow run's own events."""
+    if run.invocation_id is None:
+        return
+    lineage.set_ids(dbt_invocation_id=run.invocation_id)
+    models = emit_invocation(
+        settings,
+        run.invocation_id,
+        parent=lineage.ref,
+        root=lineage.root_ref,
+        as_of_date=as_of_date,
+        flow_run_id=lineage.run_id,
+    )
+    if models is not None:
+        lineage.add_inputs(*models.inputs).add_outputs(*models.outputs)
+        lineage.count(dbt_models=models.models, dbt_models_failed=models.failed, dbt_events=len(models.events))

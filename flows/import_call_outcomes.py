@@ -34,9 +34,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from expectations.runner import validate_batches
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
 from relance import ops
 from relance.ingest import IngestError
 from relance.reminders.calls import (
+    ENTITY,
     RowError,
     archive_call_file,
     call_files,
@@ -189,7 +192,9 @@ def import_call_outcomes_flow(settings: Settings) -> CallImportReport:
     """Import the call files of the watched folder and move them to ``done/``; never raises for a file's content."""
     logger = get_run_logger()
     paths = watched_call_files(settings)
-    result = import_call_outcomes(settings, paths, flow_run_id=current_flow_run_id(), archive=True)
+    with flow_lineage(settings, "import-call-outcomes") as lineage:
+        result = import_call_outcomes(settings, paths, flow_run_id=current_flow_run_id(), archive=True)
+        record_lineage(lineage, settings, result)
     for item in result.files:
         if item.error:
             logger.warning("call file %s unreadable, left in place: %s", item.path.name, item.error)
@@ -207,3 +212,23 @@ def import_call_outcomes_flow(settings: Settings) -> CallImportReport:
     if paths:
         create_markdown_artifact(key="call-outcomes", markdown=result.as_markdown())
     return result
+
+
+def record_lineage(lineage: ol.LineageRun, settings: Settings, result: CallImportReport) -> None:
+    """Each call file read (named where it was dropped, with its sha256) -> ``raw.call_outcomes``, the batch
+    ledger, the quarantine and the contact suppressions; the batch ids."""
+    for item in result.files:
+        lineage.add_inputs(ol.file_dataset(item.path, sha256=item.file_hash))
+    loaded = [f for f in result.files if f.status == "loaded" and f.batch_id]
+    if loaded:
+        lineage.add_outputs(
+            ol.table(settings, f"raw.{ENTITY}", rows=result.rows_loaded),
+            ol.table(settings, "ops.ingest_batches"),
+            ol.table(settings, "ops.validation_runs"),
+        )
+    if result.rows_rejected:
+        lineage.add_outputs(ol.table(settings, "ops.quarantine", rows=result.rows_rejected))
+    if result.suppressions_written:
+        lineage.add_outputs(ol.table(settings, "ops.contact_suppressions", rows=result.suppressions_written))
+    lineage.set_ids(raw_batch_ids=[f.batch_id for f in loaded if f.batch_id])
+    lineage.count(files=len(result.files), calls_loaded=result.rows_loaded, rows_quarantined=result.rows_rejected)

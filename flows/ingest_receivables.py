@@ -5,6 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
 from relance.importer import load_source
 from relance.ingest import BatchResult
 from relance.settings import Settings, SourceSpec
@@ -21,8 +23,10 @@ def load(settings: Settings, source: SourceSpec, flow_run_id: str | None) -> lis
 def ingest_receivables(settings: Settings) -> list[BatchResult]:
     logger = get_run_logger()
     batches: list[BatchResult] = []
-    for source in settings.daily_sources:
-        batches += load(settings, source, current_flow_run_id())
+    with flow_lineage(settings, "ingest-receivables") as lineage:
+        for source in settings.daily_sources:
+            batches += load(settings, source, current_flow_run_id())
+        record_lineage(lineage, settings, batches)
     for b in batches:
         logger.info(
             "%s/%s: %s, %d read, %d loaded, %d unchanged, %d quarantined (batch %s)",
@@ -36,3 +40,21 @@ def ingest_receivables(settings: Settings) -> list[BatchResult]:
             b.batch_id,
         )
     return batches
+
+
+def record_lineage(lineage: ol.LineageRun, settings: Settings, batches: list[BatchResult]) -> None:
+    """Files (with their sha256) -> the raw tables they appended to, and the batch ledger; the batch ids."""
+    for b in batches:
+        lineage.add_inputs(ol.source_dataset(b.source_file, sha256=b.file_hash))
+        if b.status == "loaded":
+            lineage.add_outputs(ol.table(settings, f"raw.{b.entity}", rows=b.rows_loaded))
+    if batches:
+        lineage.add_outputs(ol.table(settings, "ops.ingest_batches", rows=len(batches)))
+        if any(b.rows_quarantined for b in batches):
+            lineage.add_outputs(ol.table(settings, "ops.quarantine"))
+    lineage.set_ids(raw_batch_ids=[b.batch_id for b in batches if b.status == "loaded"])
+    lineage.count(
+        batches_loaded=sum(b.status == "loaded" for b in batches),
+        rows_loaded=sum(b.rows_loaded for b in batches),
+        rows_quarantined=sum(b.rows_quarantined for b in batches),
+    )

@@ -17,6 +17,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
 from relance import ops
 from relance.channels import transport_factory
 from relance.risk.alerts import build_alerts, notify
@@ -64,8 +66,40 @@ class AlertsResult:
     claims_file: Path | None
 
 
+#: the dbt relations the alerts are built from
+READS = (
+    "serving.customer_risk_status",
+    "marts.customers",
+    "serving.claim_declarations",
+    "serving.claim_declaration_invoices",
+    "serving.payer_degradation",
+    "serving.customer_risk_events",
+)
+
+
 @flow(name="raise-risk-alerts")
 def raise_risk_alerts(settings: Settings, as_of_date: date) -> AlertsResult:
+    inputs = [ol.table(settings, r) for r in READS]
+    with flow_lineage(settings, "raise-risk-alerts", as_of_date=as_of_date, inputs=inputs) as lineage:
+        result = _raise_alerts(settings, as_of_date)
+        record_lineage(lineage, settings, result)
+    return result
+
+
+def record_lineage(lineage: ol.LineageRun, settings: Settings, result: AlertsResult) -> None:
+    """The alert table, the finance team's send ledger and mailbox (SendGrid or their outbox), the claim tasks."""
+    lineage.add_outputs(ol.table(settings, "ops.risk_alerts", rows=result.new_alerts))
+    if result.digest_key is not None:
+        lineage.add_outputs(
+            ol.sqlite_dataset(settings.notification_ledger),
+            ol.channel_dataset(settings, "email", outbox_dir=settings.finance_outbox, rows=result.emailed),
+        )
+    if result.claims_file is not None:
+        lineage.add_outputs(ol.file_dataset(result.claims_file, rows=result.claims_open))
+    lineage.count(alerts_new=result.new_alerts, alerts_emailed=result.emailed, claims_open=result.claims_open)
+
+
+def _raise_alerts(settings: Settings, as_of_date: date) -> AlertsResult:
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -27,6 +27,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from expectations.runner import validate_batches
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
 from relance import ops
 from relance.risk.load import debtors, load_notice_file, load_rows, notice_files, previous_profiles
 from relance.risk.providers import RiskProvider, build_providers
@@ -240,7 +242,11 @@ def refresh(settings: Settings, as_of_date: date, flow_run_id: str | None) -> Ri
 def refresh_company_risk(settings: Settings, as_of_date: date) -> RiskRefresh:
     """Fetch and load the company-risk data of the day; never raises for a source's failure (see the module)."""
     logger = get_run_logger()
-    result = refresh(settings, as_of_date, current_flow_run_id())
+    with flow_lineage(
+        settings, "refresh-company-risk", as_of_date=as_of_date, inputs=lineage_inputs(settings)
+    ) as lineage:
+        result = refresh(settings, as_of_date, current_flow_run_id())
+        record_lineage(lineage, settings, result)
     for source, error in result.errors.items():
         logger.warning("risk data: %s: %s", source, error)
     logger.info(
@@ -254,3 +260,48 @@ def refresh_company_risk(settings: Settings, as_of_date: date) -> RiskRefresh:
     )
     create_markdown_artifact(key="company-risk-data", markdown=result.as_markdown())
     return result
+
+
+def _provider_urls(settings: Settings) -> dict[str, str]:
+    """Where each built-in provider's answers come from (the namespace of its datasets)."""
+    return {
+        "bodacc": settings.bodacc_url,
+        "recherche_entreprises": settings.recherche_entreprises_url,
+        "companies_house": settings.companies_house_url,
+    }
+
+
+def lineage_inputs(settings: Settings) -> list[ol.OutputDataset]:
+    """What a refresh reads: the notice files waiting (files mode) or each provider's API (live mode)."""
+    if settings.risk_mode == "files":
+        return [ol.file_dataset(p) for p in notice_files(settings.landing / "risk")]
+    if settings.risk_mode == "live":
+        urls = _provider_urls(settings)
+        return [
+            ol.http_dataset(urls[name], name) if name in urls else ol.source_dataset(name)
+            for name in settings.risk_providers
+        ]
+    return []
+
+
+def record_lineage(lineage: ol.LineageRun, settings: Settings, result: RiskRefresh) -> None:
+    """The raw tables the refresh appended to (with each file's sha256 on its input), the batch ledger, the
+    checks and the validation record; the batch ids."""
+    with connection(settings.warehouse) as con:
+        batches = ops.batch_records(con, result.batches) if result.batches else []
+    for b in batches:
+        if Path(b.source_file).is_absolute():  # files mode: the notice file, now with its hash
+            lineage.add_inputs(ol.file_dataset(b.source_file, sha256=b.file_hash.split(":", 1)[0]))
+        lineage.add_outputs(ol.table(settings, f"raw.{b.entity}", rows=b.rows_loaded))
+    if settings.risk_mode != "off":
+        lineage.add_outputs(ol.table(settings, "ops.risk_checks"))
+    if batches:
+        lineage.add_outputs(ol.table(settings, "ops.ingest_batches"), ol.table(settings, "ops.validation_runs"))
+    lineage.set_ids(raw_batch_ids=[b.batch_id for b in batches])
+    lineage.count(
+        events_read=result.events_read,
+        profiles_read=result.profiles_read,
+        batches_loaded=len(batches),
+        errors=len(result.errors),
+        stale_sources=len(result.stale),
+    )

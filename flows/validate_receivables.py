@@ -9,11 +9,16 @@ the same source and entity passes (it is then ``superseded``) or an operator exc
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from expectations.runner import ValidationSummary, blocking_message, validate_pending
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
+from relance import ops
 from relance.settings import Settings
 from relance.warehouse import connection
 
@@ -25,9 +30,16 @@ def validate_receivables(settings: Settings) -> ValidationSummary | None:
     Returns the summary of this run's validation (``None`` when no batch was pending).
     """
     logger = get_run_logger()
+    with flow_lineage(settings, "validate-receivables") as lineage:
+        summary = _validate(settings, lineage, logger)
+    return summary
+
+
+def _validate(settings: Settings, lineage: ol.LineageRun, logger: Any) -> ValidationSummary | None:
     with connection(settings.warehouse) as con:
         # data docs on: the run's link artifact below points at them
         gate = validate_pending(con, gx_dir=settings.gx_dir, flow_run_id=current_flow_run_id(), data_docs=True)
+        record_lineage(lineage, settings, gate.summary, ops.batch_records(con, gate.validated))
     summary = gate.summary
     if summary is not None and summary.data_docs_index:
         create_link_artifact(
@@ -58,3 +70,29 @@ def validate_receivables(settings: Settings) -> ValidationSummary | None:
         summary.quarantined_rows if summary else 0,
     )
     return summary
+
+
+def record_lineage(
+    lineage: ol.LineageRun, settings: Settings, summary: ValidationSummary | None, batches: list[ops.BatchRecord]
+) -> None:
+    """The raw tables of the batches validated -> the validation record, the batches' states, the contract's
+    quarantine and the data docs; the batch ids and the validation result."""
+    lineage.add_inputs(*(ol.table(settings, f"raw.{b.entity}") for b in batches))
+    lineage.set_ids(raw_batch_ids=[b.batch_id for b in batches])
+    if summary is None:
+        return
+    lineage.add_outputs(
+        ol.table(settings, "ops.validation_runs", rows=1),
+        ol.table(settings, "ops.ingest_batches"),
+        ol.table(settings, "ops.quarantine", rows=summary.quarantined_rows),
+    )
+    lineage.set_ids(validation_id=summary.validation_id)
+    if summary.data_docs_index is not None:
+        lineage.add_outputs(ol.file_dataset(summary.data_docs_index.parent))
+    lineage.count(
+        batches_validated=len(batches),
+        validation_success=int(summary.success),
+        critical_failures=len(summary.critical_failures),
+        warning_failures=len(summary.warning_failures),
+        rows_quarantined=summary.quarantined_rows,
+    )
