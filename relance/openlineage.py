@@ -67,6 +67,7 @@ from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, H
 from openlineage.client.uuid import generate_new_uuid
 
 from relance.lineage import package_version
+from relance.redaction import environment_secrets, redact
 
 if TYPE_CHECKING:
     from relance.settings import Settings
@@ -336,6 +337,8 @@ class Emitter:
     spool: Path | None = None
     prefect_ui_url: str | None = None
     timezone: str = "UTC"
+    #: values masked wherever an event carries free text (error messages, stack traces)
+    secrets: tuple[str, ...] = ()
     emitted: int = 0
     failed: int = 0
     seconds: float = 0.0
@@ -426,9 +429,17 @@ def emitter_for(settings: Settings) -> Emitter:
                 spool=settings.lineage_dir / UNDELIVERED_FILE if settings.openlineage_transport == "http" else None,
                 prefect_ui_url=settings.prefect_ui_url,
                 timezone=settings.timezone,
+                secrets=_secrets(settings),
             )
             _EMITTERS[key] = found
         return found
+
+
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    values = [*settings.secret_values(), *environment_secrets()]
+    if settings.openlineage_api_key is not None:
+        values.append(settings.openlineage_api_key.get_secret_value())
+    return tuple(v for v in values if v)
 
 
 def redeliver(settings: Settings) -> tuple[int, int]:
@@ -529,11 +540,13 @@ def processing_engine(name: str = "prefect") -> processing_engine_run.Processing
     )
 
 
-def error_facet(exc: BaseException) -> error_message_run.ErrorMessageRunFacet:
+def error_facet(exc: BaseException, secrets: Iterable[str] = ()) -> error_message_run.ErrorMessageRunFacet:
+    """The error and its stack trace, every known secret and secret-shaped string masked (``relance.redaction``):
+    an event leaves the machine."""
     return error_message_run.ErrorMessageRunFacet(
-        message=f"{type(exc).__name__}: {exc}"[:4000],
+        message=redact(f"{type(exc).__name__}: {exc}", secrets)[:4000],
         programmingLanguage="PYTHON",
-        stackTrace="".join(traceback.format_exception(exc))[-20000:],
+        stackTrace=redact("".join(traceback.format_exception(exc)), secrets)[-20000:],
         producer=producer(),
     )
 
@@ -652,7 +665,7 @@ class LineageRun:
     def event(self, state: RunState, error: BaseException | None = None) -> RunEvent:
         facets = self.run_facets()
         if error is not None:
-            facets["errorMessage"] = error_facet(error)
+            facets["errorMessage"] = error_facet(error, self.emitter.secrets)
         return RunEvent(
             eventType=state,
             eventTime=_now(),

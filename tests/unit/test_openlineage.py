@@ -159,6 +159,17 @@ def test_a_failing_run_emits_fail_with_the_error_then_raises(settings: Settings)
     assert validate_events(events_file(settings)) == []
 
 
+def test_an_error_never_carries_a_secret_out(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", sendgrid_api_key=SecretStr("SG.super-secret-key-123456"))
+    emitter = ol.emitter_for(settings)
+    with pytest.raises(RuntimeError), ol.run(emitter, "send-reminders", CHILD_ID):
+        raise RuntimeError("SendGrid refused key SG.super-secret-key-123456")
+    failed = ol.read_events(events_file(settings))[-1]
+    error = failed["run"]["facets"]["errorMessage"]
+    assert "super-secret" not in json.dumps(failed)
+    assert error["message"] == "RuntimeError: SendGrid refused key ***"
+
+
 def test_explicit_parent_a_bad_run_id_and_unknown_ids(settings: Settings) -> None:
     emitter = fresh_emitter(settings)
     parent = ol.RunRef("relance", "relance.retrain-model", DAILY_ID)
