@@ -20,8 +20,12 @@ Phone numbers: an E.164 number is text that starts with ``+``, so it is written 
 choice for CSV: a spreadsheet keeps the whole number, ``+`` included, as text (without the apostrophe Excel
 would read ``+33199001234`` as the number 33199001234 and drop the ``+``, or as a formula); the cost is an
 apostrophe in front that a human reader ignores. There is no other way to write a CSV cell that Excel keeps as
-text with its ``+`` and that is not a formula itself (``="+33..."`` is one). No XLSX is written anywhere yet;
-one would store these cells as strings with the text number format ``@`` and need no apostrophe.
+text with its ``+`` and that is not a formula itself (``="+33..."`` is one).
+
+XLSX (the finance workbooks, :func:`set_xlsx_cell`) needs no apostrophe: a cell has a type there, and every text
+cell is written as a string cell (never a formula cell, whatever it starts with). A text that :func:`needs_quote`
+also gets the text number format ``@`` and Excel's "quote prefix" flag, so editing it in Excel keeps it text. The
+value read back is the original text, unchanged. Numbers, dates and booleans keep their types.
 
 The rule is exactly invertible: :func:`restore_cell` removes the apostrophe it added (and only that one), so a
 program reading a file back (the call list reading its own keys, a dialler import) gets the original values;
@@ -35,7 +39,7 @@ import io
 import numbers
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,48 @@ def neutralise_cell(value: Any) -> Any:
         return value
     text = str(value)
     return QUOTE + text if needs_quote(text) else text
+
+
+#: Control characters XML 1.0 cannot hold (an XLSX is XML): replaced, so one odd byte never breaks a workbook.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: Excel's limit of characters in a cell.
+XLSX_MAX_CELL_CHARS = 32767
+
+
+def set_xlsx_cell(cell: Any, value: Any) -> Any:
+    """Write ``value`` into an openpyxl cell so that no spreadsheet evaluates it; returns the cell.
+
+    Missing values leave the cell empty; booleans, numbers (numpy's and ``Decimal`` too), dates and datetimes are
+    written as typed values; anything else is text, written as a string cell: openpyxl would store a text that
+    starts with ``=`` as a formula, so the cell's type is set to string after the value. A text that could start
+    a formula elsewhere (:func:`needs_quote`) also gets the ``@`` number format and the quote-prefix flag."""
+    if _is_missing(value):
+        cell.value = None
+        return cell
+    if isinstance(value, bool | np.bool_):
+        cell.value = bool(value)
+        return cell
+    if isinstance(value, numbers.Integral):
+        cell.value = int(value)
+        return cell
+    if isinstance(value, numbers.Number):
+        cell.value = float(value)
+        return cell
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        value = pd.Timestamp(value).to_pydatetime()
+    if isinstance(value, datetime):
+        cell.value = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)  # as UTC
+        return cell
+    if isinstance(value, date):
+        cell.value = value
+        return cell
+    text = _XML_ILLEGAL.sub("\ufffd", value if isinstance(value, str) else str(value))[:XLSX_MAX_CELL_CHARS]
+    cell.value = text
+    cell.data_type = "s"  # a string cell, never a formula, whatever the text starts with
+    if needs_quote(text):
+        cell.number_format = "@"
+        cell.quotePrefix = True
+    return cell
 
 
 def restore_cell(value: Any) -> Any:

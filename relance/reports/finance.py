@@ -90,11 +90,19 @@ _TARGET_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 
 @dataclass(frozen=True)
 class FinanceReport:
-    """Where the report was written and a short summary (one row per currency) for a table artifact."""
+    """Where the report was written and a short summary (one row per currency) for a table artifact.
+
+    ``html_path`` and ``csv_paths``: the daily report of this module. ``html_paths`` and ``xlsx_paths``: the
+    daily flash and the weekly report (:mod:`relance.reports.finance_outputs`), by ``<kind>_<language>``
+    (``flash_fr``, ``weekly_en``...); ``emails``: what happened to each recipient group's email, by
+    ``<kind>:<group>`` (``sent``, ``already_sent``, ``in_flight``, ``failed``)."""
 
     html_path: Path
     csv_paths: dict[str, Path]
     summary_rows: list[dict[str, Any]] = field(default_factory=list)
+    html_paths: dict[str, Path] = field(default_factory=dict)
+    xlsx_paths: dict[str, Path] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> None:
