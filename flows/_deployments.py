@@ -117,7 +117,26 @@ def serve_all(
     ephemeral API schedules nothing)."""
     deployments = list(deployments) if deployments is not None else runner_deployments(specs, paused=False)
     with _api(api_url):
-        serve(*deployments, limit=limit, print_starting_message=False)
+        try:
+            serve(*deployments, limit=limit, print_starting_message=False)
+        finally:
+            # Prefect pauses them on the way out too, but its SIGTERM handler exits mid-way (the pause requests
+            # are cancelled after the first): nothing may stay scheduled once nobody serves it
+            pause(deployments)
+
+
+def pause(deployments: Sequence[RunnerDeployment]) -> list[str]:
+    """Pause the schedules of ``deployments`` (by name) on the current API; returns the names paused."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    paused = []
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            with contextlib.suppress(ObjectNotFound):
+                client.pause_deployment(client.read_deployment_by_name(deployment.full_name).id)
+                paused.append(deployment.full_name)
+    return paused
 
 
 def apply_all(api_url: str, specs: Sequence[DeploymentSpec] | None = None, *, wait_seconds: float = 120.0) -> list[str]:
