@@ -141,13 +141,24 @@ def pause(deployments: Sequence[RunnerDeployment]) -> list[str]:
 
 def apply_all(api_url: str, specs: Sequence[DeploymentSpec] | None = None, *, wait_seconds: float = 120.0) -> list[str]:
     """Register every deployment with the server at ``api_url`` so its UI lists them with their schedules: new ones
-    paused (nothing serves them), existing ones left as they are. Returns the deployments' full names."""
+    paused (nothing serves them), existing ones keep their paused state (a ``relance serve`` may be serving them).
+    Returns the deployments' full names."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
     wait_for_api(api_url, wait_seconds)
-    deployments = runner_deployments(specs, paused=True)
-    with _api(api_url):
-        for deployment in deployments:
+    specs = list(specs if specs is not None else load_deployments())
+    names = []
+    with _api(api_url), get_client(sync_client=True) as client:
+        for spec in specs:
+            try:  # an update sends `paused` too: it must be the state the deployment is in
+                paused = bool(client.read_deployment_by_name(f"{flow_name(spec)}/{spec.name}").paused)
+            except ObjectNotFound:
+                paused = True
+            deployment = runner_deployment(spec, paused=paused)
             deployment.apply()
-    return [d.full_name for d in deployments]
+            names.append(deployment.full_name)
+    return names
 
 
 # --- reading runs back (relance status) ------------------------------------------------------------------------

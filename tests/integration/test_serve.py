@@ -160,3 +160,22 @@ def test_serve_registers_schedules_runs_a_deployment_and_pauses_on_exit(tmp_path
             os.killpg(serve.pid, signal.SIGKILL)
             serve.wait()
         log.close()
+
+
+def test_the_ui_registers_the_deployments_paused_and_leaves_served_ones_alone(prefect_server: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows._deployments import apply_all
+
+    assert set(apply_all(prefect_server)) == DEPLOYMENTS
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
+        deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d for d in client.read_deployments()}
+        assert set(deployments) == DEPLOYMENTS
+        assert all(d.paused for d in deployments.values())  # nobody serves them: no run piles up as Late
+        watch = deployments["watch-company-risk/hourly-risk-watch"]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in watch.schedules] == [("0 * * * *", "Europe/Paris")]
+        client.resume_deployment(watch.id)  # as `relance serve` leaves a deployment it serves
+        apply_all(prefect_server)  # `relance ui` started again meanwhile
+        assert not client.read_deployment(watch.id).paused
+        assert client.read_deployment(deployments["daily-collections/daily"].id).paused
