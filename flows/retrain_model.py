@@ -57,13 +57,16 @@ def retrain_model(as_of_date: date | None = None, full_refresh_features: bool = 
             "retraining": "weekly" if full_refresh_features else "incremental",
         }
         trained = train_model(settings, as_of, lineage)
-    champion = trained.model_version if trained.promoted else trained.champion_version
+    # who holds @champion now: the candidate if promoted, the previous champion if it won, else the version that
+    # scores (kept on an unchanged dataset, or the fallback when nothing could be trained)
+    lost = trained.trained and not trained.promoted and trained.champion_version
+    champion = trained.champion_version if lost else trained.model_version
     create_markdown_artifact(
         key="retraining",
         markdown=f"## Retraining as of {as_of}\n\n"
         + (
             f"Candidate **v{trained.model_version}** "
-            + ("**promoted** to `@champion`" if trained.promoted else f"kept as challenger; champion v{champion}")
+            + ("**promoted** to `@champion`" if trained.promoted else f"not promoted; `@champion` is v{champion}")
             if trained.trained
             else f"**Nothing trained**; v{trained.model_version} scores"
         )
