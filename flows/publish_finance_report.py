@@ -1,7 +1,11 @@
-"""Write the finance report (aged balance, DSO, top at-risk exposure) as HTML + CSV and a Prefect artifact."""
+"""The daily run's finance outputs: the day's report (aged balance, DSO, top at-risk exposure, alerts, claims,
+reminders) as HTML + CSV, the daily flash to the 'flash' recipient groups, and on Mondays (or when asked) the
+weekly report to the 'weekly' groups. See flows/_finance_outputs.py for the flash and the weekly report; the weekly
+deployment's own flow is flows/publish_weekly_report.py."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -10,6 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
+from flows._finance_outputs import Published, is_weekly_day, publish_outputs, raise_if_undelivered
 from relance import ops
 from relance.reminders.experiment import holdout_effect
 from relance.reports.finance import FinanceReport, reminder_section, write_finance_report
@@ -53,9 +58,14 @@ def publish_finance_report(
     model_version: str | None,
     model_note: str | None = None,
     stale_sources: dict[str, str] | None = None,
+    weekly: bool | None = None,
 ) -> FinanceReport:
-    """``model_note``: why no model was trained today (the report then opens with a banner saying so);
-    ``stale_sources``: company-risk sources without a recent good answer (a banner too)."""
+    """The day's report, the flash, and the weekly report when ``weekly`` is True (None: on Mondays).
+
+    ``model_note``: why no model was trained today (the report then opens with a banner saying so);
+    ``stale_sources``: company-risk sources without a recent good answer (a banner too). Emails go to each
+    recipient group once per (kind, date, group); when one could not be sent, the run fails after everything
+    else is written (``FinanceDeliveryError``) and a rerun sends only that one."""
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con:
@@ -90,4 +100,31 @@ def publish_finance_report(
     )
     create_link_artifact(key="finance-report-html", link=report.html_path.as_uri(), link_text="Finance report (HTML)")
     logger.info("finance report at %s", report.html_path)
+
+    kinds = ["flash"] + (["weekly"] if (is_weekly_day(as_of_date) if weekly is None else weekly) else [])
+    published: list[Published] = []
+    for kind in kinds:
+        done = publish_outputs(
+            settings,
+            as_of_date,
+            kind,
+            flow_run_id=flow_run_id,
+            model_version=model_version,
+            model_note=model_note,
+            stale_sources=stale_sources,
+        )
+        logger.info(
+            "finance %s at %s; emails: %s",
+            kind,
+            done.outputs.directory,
+            ", ".join(f"{d.group} {d.status}" for d in done.deliveries) or "no recipient group",
+        )
+        published.append(done)
+    report = dataclasses.replace(
+        report,
+        html_paths={f"{p.kind}_{lang}": path for p in published for lang, path in p.outputs.html.items()},
+        xlsx_paths={f"{p.kind}_{lang}": path for p in published for lang, path in p.outputs.xlsx.items()},
+        emails={f"{p.kind}:{d.group}": d.status for p in published for d in p.deliveries},
+    )
+    raise_if_undelivered(published)
     return report

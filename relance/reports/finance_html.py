@@ -100,13 +100,13 @@ def render_html(document: FinanceDocument, images: Mapping[str, str], *, attachm
                 "title": s.title,
                 "notes": list(s.notes),
                 "unavailable": s.unavailable,
-                "empty_text": s.empty_text if not s.tables else None,
+                "empty_text": s.empty_text if all(t.empty for t in s.tables) else None,
                 "charts": [
                     {"src": images[c], "alt": document.charts[c].alt}
                     for c in s.charts
                     if c in images and c in document.charts
                 ],
-                "tables": [table_view(t, lang) for t in s.tables],
+                "tables": [table_view(t, lang) for t in s.tables if not t.empty],
             }
         )
     return (

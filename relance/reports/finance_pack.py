@@ -38,7 +38,7 @@ RELATIONS: dict[str, str] = {
     "experiment_outcomes": "serving.reminder_experiment_outcomes",
 }
 _ORDER: dict[str, str] = {
-    "aged_by_customer": "currency, total_open DESC, customer_id",
+    "aged_by_customer": "currency, customer_id",  # the builders rank by balance
     "aged_balance": "currency, bucket_order",
     "dso": "currency",
     "dso_trend": "currency, week_end_date",

@@ -15,7 +15,6 @@ Rules the builders keep:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -78,7 +77,8 @@ class Table:
 @dataclass(frozen=True)
 class Section:
     """A part of the report: a title, notes, charts (ids in :attr:`FinanceDocument.charts`) and tables, or why
-    there is nothing (``unavailable``: the relation is missing; ``empty``: no rows)."""
+    there is nothing (``unavailable``: the relation is missing). A table without rows stays (the workbook keeps
+    the same sheets every week) but the HTML leaves it out, and shows ``empty_text`` when no table has rows."""
 
     id: str
     title: str
@@ -127,6 +127,8 @@ class FinanceDocument:
     sections: tuple[Section, ...]
     charts: dict[str, Chart] = field(default_factory=dict)
     summary_rows: tuple[dict[str, Any], ...] = ()
+    #: longer notes for the workbook's Notes sheet (the forecast's method and coverage, as its module wrote them)
+    workbook_notes: tuple[str, ...] = ()
 
     def tables(self) -> list[Table]:
         return [t for s in self.sections for t in s.tables]
@@ -319,6 +321,7 @@ def aged_sections(pack: FinancePack, language: str) -> list[Section]:
         html_columns=("currency", "customer_name", "segment", *BUCKET_COLUMNS, "total_open"),
     )
     group_cols = (*money_cols, ("customer_count", "col_customers", "int"), ("invoice_count", "col_invoices", "int"))
+    group_html = ("currency", "group", *BUCKET_COLUMNS, "total_open", "overdue_amount", "customer_count")
     segment = _group_aged(frame, lambda r: i18n.segment_label(language, r["customer_type"], r["size_band"]), language)
     sector = _group_aged(frame, lambda r: i18n.sector_label(language, r["sector_section"]), language)
     sections.append(
@@ -333,6 +336,7 @@ def aged_sections(pack: FinancePack, language: str) -> list[Section]:
                     _cols(language, ("currency", "col_currency"), ("group", "col_segment"), *group_cols),
                     segment,
                     title=t("sec_aged_segment"),
+                    html_columns=group_html,
                 ),
                 Table(
                     "aged_by_sector",
@@ -340,6 +344,7 @@ def aged_sections(pack: FinancePack, language: str) -> list[Section]:
                     _cols(language, ("currency", "col_currency"), ("group", "col_sector"), *group_cols),
                     sector,
                     title=t("sec_aged_sector"),
+                    html_columns=group_html,
                 ),
             ),
         )
@@ -388,7 +393,10 @@ def dso_section(pack: FinancePack, language: str) -> Section:
             ("dso_countback_days", "col_dso_countback", "days"),
             ("dso_simple_days", "col_dso_simple", "days"),
         ),
-        frame.sort_values(["currency", "week_end_date"], kind="mergesort").reset_index(drop=True),
+        frame.sort_values(["currency", "week_end_date"], ascending=[True, False], kind="mergesort").reset_index(
+            drop=True
+        ),
+        html_limit=5,  # the latest week ends; the chart shows the trend, the workbook every row
     )
     return Section(
         "dso",
@@ -438,6 +446,7 @@ def cei_section(pack: FinancePack, language: str) -> Section:
             ("cei_pct", "col_cei", "percent"),
         ),
         frame.reset_index(drop=True),
+        html_limit=5,  # the 13 weeks as one, then the latest 4 weeks
     )
     return Section(
         "cei", t("sec_cei"), tables=(table,), notes=(t("cei_note"),), empty_text=t("no_rows") if frame.empty else None
@@ -535,14 +544,15 @@ def forecast_sections(pack: FinancePack, language: str) -> list[Section]:
             "forecast",
             title,
             tables=(forecast_table,),
-            notes=(t("forecast_note"), *pack.forecast_notes),
+            # the forecast's own notes (method, coverage, in the model layer's English) go to the workbook
+            notes=(t("forecast_note"), *((t("forecast_notes_pointer"),) if pack.forecast_notes else ())),
             charts=("forecast",) if not weeks.empty else (),
             empty_text=t("no_rows") if weeks.empty else None,
         ),
         Section(
             "backtest",
             t("sec_backtest"),
-            tables=(backtest_table,) if not backtest.empty else (),
+            tables=(backtest_table,),
             notes=tuple(wape_lines(pack, language, currencies)),
             empty_text=t("no_rows") if backtest.empty else None,
         ),
@@ -623,26 +633,26 @@ def alerts_table(pack: FinancePack, language: str, *, only_day: bool) -> Table:
 def alerts_section(pack: FinancePack, language: str, *, only_day: bool = False) -> Section:
     table = alerts_table(pack, language, only_day=only_day)
     title = i18n.t(language, "sec_new_alerts" if only_day else "sec_alerts")
-    return Section(
-        "alerts", title, tables=(table,) if not table.empty else (), empty_text=i18n.t(language, "no_alerts")
-    )
+    return Section("alerts", title, tables=(table,), empty_text=i18n.t(language, "no_alerts"))
 
 
-def holdout_table(pack: FinancePack, language: str) -> Table | None:
+HOLDOUT_COLUMNS = ("group", "n_treated", "rate_treated", "n_holdout", "rate_holdout", "effect", "ci_low", "ci_high")
+
+
+def holdout_table(pack: FinancePack, language: str) -> Table:
     """The randomised holdout's effect, overall and by first channel (``relance.reminders.experiment``), then
-    the intention-to-treat effect of each scenario. None when no holdout outcome is in yet."""
+    the intention-to-treat effect of each scenario; no rows while no holdout outcome is in."""
     outcomes = pack.experiment_outcomes
-    if outcomes is None or outcomes.empty:
-        return None
-    frame = outcomes.rename(columns={"first_channel": "channel"})
-    effect = holdout_effect(frame)
-    if effect.empty or int(effect["n_holdout"].iloc[0]) == 0:
-        return None
-    rows = [r | {"group": i18n.code_label(language, r["group"])} for r in effect.to_dict("records")]
-    for scenario, part in frame.groupby("scenario", sort=True):
-        if (part["arm"] == "holdout").any() and (part["arm"] == "treatment").any():
-            itt = holdout_effect(part).iloc[0].to_dict()
-            rows.append(itt | {"group": f"{i18n.t(language, 'col_scenario')} {scenario}"})
+    rows: list[dict[str, Any]] = []
+    if outcomes is not None and not outcomes.empty:
+        frame = outcomes.rename(columns={"first_channel": "channel"})
+        effect = holdout_effect(frame)
+        if not effect.empty and int(effect["n_holdout"].iloc[0]) > 0:
+            rows = [r | {"group": i18n.code_label(language, r["group"])} for r in effect.to_dict("records")]
+            for scenario, part in frame.groupby("scenario", sort=True):
+                if (part["arm"] == "holdout").any() and (part["arm"] == "treatment").any():
+                    itt = holdout_effect(part).iloc[0].to_dict()
+                    rows.append(itt | {"group": f"{i18n.t(language, 'col_scenario')} {scenario}"})
     return Table(
         "holdout",
         i18n.t(language, "sheet_holdout"),
@@ -657,19 +667,20 @@ def holdout_table(pack: FinancePack, language: str) -> Table | None:
             ("ci_low", "col_ci_low", "points"),
             ("ci_high", "col_ci_high", "points"),
         ),
-        pd.DataFrame(rows),
+        pd.DataFrame(rows, columns=list(HOLDOUT_COLUMNS)) if not rows else pd.DataFrame(rows),
+        title=i18n.t(language, "sec_holdout"),
     )
 
 
 def reminders_section(pack: FinancePack, language: str) -> Section:
     t = lambda key, **kw: i18n.t(language, key, **kw)  # noqa: E731
     holdout = holdout_table(pack, language)
-    holdout_notes = (t("holdout_note"),) if holdout is not None else (t("holdout_none"),)
+    holdout_notes = (t("holdout_note"),) if not holdout.empty else (t("holdout_none"),)
     if pack.reminder_performance is None:
         return Section(
             "reminders",
             t("sec_reminders"),
-            tables=(holdout,) if holdout is not None else (),
+            tables=(holdout,),
             notes=(t("not_available", relation=pack.missing["reminder_performance"]), *holdout_notes),
         )
     frame = _numeric(
@@ -697,15 +708,12 @@ def reminders_section(pack: FinancePack, language: str) -> Section:
         ),
         frame.sort_values(["currency", "scenario", "channel", "tone"], kind="mergesort").reset_index(drop=True),
     )
-    tables = (table,) if not frame.empty else ()
-    if holdout is not None:
-        tables += (dataclasses.replace(holdout, title=t("sec_holdout")),)
     return Section(
         "reminders",
         t("sec_reminders"),
-        tables=tables,
+        tables=(table, holdout),
         notes=holdout_notes,
-        empty_text=t("no_rows") if frame.empty else None,
+        empty_text=t("no_rows"),
     )
 
 
@@ -748,7 +756,9 @@ def reminders_today_section(pack: FinancePack, language: str) -> Section:
     t = lambda key, **kw: i18n.t(language, key, **kw)  # noqa: E731
     planned = pack.reminders_today
     if planned is None or planned.empty:
-        return Section("reminders-today", t("sec_reminders_today"), empty_text=t("no_reminders"))
+        planned = pd.DataFrame(
+            columns=["reminder_key", "currency", "scenario", "channel", "tone", "open_amount", "invoice_ids"]
+        )
     frame = planned.copy()
     frame["open_amount"] = pd.to_numeric(frame["open_amount"], errors="coerce").astype(float)
     frame["invoices"] = frame["invoice_ids"].map(_invoice_count) if "invoice_ids" in frame else 1
@@ -777,7 +787,7 @@ def reminders_today_section(pack: FinancePack, language: str) -> Section:
         ),
         out,
     )
-    return Section("reminders-today", t("sec_reminders_today"), tables=(table,))
+    return Section("reminders-today", t("sec_reminders_today"), tables=(table,), empty_text=t("no_reminders"))
 
 
 def _invoice_count(value: Any) -> int:
@@ -1050,6 +1060,7 @@ def build_document(
         sections=tuple(sections),
         charts=charts,
         summary_rows=tuple(rows),
+        workbook_notes=pack.forecast_notes if kind == "weekly" else (),
     )
 
 
@@ -1083,8 +1094,9 @@ def markdown(document: FinanceDocument, *, files: Sequence[str] = ()) -> str:
             lines.append(f"_{_md(section.unavailable)}_")
             continue
         lines += [_md(n) for n in section.notes]
-        if section.tables:
-            table = section.tables[0]
+        filled = [t for t in section.tables if not t.empty]
+        if filled:
+            table = filled[0]
             shown = table.rows_for_html().head(10)
             lines += ["", "| " + " | ".join(_md(c.label) for c in table.columns) + " |"]
             lines.append("|" + "---|" * len(table.columns))

@@ -173,6 +173,12 @@ def build_workbook(document: FinanceDocument) -> Workbook:
     for table in document.tables():
         ws = wb.create_sheet(_sheet_name(table.sheet, taken))
         _write_table(ws, table, document.language)
+    if document.workbook_notes:
+        ws = wb.create_sheet(_sheet_name(i18n.t(document.language, "sheet_notes"), taken))
+        set_xlsx_cell(ws.cell(row=1, column=1), i18n.t(document.language, "notes_title")).font = BOLD
+        for row, note in enumerate(document.workbook_notes, start=2):
+            set_xlsx_cell(ws.cell(row=row, column=1), note).alignment = Alignment(wrap_text=True, vertical="top")
+        ws.column_dimensions["A"].width = 120
     wb.properties.title = document.title
     wb.properties.creator = "relance"
     wb.properties.language = document.language

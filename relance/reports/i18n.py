@@ -240,6 +240,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "forecast_note": "Encaissements attendus des factures ouvertes selon les dates de paiement prédites ; la bande "
         "va du 10e au 90e centile.",
         "no_alerts": "Aucune nouvelle alerte.",
+        "notes_title": "Prévision d’encaissements : méthode et couverture",
+        "forecast_notes_pointer": "Méthode et couverture de la prévision : feuille « Notes » du classeur joint.",
         "no_reminders": "Aucune relance aujourd’hui.",
         "baseline_due_date": "à l’échéance",
         "baseline_customer_mean": "retard moyen du client",
@@ -424,6 +426,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "forecast_note": "Expected cash-in from open invoices at their predicted payment dates; the band runs from "
         "the 10th to the 90th percentile.",
         "no_alerts": "No new alert.",
+        "notes_title": "Cash-in forecast: method and coverage",
+        "forecast_notes_pointer": "How the forecast is made and what it covers: the Notes sheet of the attached "
+        "workbook.",
         "no_reminders": "No reminder today.",
         "baseline_due_date": "at due date",
         "baseline_customer_mean": "customer's mean delay",

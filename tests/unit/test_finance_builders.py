@@ -229,6 +229,13 @@ def test_weekly_sections_in_order_and_html_limits() -> None:
     assert len(customers.frame) == 4 and list(customers.rows_for_html()["customer_id"]) == ["C1", "C2", "C4"]
     at_risk = _table(doc, "at_risk").frame
     assert at_risk.loc[at_risk["invoice_id"] == "I2", "customer"].iloc[0] == f"{EVIL} (insolvency proceedings)"
+    forecast_notes = _section(doc, "forecast").notes
+    assert "Covers open invoices only." not in forecast_notes and "Notes sheet" in forecast_notes[-1]
+    assert doc.workbook_notes == ("Covers open invoices only.",)
+    assert [d.isoformat() for d in _table(doc, "dso_trend").rows_for_html()["week_end_date"][:2]] == [
+        "2026-10-25",
+        "2026-10-18",
+    ], "latest first"
     cei = _table(doc, "cei").frame
     assert list(cei["period_label"])[:2] == ["Last 13 weeks", "19 Oct 2026 – 25 Oct 2026"]
 

@@ -19,11 +19,11 @@ from tests.unit.finance_pack_factory import EVIL, tiny_pack
 WEEKLY_SHEETS = {
     "fr": [
         "Synthèse", "Balance âgée", "Par client", "Par segment", "Par secteur", "DSO", "CEI", "Prévision",
-        "Prévu vs réel", "À risque", "Alertes", "Relances", "Effet témoin", "Coût du retard",
+        "Prévu vs réel", "À risque", "Alertes", "Relances", "Effet témoin", "Coût du retard", "Notes",
     ],
     "en": [
         "Summary", "Aged balance", "By customer", "By segment", "By sector", "DSO", "CEI", "Forecast", "Backtest",
-        "At risk", "Alerts", "Reminders", "Holdout effect", "Late payment cost",
+        "At risk", "Alerts", "Reminders", "Holdout effect", "Late payment cost", "Notes",
     ],
 }  # fmt: skip
 
@@ -42,9 +42,10 @@ def _rows(ws):
 def test_the_expected_sheets_in_the_readers_language(language) -> None:
     _, wb = _reload(language)
     assert wb.sheetnames == WEEKLY_SHEETS[language]
-    for name in wb.sheetnames[1:]:
+    for name in wb.sheetnames[1:-1]:  # the tables (not the summary, not the notes)
         assert wb[name].freeze_panes == "A2", f"{name}: header frozen"
         assert wb[name]["A1"].font.bold
+    assert wb[wb.sheetnames[-1]]["A2"].value == "Covers open invoices only.", "the forecast's notes"
     _, flash = _reload(language, "flash")
     assert flash.sheetnames == (
         ["Synthèse", "Alertes", "Relances du jour"] if language == "fr" else ["Summary", "Alerts", "Today's reminders"]
