@@ -511,9 +511,9 @@ def backfill(
     )
     try:
         with daily_run_lock(settings.data, as_of_date=dates[0], what="relance backfill"):
-            daily = _flow("daily_collections", "daily_collections")
 
             def run_day(day: date) -> dict[str, Any]:
+                daily = _flow("daily_collections", "daily_collections")  # loaded once a date is to run
                 with console.status(f"[bold]daily collections as of {day}[/] (Prefect logs below)"):
                     result = daily(
                         as_of_date=day, settings=settings, send_backfill=send, allow_stale_sources=allow_stale_sources
