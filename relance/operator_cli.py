@@ -260,6 +260,10 @@ def collect_status(settings: Settings, *, runs: int = 10) -> dict[str, Any]:
     return status
 
 
+def _age(row: Mapping[str, Any]) -> str:
+    return "-" if row.get("age_hours") is None else str(row["age_hours"])
+
+
 def _state(row: Mapping[str, Any] | None) -> str:
     if not row:
         return "-"
@@ -319,13 +323,13 @@ def _print_status(status: dict[str, Any], tz: str) -> None:
         for s in warehouse.get("sources", []):
             marks = ", ".join(f"{k}={v}" for k, v in (s.get("watermarks") or {}).items())
             sources.add_row(
-                s["source"], "receivables", _local(s["last_new_data_at"], tz), "-" if s["age_hours"] is None else str(s["age_hours"]),
+                s["source"], "receivables", _local(s["last_new_data_at"], tz), _age(s),
                 _local(s["last_read_at"], tz), "[green]yes[/]" if s["fresh"] else "[bold red]no[/]",
                 escape(", ".join(s["entities"]) + (f"; watermarks {marks}" if marks else "")),
             )  # fmt: skip
         for s in warehouse.get("risk_sources", []):
             sources.add_row(
-                s["source"], "company risk", _local(s["last_success_at"], tz), "-" if s["age_hours"] is None else str(s["age_hours"]),
+                s["source"], "company risk", _local(s["last_success_at"], tz), _age(s),
                 _local(s["last_attempt_at"], tz), "[green]yes[/]" if s["fresh"] else "[bold red]no[/]",
                 escape(f"{s['checks']} check(s), {s['in_error']} in error" + (
                     f": {s['last_error']}" if s["last_error"] else "")),
