@@ -672,6 +672,9 @@ def ledger_in_doubt(send_ledger: Path, *, now: datetime) -> dict[str, Any]:
 def status_problems(status: Mapping[str, Any]) -> list[str]:
     """What in a status needs a person, in words (empty when all is well): the exit code of ``relance status``."""
     problems = []
+    prefect = status.get("prefect") or {}
+    if prefect.get("error"):
+        problems.append(f"the Prefect API ({prefect.get('source')}) cannot be read: {prefect['error']}")
     for row in status.get("deployments", []):
         last = row.get("last_run") or {}
         if last.get("state_type") in ("FAILED", "CRASHED"):

@@ -241,8 +241,9 @@ def test_status_problems_say_what_needs_a_person() -> None:
     sick["warehouse"]["claims"] = {"days_to_nearest": 3, "nearest_deadline": "2026-12-03"}
     sick["sends"]["in_doubt"] = 2
     sick["backfill"]["failed"] = ["2026-10-02"]
+    sick["prefect"] = {"source": "http://prefect:4200/api", "error": "ConnectError: refused"}
     problems = operations.status_problems(sick)
-    assert len(problems) == 5
+    assert len(problems) == 6
     assert "the last daily run failed: http://x/1" in problems
 
 
