@@ -479,7 +479,10 @@ def source_freshness(con: Any, *, now: datetime, max_age_hours: float) -> list[d
     from relance import ops
     from relance.freshness import last_new_content
 
-    batches = [b for b in ops.list_batches(con, limit=None) if b.entity not in ops.RISK_DATA_ENTITIES]
+    # receivables only: company-risk data has its own freshness (risk_source_status), and call outcomes and provider
+    # events are answers that arrive when they arrive
+    others = (*ops.RISK_DATA_ENTITIES, *ops.CONTACT_DATA_ENTITIES)
+    batches = [b for b in ops.list_batches(con, limit=None) if b.entity not in others]
     names = sorted({b.source_name or "" for b in batches})
     last_new = last_new_content(con, names)
     rows = []

@@ -201,11 +201,18 @@ def test_pending_calls_are_recent_call_tasks_no_outcome_answers() -> None:
     assert operations.pending_calls(tasks, outcomes.iloc[0:0], now=NOW)["pending"] == 4  # the call tasks in the window
 
 
-def _batch(con: duckdb.DuckDBPyConnection, batch_id: str, source: str, status: str, loaded_at: datetime) -> None:
+def _batch(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    source: str,
+    status: str,
+    loaded_at: datetime,
+    entity: str = "invoices",
+) -> None:
     ops.record_batch(
         con,
         ops.BatchRecord(
-            batch_id=batch_id, entity="invoices", source_file=f"{batch_id}.csv", file_hash=batch_id, rows_read=1,
+            batch_id=batch_id, entity=entity, source_file=f"{batch_id}.csv", file_hash=batch_id, rows_read=1,
             rows_loaded=1 if status == "loaded" else 0, rows_unchanged=0, rows_quarantined=0, status=status,
             source_name=source, loaded_at=loaded_at,
         ),
@@ -218,11 +225,13 @@ def test_source_freshness_is_the_last_new_data_of_each_source() -> None:
         _batch(con, "b1", "erp", "loaded", NOW - timedelta(hours=60))
         _batch(con, "b2", "erp", "unchanged", NOW - timedelta(hours=2))  # read again, nothing new
         _batch(con, "b3", "bank", "loaded", NOW - timedelta(hours=3))
+        _batch(con, "b4", "calls", "loaded", NOW - timedelta(hours=300), entity="call_outcomes")  # not a ledger
         rows = {r["source"]: r for r in operations.source_freshness(con, now=NOW, max_age_hours=36)}
         blocking = operations.blocking_batch_rows(con)
     assert rows["erp"]["age_hours"] == 60.0 and rows["erp"]["fresh"] is False
     assert rows["erp"]["last_read_at"] == NOW - timedelta(hours=2)
     assert rows["bank"]["fresh"] is True
+    assert set(rows) == {"erp", "bank"}
     # loaded batches wait for validation: both block the daily run until validated
     assert {b["batch_id"] for b in blocking} == {"b1", "b3"}
 
