@@ -39,6 +39,7 @@ STYLES: dict[str, str] = {
     "th_num": "text-align:right;padding:5px 6px;border-bottom:2px solid #c9d6e3;background:#f0f4f8;color:#1b2a3a;"
     "vertical-align:bottom;",
     "td": "text-align:left;padding:4px 6px;border-bottom:1px solid #eeeeee;vertical-align:top;",
+    "td_date": "text-align:left;padding:4px 6px;border-bottom:1px solid #eeeeee;white-space:nowrap;vertical-align:top;",
     "td_num": "text-align:right;padding:4px 6px;border-bottom:1px solid #eeeeee;white-space:nowrap;vertical-align:top;",
     "total": "font-weight:bold;background:#fafafa;",
     "kf_value": "text-align:right;padding:6px 8px;border-bottom:1px solid #eeeeee;font-size:15px;font-weight:bold;"
@@ -59,7 +60,8 @@ def table_view(table: Table, language: str) -> dict[str, Any]:
         total = record.get("_total") in (True, 1)  # a numpy bool too; NaN and None are not totals
         cells = []
         for c in columns:
-            style = STYLES["td_num" if c.kind in _NUMERIC else "td"] + (STYLES["total"] if total else "")
+            kind = "td_num" if c.kind in _NUMERIC else "td_date" if c.kind == "date" else "td"
+            style = STYLES[kind] + (STYLES["total"] if total else "")
             text = format_value(record.get(c.key), c.kind, language, record.get("currency"), c.decimals)
             cells.append({"text": text, "style": style})
         rows.append(cells)

@@ -190,7 +190,7 @@ def _cols(language: str, *specs: tuple) -> tuple[Column, ...]:
     for key, label, *rest in specs:
         if label is None:
             kind, decimals, baseline = rest
-            text = f"{i18n.t(language, 'col_baseline')} {_baseline_name(language, baseline)}"
+            text = i18n.t(language, "col_baseline", name=_baseline_name(language, baseline))
             out.append(Column(key, text, kind, decimals))
         else:
             out.append(Column(key, i18n.t(language, label), *rest))
@@ -518,7 +518,8 @@ def forecast_sections(pack: FinancePack, language: str) -> list[Section]:
         backtest = _numeric(backtest, ["forecast", "actual", "abs_error", *baseline_columns])
         for c in ("week_start", "week_end"):
             backtest[c] = pd.to_datetime(backtest[c]).dt.date
-        backtest = backtest.sort_values(["currency", "week_start"], kind="mergesort").reset_index(drop=True)
+        backtest = backtest.sort_values(["currency", "week_start"], ascending=[True, False], kind="mergesort")
+        backtest = backtest.reset_index(drop=True)
     backtest_table = Table(
         "backtest",
         t("sheet_backtest"),
@@ -537,6 +538,7 @@ def forecast_sections(pack: FinancePack, language: str) -> list[Section]:
             ),
         ),
         backtest,
+        html_limit=6,  # the latest weeks; the chart shows them all, the workbook every row
     )
     currencies = sorted(set(weeks["currency"].astype(str)) | set(backtest.get("currency", pd.Series()).astype(str)))
     return [

@@ -119,7 +119,8 @@ def forecast_backtest() -> pd.DataFrame:
         for i, (f, a) in enumerate(pairs):
             start = AS_OF - timedelta(days=7 * (len(pairs) - i))
             rows.append((currency, start, start + timedelta(days=6), f, a, abs(f - a)))
-    return pd.DataFrame(rows, columns=["currency", "week_start", "week_end", "forecast", "actual", "abs_error"])
+    frame = pd.DataFrame(rows, columns=["currency", "week_start", "week_end", "forecast", "actual", "abs_error"])
+    return frame.assign(forecast_due_date=frame["actual"] * 1.25, forecast_customer_mean=frame["actual"] * 0.8)
 
 
 def reminder_performance() -> pd.DataFrame:

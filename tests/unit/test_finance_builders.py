@@ -151,6 +151,9 @@ def test_wape_is_printed_beside_the_baselines() -> None:
         == "WAPE EUR over 2 past weeks: 13.8% (goal ≤ 8%); baselines: customer's mean delay 20.0%, at due date 25.0%."
     )
     assert "customer's mean delay n/a" in notes[1] and "22.2%" in notes[1]
+    backtest = _table(en, "backtest")
+    assert [c.label for c in backtest.columns][-2:] == ["Baseline: customer's mean delay", "Baseline: at due date"]
+    assert backtest.rows_for_html()["week_start"].iloc[0] > backtest.rows_for_html()["week_start"].iloc[1]
     no_wape = build_document(tiny_pack(wape={"EUR": math.nan}), "weekly", "fr")
     assert _section(no_wape, "backtest").notes[0] == "WAPE EUR : non calculable (pas assez de semaines passées)."
 
