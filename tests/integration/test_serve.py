@@ -179,3 +179,24 @@ def test_the_ui_registers_the_deployments_paused_and_leaves_served_ones_alone(pr
         apply_all(prefect_server)  # `relance ui` started again meanwhile
         assert not client.read_deployment(watch.id).paused
         assert client.read_deployment(deployments["daily-collections/daily"].id).paused
+
+
+def test_prefect_deploy_all_registers_the_file_for_the_relance_work_pool(prefect_server: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    root = Path(__file__).resolve().parents[2]
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = _env(PREFECT_API_URL=prefect_server, RELANCE_PROJECT_ROOT=str(root))
+    for args in (["work-pool", "create", "relance", "--type", "process"],
+                 ["--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"]):  # fmt: skip
+        done = subprocess.run([prefect, *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
+        deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d for d in client.read_deployments()}
+    assert set(deployments) == DEPLOYMENTS
+    for deployment in deployments.values():
+        assert deployment.work_pool_name == "relance"
+        assert deployment.entrypoint.startswith("flows/") and deployment.entrypoint.count(":") == 1
+        assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}]
+        assert [s.schedule.timezone for s in deployment.schedules] == ["Europe/Paris"]
