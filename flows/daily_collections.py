@@ -10,6 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows._common import current_flow_run_id
+from flows._lineage import flow_lineage
+from flows._notify_failure import notify_failure
 from flows.build_features import build_features
 from flows.import_call_outcomes import import_call_outcomes_flow
 from flows.ingest_receivables import ingest_receivables
@@ -20,6 +22,7 @@ from flows.score_invoices import score_invoices
 from flows.send_reminders import send_reminders
 from flows.train_model import train_model
 from flows.validate_receivables import validate_receivables
+from relance import openlineage as ol
 from relance.freshness import send_verdict, today_in
 from relance.lineage import git_sha, package_version
 from relance.runs import DailyResult, daily_run_lock
@@ -30,7 +33,7 @@ from relance.webhooks.load import drain as drain_provider_events
 T = TypeVar("T")
 
 
-@flow(name="daily-collections", log_prints=False)
+@flow(name="daily-collections", log_prints=False, on_failure=[notify_failure], on_crashed=[notify_failure])
 def daily_collections(
     as_of_date: date | None = None,
     settings: Settings | None = None,
@@ -49,7 +52,16 @@ def daily_collections(
     settings.ensure_dirs()
     as_of = parse_as_of(as_of_date, today_in(settings.timezone))  # the freshness guard's "today"
     with daily_run_lock(settings.data, as_of_date=as_of, what="daily-collections flow"):
-        return _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources)
+        # the daily run is the root of every OpenLineage run below it (its subflows find it as their parent)
+        with flow_lineage(settings, "daily-collections", as_of_date=as_of) as lineage:
+            result = _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources)
+            lineage.set_ids(
+                dbt_invocation_id=result.dbt_invocation_id, model_version=result.champion_version, git_sha=git_sha()
+            )
+            lineage.count(
+                batches_loaded=result.batches_loaded, scored=result.scored, reminders_sent=result.reminders_sent
+            )
+        return result
 
 
 def _daily(
@@ -60,6 +72,8 @@ def _daily(
 
     loads = ingest_receivables(settings)
     batch_ids = [b.batch_id for b in loads if b.status == "loaded"]
+    if (run := ol.current()) is not None:
+        run.set_ids(raw_batch_ids=batch_ids)
     # the gate: every batch not validated yet is validated now, and any batch that failed its contract (in this
     # run or an earlier one) stops the run here
     validation = validate_receivables(settings)

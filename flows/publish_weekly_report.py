@@ -16,12 +16,19 @@ from prefect import flow, get_run_logger
 
 from flows._common import current_flow_run_id
 from flows._finance_outputs import publish_outputs, raise_if_undelivered, require_figures
+from flows._notify_failure import notify_failure
 from relance.freshness import today_in
 from relance.runs import daily_run_lock
 from relance.settings import Settings, parse_as_of
 
 
-@flow(name="publish-weekly-report", retries=2, retry_delay_seconds=900)
+@flow(
+    name="publish-weekly-report",
+    retries=2,
+    retry_delay_seconds=900,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+)
 def publish_weekly_report(as_of_date: date | None = None) -> dict[str, str]:
     """Write and send the weekly finance report of ``as_of_date`` (default: today in ``RELANCE_TIMEZONE``).
 

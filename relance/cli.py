@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from relance import lineage_cli, servers
+from relance import lineage_cli, operator_cli, servers
 from relance.calls_cli import calls_app
 from relance.runs import DailyResult, RunInProgressError, StopRun, daily_run_lock
 from relance.settings import Settings, parse_as_of
@@ -52,6 +52,9 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(calls_app, name="calls")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(lineage_cli.app, name="lineage")
+app.command("serve")(operator_cli.serve)
+app.command("status")(operator_cli.status)
+app.command("backfill")(operator_cli.backfill)
 contacts_app = typer.Typer(
     help="Who must not be contacted, on which channel: set, lift and list suppressions.", no_args_is_help=True
 )
@@ -1303,6 +1306,8 @@ def ui(
         else:
             console.print("dbt docs    not generated yet (a daily run generates them)")
         console.print(f"GX docs     {settings.gx_dir}")
+        # the scheduled deployments of infra/prefect.yaml, listed paused (`relance serve` runs them)
+        operator_cli.register_deployments(f"http://127.0.0.1:{prefect_port}/api")
         servers.wait_until_one_exits(procs)
 
 

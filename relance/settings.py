@@ -540,6 +540,7 @@ class Settings(BaseSettings):
             self.dbt_dir,
             self.data / "risk_cache",
             self.lineage_dir,
+            self.data / "backfill.json",
         ]
 
     def ensure_dirs(self) -> None:
