@@ -58,10 +58,14 @@ class Table:
     title: str | None = None
     html_limit: int | None = None
     html_columns: tuple[str, ...] | None = None
+    xlsx_exclude: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         return self.frame.empty
+
+    def columns_for_xlsx(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.key not in self.xlsx_exclude)
 
     def columns_for_html(self) -> tuple[Column, ...]:
         if self.html_columns is None:
@@ -488,7 +492,7 @@ def forecast_sections(pack: FinancePack, language: str) -> list[Section]:
     t = lambda key, **kw: i18n.t(language, key, **kw)  # noqa: E731
     title = t("sec_forecast", weeks=pack.forecast_weeks_count)
     if pack.forecast_weeks is None:
-        why = t("not_available", relation="models.cashflow.cash_forecast")
+        why = t("forecast_unavailable")
         return [Section("forecast", title, unavailable=why)]
     weeks = _numeric(pack.forecast_weeks, ["expected", "p10", "p50", "p90", "invoice_count"])
     for c in ("week_start", "week_end"):
@@ -595,13 +599,25 @@ def at_risk_section(pack: FinancePack, language: str) -> Section:
     if event_date:
         frame["risk_event_date"] = pd.to_datetime(frame[event_date]).dt.date
         specs.append(("risk_event_date", "col_risk_event_date", "date"))
+    if event_type:  # the email has one narrow column for both: "director change (01/05/2026)"
+        frame["risk_event_text"] = [
+            f"{label} ({i18n.day(when, language)})" if label and when else label
+            for label, when in zip(frame["risk_event"], frame.get("risk_event_date", [None] * len(frame)), strict=True)
+        ]
+        specs.append(("risk_event_text", "col_risk_event"))
     table = Table(
         "at_risk",
         t("sheet_at_risk"),
         _cols(language, *specs),
         frame,
         html_limit=min(pack.top_n, 10),
-        html_columns=tuple(s[0] for s in specs if s[0] != "invoice_id"),
+        html_columns=tuple(
+            # the amounts carry their currency's symbol: the column itself is left to the workbook
+            s[0]
+            for s in specs
+            if s[0] not in ("currency", "invoice_id", "risk_event", "risk_event_date")
+        ),
+        xlsx_exclude=("risk_event_text",),
     )
     return Section("at-risk", t("sec_at_risk"), tables=(table,), empty_text=t("no_rows") if frame.empty else None)
 

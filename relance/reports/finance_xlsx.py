@@ -85,7 +85,7 @@ def _write_row(ws: Any, row: int, values: Iterable[Any], widths: dict[int, int],
 
 def _write_table(ws: Any, table: Table, language: str) -> None:
     widths: dict[int, int] = {}
-    columns: tuple[Column, ...] = table.columns
+    columns: tuple[Column, ...] = table.columns_for_xlsx()
     _write_row(
         ws,
         1,

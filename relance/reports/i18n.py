@@ -96,6 +96,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "intro_flash": "Les chiffres du jour, par devise. Le rapport complet part chaque lundi.",
         "not_available": "Non disponible : la relation {relation} n’existe pas encore dans cet entrepôt.",
         "no_rows": "Rien à afficher.",
+        "forecast_unavailable": "Non disponible : pas de prévision d’encaissements pour ce jour (son entrée, "
+        "serving.forecast_open_invoices, n’est pas dans cet entrepôt).",
         "more_rows": "… et {n} autre(s) ligne(s) dans le classeur joint.",
         "banner_model": "Aucun modèle n’a été entraîné pour ce rapport ; les probabilités viennent du modèle {model}. "
         "Raison : {note}",
@@ -288,6 +290,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "intro_flash": "Today's figures, per currency. The full report goes out every Monday.",
         "not_available": "Not available: the relation {relation} does not exist in this warehouse yet.",
         "no_rows": "Nothing to show.",
+        "forecast_unavailable": "Not available: no cash-in forecast for this day (its input, "
+        "serving.forecast_open_invoices, is not in this warehouse).",
         "more_rows": "… and {n} more row(s) in the attached workbook.",
         "banner_model": "No model was trained for this report; the probabilities come from model {model}. "
         "Reason: {note}",

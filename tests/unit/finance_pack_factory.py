@@ -192,6 +192,8 @@ def at_risk() -> pd.DataFrame:
         ],
     )
     frame["has_open_procedure"] = [False, True, False]
+    frame["latest_risk_event_type"] = ["director_change", None, None]
+    frame["latest_risk_event_date"] = [date(2026, 5, 1), None, None]
     frame.insert(0, "as_of_date", AS_OF)
     return frame
 

@@ -187,7 +187,7 @@ def test_a_relation_missing_on_an_older_warehouse_is_a_section_that_says_so() ->
     )
     assert "serving.report_late_payment_cost" in _section(doc, "late-cost").unavailable
     assert "serving.report_dso_trend" in _section(doc, "dso").unavailable
-    assert "cash_forecast" in _section(doc, "forecast").unavailable
+    assert "no cash-in forecast for this day" in _section(doc, "forecast").unavailable
     assert set(doc.charts) == {"aged"}
     # the simple DSO of serving.report_dso still reaches the key figures
     assert _figure(doc, "dso_simple_days").texts["EUR"] == "60.3 d"
@@ -232,6 +232,11 @@ def test_weekly_sections_in_order_and_html_limits() -> None:
     assert len(customers.frame) == 4 and list(customers.rows_for_html()["customer_id"]) == ["C1", "C2", "C4"]
     at_risk = _table(doc, "at_risk").frame
     assert at_risk.loc[at_risk["invoice_id"] == "I2", "customer"].iloc[0] == f"{EVIL} (insolvency proceedings)"
+    risk = _table(doc, "at_risk")
+    assert [c.label for c in risk.columns_for_xlsx()][-2:] == ["Latest event", "Event date"]
+    html = [c.key for c in risk.columns_for_html()]
+    assert "risk_event_text" in html and not {"currency", "invoice_id", "risk_event_date"} & set(html)
+    assert risk.frame.loc[0, "risk_event_text"] == "director change (1 May 2026)"
     forecast_notes = _section(doc, "forecast").notes
     assert "Covers open invoices only." not in forecast_notes and "Notes sheet" in forecast_notes[-1]
     assert doc.workbook_notes == ("Covers open invoices only.",)
