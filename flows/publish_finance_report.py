@@ -15,9 +15,12 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from flows._common import current_flow_run_id
 from flows._finance_outputs import Published, is_weekly_day, publish_outputs, raise_if_undelivered
+from flows._lineage import flow_lineage
+from relance import openlineage as ol
 from relance import ops
 from relance.reminders.experiment import holdout_effect
 from relance.reports.finance import FinanceReport, reminder_section, write_finance_report
+from relance.reports.finance_pack import RELATIONS
 from relance.settings import Settings
 from relance.warehouse import connection, read_for_date
 
@@ -66,6 +69,30 @@ def publish_finance_report(
     ``stale_sources``: company-risk sources without a recent good answer (a banner too). Emails go to each
     recipient group once per (kind, date, group); when one could not be sent, the run fails after everything
     else is written (``FinanceDeliveryError``) and a rerun sends only that one."""
+    reads = [ol.table(settings, r) for r in (*RELATIONS.values(), "serving.claim_declarations", "ops.risk_alerts")]
+    with flow_lineage(
+        settings, "publish-finance-report", as_of_date=as_of_date, inputs=reads, ids={"model_version": model_version}
+    ) as lineage:
+        report, published = _publish(settings, as_of_date, model_version, model_note, stale_sources, weekly)
+        files = (report.html_path, *report.csv_paths.values(), *report.html_paths.values(), *report.xlsx_paths.values())
+        lineage.add_outputs(ol.table(settings, "ops.report_runs"), *(ol.file_dataset(p) for p in files))
+        if report.emails:
+            lineage.add_outputs(
+                ol.sqlite_dataset(settings.notification_ledger),
+                ol.channel_dataset(settings, "email", outbox_dir=settings.finance_outbox),
+            )
+    raise_if_undelivered(published)
+    return report
+
+
+def _publish(
+    settings: Settings,
+    as_of_date: date,
+    model_version: str | None,
+    model_note: str | None,
+    stale_sources: dict[str, str] | None,
+    weekly: bool | None,
+) -> tuple[FinanceReport, list[Published]]:
     logger = get_run_logger()
     flow_run_id = current_flow_run_id()
     with connection(settings.warehouse) as con:
@@ -126,5 +153,4 @@ def publish_finance_report(
         xlsx_paths={f"{p.kind}_{lang}": path for p in published for lang, path in p.outputs.xlsx.items()},
         emails={f"{p.kind}:{d.group}": d.status for p in published for d in p.deliveries},
     )
-    raise_if_undelivered(published)
-    return report
+    return report, published
