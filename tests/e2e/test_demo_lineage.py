@@ -134,3 +134,35 @@ def test_the_tree_for_people_and_an_unknown_key(demo_run: DemoRun) -> None:
     unknown = _relance(demo_run, "lineage", "show", "INV-99999999")
     assert unknown.returncode == 1
     assert "no reminder, invoice or prediction named INV-99999999" in unknown.stdout + unknown.stderr
+
+
+def test_every_openlineage_event_of_the_demo_validates_against_the_spec(demo_run: DemoRun) -> None:
+    """The demo's OpenLineage events (the file transport, the default): every flow that reads or writes a dataset
+    and every dbt model is a job, and every event validates against ../shared/specs/openlineage (the spec and the
+    facet schemas it references); the subflows' parent is a daily-collections run, the root of them all."""
+    from relance.openlineage import EVENTS_FILE, read_events
+    from tests.conftest import require
+    from tests.lineage_spec import SPEC_DIR, validate_events
+
+    require(SPEC_DIR.is_dir(), f"OpenLineage spec not found at {SPEC_DIR}")
+    path = demo_run.data / "lineage" / EVENTS_FILE
+    events = read_events(path)
+    jobs = {e["job"]["name"] for e in events}
+    assert {
+        "relance.daily-collections",
+        "relance.ingest-receivables",
+        "relance.validate-receivables",
+        "relance.build-features",
+        "relance.train-model",
+        "relance.score-invoices",
+        "relance.send-reminders",
+        "relance.publish-finance-report",
+    } <= jobs
+    assert any(j.startswith("dbt.") for j in jobs)
+    daily_runs = {e["run"]["runId"] for e in events if e["job"]["name"] == "relance.daily-collections"}
+    assert demo_run.demo_result["flow_run_id"] in daily_runs
+    for e in events:
+        if e["job"]["name"] == "relance.send-reminders":
+            parent = e["run"]["facets"]["parent"]
+            assert parent["run"]["runId"] in daily_runs and parent["job"]["name"] == "relance.daily-collections"
+    assert validate_events(path) == []
