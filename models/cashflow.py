@@ -104,6 +104,7 @@ BACKTEST_COLUMNS: tuple[str, ...] = (
     "abs_error",
     "origin",
     "snapshot_date",
+    "model_snapshot_date",
     "weeks_ahead",
     *BAND_COLUMNS,
     "mean_abs_deviation",
@@ -592,6 +593,7 @@ class BacktestRun:
     skipped: dict[str, str]  # origin -> why it has no model forecast
     snapshots: list[date]  # the snapshots a model was fitted on
     payment_day_customers: int = 0  # run-day payers at the last origin
+    refit_every: int = 1  # origins between two fits
 
 
 def _empty_run(skipped: dict[str, str] | None = None) -> BacktestRun:
@@ -607,10 +609,15 @@ def backtest(
     seed: int = 0,
     simulations: int = SIMULATIONS,
     frame: pd.DataFrame | None = None,
+    refit_every: int = 1,
 ) -> BacktestRun:
     """The forecast of each of the last ``weeks`` weeks made at its origin, against the payments of that week (see
     the module docstring), and the oldest origin's forecast of all of them. ``frame``:
-    ``load_backtest_frame(con, train_rows="all")``, read when None."""
+    ``load_backtest_frame(con, train_rows="all")``, read when None. ``refit_every``: a model is fitted at every
+    such origin (1: every week, as the weekly retraining does); the origins between use the last one fitted, on
+    an earlier snapshot (still honest, a little staler: fewer fits on a large ledger)."""
+    if refit_every < 1:
+        raise ValueError(f"refit_every must be >= 1, got {refit_every}")
     if weeks <= 0:
         return _empty_run()
     if frame is None:
@@ -622,24 +629,26 @@ def backtest(
     payments = actual_payments(con, origins[0] + timedelta(days=1), as_of_date)
     models: dict[pd.Timestamp, Any] = {}
     first: Any = None
+    model: Any = None
+    fitted_on: date | None = None
     skipped: dict[str, str] = {}
     tables, horizon = [], pd.DataFrame(columns=list(BACKTEST_COLUMNS))
     n_payers = 0
-    for origin in origins:
+    for i, origin in enumerate(origins):
         snapshot = snapshot_for(origin, snapshots)
         if snapshot is None:
             skipped[origin.isoformat()] = "no feature snapshot on or before it"
             continue
         snap = snapshot.date()
         train = training_rows(frame, snap, train_rows="all")
-        if snapshot not in models:
-            if len(train) < MIN_TRAIN_ROWS or train[TARGET].nunique() < 2:
-                models[snapshot] = None
-            else:
-                models[snapshot] = _fit(train, seed, like=first)
+        if model is None or i % refit_every == 0:
+            if snapshot not in models:
+                enough = len(train) >= MIN_TRAIN_ROWS and train[TARGET].nunique() >= 2
+                models[snapshot] = _fit(train, seed, like=first) if enough else None
                 if first is None:
                     first = models[snapshot]
-        model = models[snapshot]
+            model = models[snapshot]
+            fitted_on = snap if model is not None else None
         if model is None:
             skipped[origin.isoformat()] = f"{len(train)} training row(s) before {snap}: too few to fit a model"
         rows = origin_rows(frame, snapshot)
@@ -647,15 +656,17 @@ def backtest(
         n_payers = len(days)
         common = dict(train=train, payment_days=days, payments=payments, simulations=simulations, seed=seed)
         week = scored_windows(rows, model, origin, week_windows(origin, 1), **common)
-        tables.append(week.assign(snapshot_date=snap))
+        tables.append(week.assign(snapshot_date=snap, model_snapshot_date=fitted_on))
         if origin == origins[0]:
             horizon = scored_windows(rows, model, origin, week_windows(origin, weeks), **common)
-            horizon = horizon.assign(snapshot_date=snap)
+            horizon = horizon.assign(snapshot_date=snap, model_snapshot_date=fitted_on)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(BACKTEST_COLUMNS))
     table = table.reindex(columns=list(BACKTEST_COLUMNS)).sort_values(["currency", "week_start"], kind="stable")
     horizon = horizon.reindex(columns=list(BACKTEST_COLUMNS)).sort_values(["currency", "week_start"], kind="stable")
     fitted = sorted(s.date() for s, m in models.items() if m is not None)
-    return BacktestRun(table.reset_index(drop=True), horizon.reset_index(drop=True), skipped, fitted, n_payers)
+    return BacktestRun(
+        table.reset_index(drop=True), horizon.reset_index(drop=True), skipped, fitted, n_payers, refit_every
+    )
 
 
 # --- the forecast -----------------------------------------------------------------------------------------------
@@ -669,9 +680,11 @@ def cash_forecast(
     backtest_weeks: int = 13,
     seed: int = 0,
     simulations: int = SIMULATIONS,
+    refit_every: int = 1,
 ) -> CashForecast:
     """The ``weeks``-week cash-in forecast of the invoices open on ``as_of_date`` and its backtest over the last
-    ``backtest_weeks`` weeks (0: none). See the module docstring for every definition."""
+    ``backtest_weeks`` weeks (0: none; ``refit_every``: see ``backtest``). See the module docstring for every
+    definition."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     open_rows = load_open_invoices(con, as_of_date)
@@ -683,7 +696,9 @@ def cash_forecast(
 
     t0 = time.perf_counter()
     try:
-        run = backtest(con, as_of_date, weeks=backtest_weeks, seed=seed, simulations=simulations)
+        run = backtest(
+            con, as_of_date, weeks=backtest_weeks, seed=seed, simulations=simulations, refit_every=refit_every
+        )
     except BacktestError as exc:  # a ledger too young to fit anything: the forecast stands without its backtest
         logger.warning("cash-in backtest not computed: %s", exc)
         run = _empty_run({"all": str(exc)})
@@ -787,8 +802,9 @@ def forecast_notes(
         notes.append(
             f"Backtest, {first} to {last}: each week forecast from the latest feature snapshot on or before the day "
             "before it, by a model fitted only on what was known then "
-            f"({len(run.snapshots)} snapshot(s), {run.snapshots[0] if run.snapshots else '-'} to "
-            f"{run.snapshots[-1] if run.snapshots else '-'}), against the payments booked that week on the invoices "
+            f"({len(run.snapshots)} fit(s) on snapshots from {run.snapshots[0] if run.snapshots else '-'} to "
+            f"{run.snapshots[-1] if run.snapshots else '-'}, every {run.refit_every} week(s) at most), against the "
+            "payments booked that week on the invoices "
             "open at the snapshot; WAPE = sum |forecast - actual| / sum actual. That is the forecast one week ahead; "
             "the 13-week view is the forecast made at the first origin for each of the weeks since."
         )

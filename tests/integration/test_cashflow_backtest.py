@@ -119,6 +119,7 @@ def test_each_backtest_week_against_the_ledger(forecast: cf.CashForecast, wareho
     assert eur["week_end"].iloc[-1] == AS_OF
     assert (eur["origin"] == eur["week_start"] - timedelta(days=1)).all()
     assert (eur["snapshot_date"] <= eur["origin"]).all()
+    assert (eur["model_snapshot_date"] == eur["snapshot_date"]).all()  # refit_every=1: each snapshot its own fit
     assert eur["snapshot_date"].nunique() < WEEKS  # a 28-day grid: several weeks share a snapshot
     with duckdb.connect(str(warehouse)) as con:
         for row in table.itertuples(index=False):
@@ -167,3 +168,15 @@ def test_what_is_learnt_after_an_origin_never_reaches_its_forecast(warehouse: Pa
         after = cf.backtest(con, AS_OF, weeks=1, simulations=200, frame=future.reset_index(drop=True)).table
     pd.testing.assert_frame_equal(before, after)
     assert np.isfinite(before["forecast"]).all()
+
+
+def test_fewer_fits_use_an_earlier_model(warehouse: Path) -> None:
+    """refit_every=4 over 4 weeks: one fit, on the first origin's snapshot, used by the later origins too."""
+    with duckdb.connect(str(warehouse)) as con:
+        run = cf.backtest(con, AS_OF, weeks=4, simulations=100, refit_every=4)
+        with pytest.raises(ValueError, match="refit_every"):
+            cf.backtest(con, AS_OF, weeks=4, refit_every=0)
+    eur = run.table.loc[run.table["currency"] == "EUR"]
+    assert len(run.snapshots) == 1 and eur["model_snapshot_date"].nunique() == 1
+    assert eur["model_snapshot_date"].iloc[0] == eur["snapshot_date"].iloc[0] == run.snapshots[0]
+    assert (eur["model_snapshot_date"] <= eur["snapshot_date"]).all() and eur["forecast"].notna().all()
