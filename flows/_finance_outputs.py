@@ -54,6 +54,24 @@ class Published:
     outputs: FinanceOutputs
     deliveries: list[Delivery]
     report_id: str
+    forecast: CashForecast | None = None
+
+    def forecast_wape(self) -> dict[str, str]:
+        """The cash-in forecast's backtest WAPE per currency beside its baselines and the floor a perfect forecast
+        would still show, as one line each for a person (empty without a backtest: the flash has none)."""
+        f = self.forecast
+        if f is None or not f.wape:
+            return {}
+
+        def pct(v: float | None) -> str:
+            return "n/a" if v is None or v != v else f"{v:.1%}"
+
+        return {
+            cur: f"{pct(w)} over {len(f.backtest[f.backtest['currency'] == cur])} week(s) "
+            f"(due date {pct(f.baselines.get('due_date', {}).get(cur))}, customer mean "
+            f"{pct(f.baselines.get('customer_mean', {}).get(cur))}, floor {pct(f.noise_wape.get(cur))})"
+            for cur, w in sorted(f.wape.items())
+        }
 
 
 def is_weekly_day(as_of_date: date) -> bool:
@@ -82,6 +100,7 @@ def _forecast(con: Any, settings: Settings, as_of_date: date, kind: Kind) -> Cas
             as_of_date,
             weeks=settings.forecast_weeks,
             backtest_weeks=settings.forecast_backtest_weeks if kind == "weekly" else 0,
+            refit_every=settings.forecast_refit_every_weeks,
         )
     except CashForecastError as exc:  # a warehouse built before the forecast's input relation
         log.warning("no cash-in forecast in the finance %s: %s", kind, exc)
@@ -101,10 +120,11 @@ def publish_outputs(
     """Write, record, email and publish the ``kind`` outputs of ``as_of_date`` (see the module docstring)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     with connection(settings.warehouse) as con:
+        forecast = _forecast(con, settings, as_of_date, kind)
         pack = load_finance_pack(
             con,
             as_of_date,
-            forecast=_forecast(con, settings, as_of_date, kind),
+            forecast=forecast,
             model_version=model_version,
             model_note=model_note,
             stale_sources=dict(stale_sources or {}),
@@ -150,7 +170,7 @@ def publish_outputs(
         table=outputs.summary_rows,
         description=f"Finance {kind} key figures per currency as of {as_of_date}",
     )
-    return Published(kind, outputs, deliveries, report_id)
+    return Published(kind, outputs, deliveries, report_id, forecast)
 
 
 def raise_if_undelivered(published: Sequence[Published]) -> None:

@@ -40,13 +40,15 @@ def daily_collections(
     full_refresh_features: bool = False,
     send_backfill: bool = False,
     allow_stale_sources: bool = False,
+    weekly_report: bool | None = None,
 ) -> DailyResult:
     """One day of collections. Re-running a date is safe: loads are idempotent and sends exactly-once; two runs on
     one data directory at the same time are not (the second refuses at once, see ``relance.runs``).
 
     ``full_refresh_features`` rebuilds every training snapshot from raw instead of only the new ones. Reminders go
     out only when the as-of date is today and every source is fresh (``relance.freshness``); ``send_backfill``
-    and ``allow_stale_sources`` lift one check each.
+    and ``allow_stale_sources`` lift one check each. ``weekly_report``: write and email the weekly finance report
+    too (None: on Mondays; the flash goes out every day).
     """
     settings = settings or Settings()
     settings.ensure_dirs()
@@ -54,7 +56,7 @@ def daily_collections(
     with daily_run_lock(settings.data, as_of_date=as_of, what="daily-collections flow"):
         # the daily run is the root of every OpenLineage run below it (its subflows find it as their parent)
         with flow_lineage(settings, "daily-collections", as_of_date=as_of) as lineage:
-            result = _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources)
+            result = _daily(settings, as_of, full_refresh_features, send_backfill, allow_stale_sources, weekly_report)
             lineage.set_ids(
                 dbt_invocation_id=result.dbt_invocation_id, model_version=result.champion_version, git_sha=git_sha()
             )
@@ -65,7 +67,12 @@ def daily_collections(
 
 
 def _daily(
-    settings: Settings, as_of: date, full_refresh_features: bool, send_backfill: bool, allow_stale_sources: bool
+    settings: Settings,
+    as_of: date,
+    full_refresh_features: bool,
+    send_backfill: bool,
+    allow_stale_sources: bool,
+    weekly_report: bool | None,
 ) -> DailyResult:
     logger = get_run_logger()
     logger.info("daily collections as of %s, data in %s", as_of, settings.data)
@@ -137,6 +144,7 @@ def _daily(
         scoring.model_version,
         model_note=None if trained.trained else trained.reason,
         stale_sources=risk.stale if risk else None,
+        weekly=weekly_report,
     )
 
     return DailyResult(
@@ -161,6 +169,7 @@ def _daily(
         reminders_blocked=blocked,
         alerts_new=alerts.new_alerts if alerts else 0,
         claims_to_declare=alerts.claims_open if alerts else 0,
+        forecast_wape="; ".join(f"{cur} {text}" for cur, text in report.forecast_wape.items()),
     )
 
 

@@ -152,5 +152,6 @@ def _publish(
         html_paths={f"{p.kind}_{lang}": path for p in published for lang, path in p.outputs.html.items()},
         xlsx_paths={f"{p.kind}_{lang}": path for p in published for lang, path in p.outputs.xlsx.items()},
         emails={f"{p.kind}:{d.group}": d.status for p in published for d in p.deliveries},
+        forecast_wape={cur: text for p in published for cur, text in p.forecast_wape().items()},
     )
     return report, published

@@ -165,6 +165,7 @@ def _run_daily(
     full_refresh: bool = False,
     send_backfill: bool = False,
     allow_stale_sources: bool = False,
+    weekly_report: bool | None = None,
 ) -> DailyResult:
     """The daily flow, under the data directory's lock, taken before Prefect starts so a second run refuses at
     once (exit code 3) instead of after a server start-up."""
@@ -181,6 +182,7 @@ def _run_daily(
                     full_refresh_features=full_refresh,
                     send_backfill=send_backfill,
                     allow_stale_sources=allow_stale_sources,
+                    weekly_report=weekly_report,
                 )
     except RunInProgressError as exc:
         console.print(f"[bold red]refused:[/] {escape(str(exc))}")
@@ -331,6 +333,14 @@ def run_daily(
             help="Send reminders although a source brought no new data within RELANCE_MAX_SOURCE_AGE_HOURS.",
         ),
     ] = False,
+    weekly_report: Annotated[
+        bool | None,
+        typer.Option(
+            "--weekly-report/--no-weekly-report",
+            help="Write and email the weekly finance report too (default: on Mondays; the flash goes every day).",
+            show_default=False,
+        ),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Run the daily collections pipeline once. Re-running a date sends nothing new; a second run on the same data
@@ -342,7 +352,12 @@ def run_daily(
     day = _as_of(as_of, _today(settings))
     _check_sources(settings)
     result = _run_daily(
-        settings, day, full_refresh=full_refresh, send_backfill=send_backfill, allow_stale_sources=allow_stale_sources
+        settings,
+        day,
+        full_refresh=full_refresh,
+        send_backfill=send_backfill,
+        allow_stale_sources=allow_stale_sources,
+        weekly_report=weekly_report,
     )
     _print_result(result, json_path)
 
@@ -923,12 +938,17 @@ def demo(
             file_format="csv",
         )
     t0 = time.perf_counter()
-    # the demo's ledger ends on a fixed date, so its run is a backfill: it sends anyway, to the local outbox
-    result = _run_daily(settings, DEMO_END_DATE, send_backfill=True)
+    # the demo's ledger ends on a fixed date, so its run is a backfill: it sends anyway, to the local outbox; and it
+    # shows the weekly finance report (with the forecast's backtest) although its date is a Saturday
+    result = _run_daily(settings, DEMO_END_DATE, send_backfill=True, weekly_report=True)
     _print_result(result, json_path)
     console.print(f"\n[bold green]Demo done[/] in {time.perf_counter() - t0:.0f}s. Where to look:")
     console.print(f"  outbox (emails as SendGrid JSON, letters, call list): {settings.outbox}")
     console.print(f"  finance report: {result.report_html}")
+    day_dir = result.report_html.parent
+    console.print(f"  flash and weekly report (HTML + XLSX, fr/en): {day_dir / 'flash'}, {day_dir / 'weekly'}")
+    console.print(f"  emails to finance: {settings.finance_outbox / 'email'}")
+    console.print("  lineage of a reminder: relance lineage show <key> (an outbox file name); status: relance status")
     console.print(f"  dbt docs: {settings.dbt_target_dir / 'index.html'}")
     console.print(f"  GX data docs: {settings.gx_dir}")
     console.print("  Prefect UI + MLflow UI: [bold]make ui[/] (or `relance ui`)")

@@ -133,6 +133,8 @@ class DailyResult:
     reminders_blocked: int = 0
     alerts_new: int = 0
     claims_to_declare: int = 0
+    #: the weekly report's cash-in forecast against what was paid, past 13 weeks (blank when no weekly report)
+    forecast_wape: str = ""
 
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) pairs in field order, for a table on screen or a Prefect artifact."""

@@ -357,6 +357,13 @@ class Settings(BaseSettings):
     forecast_backtest_weeks: int = Field(
         default=13, ge=1, le=52, description="Past weeks the forecast is scored on against what was actually paid."
     )
+    forecast_refit_every_weeks: int = Field(
+        default=4,
+        ge=1,
+        le=13,
+        description="The backtest fits a model every this many weeks (each on labels known before its own date; "
+        "the weeks between use the last one): 1 is the closest to a weekly retraining, 4 costs a third of the time.",
+    )
 
     # --- lineage (OpenLineage) and where people open things -------------------------------------
     openlineage_transport: Literal["file", "http", "none"] = Field(

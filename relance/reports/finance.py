@@ -103,6 +103,8 @@ class FinanceReport:
     html_paths: dict[str, Path] = field(default_factory=dict)
     xlsx_paths: dict[str, Path] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
+    #: the weekly report's cash-in forecast backtest, per currency: WAPE beside its baselines (empty on other days)
+    forecast_wape: dict[str, str] = field(default_factory=dict)
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], relation: str) -> None:
