@@ -954,7 +954,7 @@ def _mlflow_client(uri: str, run_id: str, model_name: str | None, model_version:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # never a registry URI set elsewhere in the process
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:

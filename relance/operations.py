@@ -637,13 +637,18 @@ def pending_calls(
 
 def champion_status(tracking_uri: str, model_name: str, *, now: datetime, ui_url: str) -> dict[str, Any]:
     """The model version that holds ``@champion`` and how old it is (since it was registered), or why none."""
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+    # sqlite:////abs/mlflow.db?password=...: the file, without the query string (SQLite ignores it, the path does not)
+    if (
+        tracking_uri.startswith("sqlite:///")
+        and not Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).exists()
+    ):
         return {"model_name": model_name, "version": None, "note": "no model registry yet (no daily run)"}
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     try:
-        version = MlflowClient(tracking_uri).get_model_version_by_alias(model_name, "champion")
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # never a registry set elsewhere
+        version = client.get_model_version_by_alias(model_name, "champion")
     except MlflowException as exc:
         return {"model_name": model_name, "version": None, "note": f"no champion: {str(exc).splitlines()[0]}"}
     created = datetime.fromtimestamp(int(version.creation_timestamp) / 1000, UTC).replace(tzinfo=None)

@@ -84,7 +84,9 @@ def data_dir(demo_raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory)
         ledger.claim("call-task-1", "call", customer_id="C9", step="call", at=now)
         ledger.sent("call-task-1", provider_message_id=None, outbox_path="calls/x.csv", attempts=1, at=now)
     (data / "mlflow").mkdir(exist_ok=True)
-    registry = MlflowClient(f"sqlite:///{data / 'mlflow' / 'mlflow.db'}")
+    uri = f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
+    # both URIs: a registry URI another test of the session set globally must not be the one written to
+    registry = MlflowClient(tracking_uri=uri, registry_uri=uri)
     registry.create_registered_model("payment_delay")
     registry.create_model_version("payment_delay", str(data / "mlflow"), tags={"relance.kind": "lightgbm"})
     registry.set_registered_model_alias("payment_delay", "champion", "1")

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
 from flows.train_model import fallback_markdown, train_model
 from models.contract import TARGET
@@ -67,9 +67,12 @@ def test_the_train_flow_publishes_the_notice_as_an_artifact(tmp_path: Path, pref
     with duckdb.connect(str(settings.warehouse)) as con:
         write_tables(con, feats, labels)
 
-    result = train_model(settings, RUN_AS_OF, {"git.sha": "abc"})  # under the session's test API (prefect_api)
-    artifacts = asyncio.run(_artifacts("model-not-trained"))
-    tables = asyncio.run(_artifacts("model-comparison"))
+    # under the session's test API (prefect_api), which other tests' flows share: read this run's artifacts only
+    state = train_model(settings, RUN_AS_OF, {"git.sha": "abc"}, return_state=True)
+    result = state.result()
+    run_id = state.state_details.flow_run_id
+    artifacts = asyncio.run(_artifacts("model-not-trained", run_id))
+    tables = asyncio.run(_artifacts("model-comparison", run_id))
 
     assert not result.trained and result.fallback == FALLBACK_BASELINE
     (artifact,) = artifacts
@@ -79,6 +82,10 @@ def test_the_train_flow_publishes_the_notice_as_an_artifact(tmp_path: Path, pref
     assert len(tables) == 1 and "Nothing trained" in (tables[0].description or "")
 
 
-async def _artifacts(key: str) -> list:
+async def _artifacts(key: str, flow_run_id) -> list:
     async with get_client() as client:
-        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
+        )
